@@ -1,0 +1,3 @@
+from flowvq_cli.cli import main
+
+main()

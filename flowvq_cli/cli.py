@@ -1,0 +1,145 @@
+"""The ``flowvq`` command line: parse arguments, call the library, show progress.
+
+Nothing here does real work: every command is a thin wrapper over a library function, so anything the
+CLI does is callable from Python. Heavy modules (numpy, torch, mediapipe) are imported inside the
+commands, so ``flowvq --version`` and ``--help`` answer instantly.
+
+Results go to stdout; progress, warnings and hints go to stderr. Known failures
+(:class:`flowvq_cli.errors.FlowVQError`) print one line and exit 1 (usage errors exit 2); set
+``FLOWVQ_DEBUG=1`` to see the full traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from flowvq_cli import __version__
+from flowvq_cli.errors import FlowVQError
+
+DEBUG_ENV = "FLOWVQ_DEBUG"
+
+app = typer.Typer(
+    name="flowvq",
+    help="FlowVQ: emotional talking-face videos from one photo, one speech recording and an emotion.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"flowvq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """FlowVQ: emotional talking-face videos from one photo, one speech recording and an emotion."""
+
+
+ANALYZE_EXAMPLES = """
+Examples:
+
+  flowvq analyze examples/face.png
+
+  flowvq analyze clip.mp4 --out clip.npz --csv clip.csv --overlay clip_mesh.mp4
+
+  flowvq analyze face.png --json --face-index 1
+"""
+
+
+@app.command(epilog=ANALYZE_EXAMPLES)
+def analyze(
+    input: Annotated[Path, typer.Argument(help="A photo (png, jpg, ...) or a video (mp4, mov, ...).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write coefficients (T, 58), identity mesh, crop transform, fps.")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write one row per frame, ARKit blendshape columns (Live Link Face).")
+    ] = None,
+    overlay: Annotated[
+        Path | None, typer.Option("--overlay", help="Draw the fitted mesh on the input (PNG for a photo, MP4 for a video).")
+    ] = None,
+    face_index: Annotated[
+        int, typer.Option("--face-index", min=0, help="Which face when there are several (0 = largest).")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, max=52, help="How many blendshapes to list.")] = 5,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Fit FlowVQ's face model to a photo or video: head pose and the 52 ARKit blendshapes per frame."""
+    from flowvq_cli.face import analyze as analysis_mod
+
+    outputs = [p for p in (out, csv, overlay) if p is not None]
+    analysis_mod.check_outputs(outputs, force=force)
+    result = analysis_mod.analyze(input, face_index=face_index, progress=not quiet)
+    if out is not None:
+        analysis_mod.save_npz(result, out, force=force)
+    if csv is not None:
+        analysis_mod.save_csv(result, csv, force=force)
+    if overlay is not None:
+        analysis_mod.save_overlay(result, overlay, force=force, progress=not quiet)
+    summary = analysis_mod.summarize(result, top=top)
+    summary["outputs"] = {k: str(v) for k, v in (("npz", out), ("csv", csv), ("overlay", overlay)) if v is not None}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(analysis_mod.format_summary(summary))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings are one line on stderr, without the source location."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``flowvq`` console script: maps known failures to one line and an exit code."""
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if not debug:
+        warnings.showwarning = _show_warning
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: bad option, missing argument
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except FlowVQError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; rerun with {DEBUG_ENV}=1 "
+            "for the traceback and report it)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

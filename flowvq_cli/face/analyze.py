@@ -1,0 +1,306 @@
+"""Photo/video → per-frame FlowVQ coefficients (the library side of ``flowvq analyze``).
+
+One pipeline for both kinds of input: MediaPipe landmarks in image pixels → similarity alignment to
+the 256² crop template → landmarks in crop pixels → face-model fit (pose + 52 ARKit blendshapes, and
+the subject's neutral identity mesh). A photo is one frame; a video is tracked frame by frame and its
+identity is estimated robustly over all frames.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flowvq_cli.errors import FaceNotFoundError, InputError, OutputError
+from flowvq_cli.face import align, rig
+from flowvq_cli.face.fit import fit_landmarks
+
+N_MESH = 468  # FaceMesh vertices the face model uses (the 10 iris points are not part of it)
+LIVE_LINK_EXTRA = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+                   "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
+OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What ``analyze`` found in one input.
+
+    coeffs: (T, 58) float32 — exp[0:52] ARKit weights, pose[52:58] (pitch, yaw, roll, tx, ty, log_scale).
+    identity: (468, 3) float32 — the subject's frontalised neutral mesh (canonical units).
+    landmarks: (T, 478, 3) float32 — MediaPipe landmarks in image pixels (NaN where the face was lost).
+    crop_matrix: (T, 2, 3) float32 — similarity image → 256² crop, per frame.
+    valid: (T,) bool — frames where a face was tracked (others hold the nearest valid frame's fit).
+    """
+
+    source: Path
+    kind: str  # "image" or "video"
+    coeffs: np.ndarray
+    identity: np.ndarray
+    landmarks: np.ndarray
+    crop_matrix: np.ndarray
+    valid: np.ndarray
+    fps: float
+    image_size: tuple[int, int]  # (width, height)
+
+
+def check_outputs(paths: list[Path], *, force: bool) -> None:
+    """Fail before any work if an output exists (without ``force``) or its folder is unusable."""
+    for p in paths:
+        p = Path(p)
+        if p.exists() and not force:
+            raise OutputError(f"{p} already exists; pass --force to overwrite it")
+        parent = p.parent if str(p.parent) else Path(".")
+        if parent.exists() and not os.access(parent, os.W_OK):
+            raise OutputError(f"cannot write {p}: folder {parent} is read-only")
+
+
+def analyze(path: str | Path, *, face_index: int = 0, progress: bool = False) -> Analysis:
+    """Analyse a photo or a video file (decided by its content/extension)."""
+    from flowvq_cli.video import is_video
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; pass a photo or a video file")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; pass a photo or a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes); pass a photo or a video file")
+    if is_video(path):
+        return analyze_video(path, face_index=face_index, progress=progress)
+    return analyze_image(path, face_index=face_index)
+
+
+def analyze_image(path: str | Path, *, face_index: int = 0) -> Analysis:
+    """Analyse one photo: landmarks → crop → fit (identity from the photo itself)."""
+    from flowvq_cli.face.detect import landmarks_image
+    from flowvq_cli.image import load_image
+
+    path = Path(path)
+    rgb = load_image(path)
+    lm = landmarks_image(rgb, face_index=face_index, source=str(path)).points  # (478, 3)
+    alignment = align.estimate_alignment(lm)
+    crop_lm = align.transform_landmarks(lm[:N_MESH], alignment)  # (468, 3) crop pixels
+    fit = fit_landmarks(crop_lm[None])
+    h, w = rgb.shape[:2]
+    return Analysis(
+        source=path, kind="image", coeffs=fit.coeffs.astype(np.float32), identity=fit.identity,
+        landmarks=lm[None].astype(np.float32), crop_matrix=alignment.matrix[None].astype(np.float32),
+        valid=np.ones(1, bool), fps=0.0, image_size=(w, h),
+    )
+
+
+def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = False) -> Analysis:
+    """Analyse a video: tracked landmarks per frame, smoothed crops, identity estimated over frames."""
+    from flowvq_cli.face.detect import VideoLandmarker
+    from flowvq_cli.video import iter_frames, probe_video
+
+    path = Path(path)
+    info = probe_video(path)
+    frames = _progress(iter_frames(path), info.n_frames, "analysing", enabled=progress)
+    with VideoLandmarker(face_index=face_index, source=str(path)) as tracker:
+        lms = np.stack([tracker.process(f) for f in frames]).astype(np.float32)  # (T, 478, 3)
+    valid = ~np.isnan(lms).any(axis=(1, 2))
+    if not valid.any():
+        raise FaceNotFoundError(
+            f"no face found in any frame of {path}; pass a video with one clearly visible, roughly frontal face"
+        )
+    alignments = align.smooth_alignments([align.estimate_alignment(lm) if ok else None
+                                          for lm, ok in zip(lms, valid, strict=True)])
+    crop_lm = np.stack([align.transform_landmarks(lm[:N_MESH], a) for lm, a in zip(lms, alignments, strict=True)])
+    fit = fit_landmarks(crop_lm[valid])
+    coeffs = _fill_invalid(fit.coeffs, valid)
+    return Analysis(
+        source=path, kind="video", coeffs=coeffs.astype(np.float32), identity=fit.identity,
+        landmarks=lms, crop_matrix=np.stack([a.matrix for a in alignments]).astype(np.float32),
+        valid=valid, fps=float(info.fps), image_size=(info.width, info.height),
+    )
+
+
+def _fill_invalid(coeffs_valid: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Spread the fits of valid frames over all T frames: each lost frame takes its nearest valid one."""
+    idx_valid = np.flatnonzero(valid)
+    nearest = np.abs(np.arange(len(valid))[:, None] - idx_valid[None, :]).argmin(axis=1)  # (T,)
+    return coeffs_valid[nearest]
+
+
+def _progress(it: Iterator, total: int | None, label: str, *, enabled: bool) -> Iterator:
+    if not enabled:
+        yield from it
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total or None)
+        for item in it:
+            yield item
+            bar.advance(task)
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+def _atomic_target(path: Path, *, force: bool) -> Path:
+    path = Path(path)
+    check_outputs([path], force=force)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_atomic(path: Path, write) -> None:  # noqa: ANN001 - write(tmp_path) callback
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_npz(a: Analysis, path: str | Path, *, force: bool = False) -> None:
+    """Coefficients (T, 58), identity (468, 3), landmarks, crop transforms, fps and the layout version."""
+    path = _atomic_target(Path(path), force=force)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh, coeffs=a.coeffs, identity=a.identity, landmarks=a.landmarks, crop_matrix=a.crop_matrix,
+                valid=a.valid, fps=np.float32(a.fps), image_size=np.asarray(a.image_size, np.int32),
+                coeff_layout_version=np.int32(rig.COEFF_LAYOUT_VERSION), exp_names=np.asarray(rig.ARKIT_NAMES),
+                pose_names=np.asarray(rig.POSE_NAMES),
+            )
+
+    _write_atomic(path, write)
+
+
+def live_link_header() -> list[str]:
+    """Live Link Face's CSV columns: Timecode, BlendShapeCount, 52 blendshapes, head and eye rotations."""
+    shapes = [n[0].upper() + n[1:] for n in rig.ARKIT_NAMES]
+    return ["Timecode", "BlendShapeCount", *shapes, *LIVE_LINK_EXTRA]
+
+
+def _timecode(frame: int, fps: float) -> str:
+    fps_i = max(1, round(fps))
+    seconds, ff = divmod(frame, fps_i)
+    hh, rem = divmod(seconds, 3600)
+    mm, ss = divmod(rem, 60)
+    return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}.000"
+
+
+def save_csv(a: Analysis, path: str | Path, *, force: bool = False) -> None:
+    """One row per frame in Live Link Face's column order. Head rotations are in radians; eye rotations
+    are not estimated by the face model (gaze lives in the eyeLook* blendshapes) and are written as 0."""
+    path = _atomic_target(Path(path), force=force)
+    fps = a.fps if a.fps > 0 else 25.0
+    pitch, yaw, roll = (rig.POSE_NAMES.index(n) for n in ("pitch", "yaw", "roll"))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(live_link_header())
+            for t, c in enumerate(a.coeffs):
+                pose = c[rig.N_EXP:]
+                head = [pose[yaw], pose[pitch], pose[roll]]
+                w.writerow([_timecode(t, fps), len(LIVE_LINK_EXTRA) + rig.N_EXP,
+                            *(f"{v:.6f}" for v in c[: rig.N_EXP]), *(f"{v:.6f}" for v in head), *["0"] * 6])
+
+    _write_atomic(path, write)
+
+
+def fitted_mesh_image(a: Analysis, t: int) -> np.ndarray:
+    """The fitted model mesh of frame ``t`` in image pixels: (468, 2)."""
+    crop_pts = rig.synthesize(a.identity, a.coeffs[t : t + 1])[0]  # (468, 3) crop pixels
+    m = np.vstack([a.crop_matrix[t].astype(np.float64), [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(m)[:2]  # (2, 3) crop → image
+    return crop_pts[:, :2] @ inv[:, :2].T + inv[:, 2]
+
+
+def draw_mesh(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Draw the mesh's triangle edges (and vertices) on a copy of ``rgb`` (H, W, 3) uint8."""
+    import cv2
+
+    from flowvq_cli.face.canonical import load_canonical
+
+    tris = load_canonical().triangles  # (898, 3)
+    out = np.ascontiguousarray(rgb.copy())
+    scale = max(1, round(max(out.shape[:2]) / 512))
+    poly = np.round(pts[tris][:, :, :2] * 16).astype(np.int32)  # 4 fractional bits for sub-pixel lines
+    cv2.polylines(out, list(poly), isClosed=True, color=OVERLAY_COLOR, thickness=scale, lineType=cv2.LINE_AA,
+                  shift=4)
+    return out
+
+
+def save_overlay(a: Analysis, path: str | Path, *, force: bool = False, progress: bool = False) -> None:
+    """PNG with the fitted mesh for a photo; MP4 (same fps, original audio) for a video."""
+    path = Path(path)
+    if a.kind == "image":
+        from flowvq_cli.image import load_image, save_image
+
+        path = _atomic_target(path, force=force)
+        drawn = draw_mesh(load_image(a.source), fitted_mesh_image(a, 0))
+        suffix = path.suffix or ".png"
+        _write_atomic(path, lambda tmp: save_image(tmp.with_suffix(suffix) if not tmp.suffix else tmp, drawn))
+        return
+    from flowvq_cli.video import VideoWriter, iter_frames, probe_video
+
+    check_outputs([path], force=force)
+    info = probe_video(a.source)
+    w, h = a.image_size
+    frames = _progress(iter_frames(a.source), len(a.coeffs), "overlay", enabled=progress)
+    audio = a.source if info.has_audio else None
+    with VideoWriter(path, fps=a.fps, size=(w, h), audio_path=audio, force=force) as writer:
+        for t, frame in enumerate(frames):
+            if t >= len(a.coeffs):
+                break
+            writer.write(draw_mesh(frame, fitted_mesh_image(a, t)) if a.valid[t] else frame)
+
+
+# ---------------------------------------------------------------------------------------------- summary
+
+
+def summarize(a: Analysis, *, top: int = 5) -> dict:
+    """A JSON-ready summary: pose in degrees (mean / min / max over frames) and the strongest blendshapes."""
+    exp = a.coeffs[:, : rig.N_EXP]
+    pose = a.coeffs[:, rig.N_EXP :]
+    angles = {}
+    for i, name in enumerate(rig.POSE_NAMES[:3]):
+        deg = np.degrees(pose[:, i])
+        angles[name] = {"mean": round(float(deg.mean()), 2), "min": round(float(deg.min()), 2),
+                        "max": round(float(deg.max()), 2)}
+    mean_exp = exp.mean(axis=0)
+    order = np.argsort(-mean_exp)[:top]
+    return {
+        "input": str(a.source),
+        "kind": a.kind,
+        "frames": int(len(a.coeffs)),
+        "frames_with_face": int(a.valid.sum()),
+        "fps": a.fps if a.kind == "video" else None,
+        "image_size": list(a.image_size),
+        "pose_degrees": angles,
+        "translation_scale": {n: round(float(pose[:, i].mean()), 4) for i, n in enumerate(rig.POSE_NAMES[3:], 3)},
+        "top_blendshapes": {rig.ARKIT_NAMES[i]: round(float(mean_exp[i]), 3) for i in order},
+        "coeff_layout_version": rig.COEFF_LAYOUT_VERSION,
+    }
+
+
+def format_summary(s: dict) -> str:
+    """Human-readable lines for stdout."""
+    lines = [f"{s['input']}: {s['kind']}, {s['frames']} frame(s)"
+             + (f" at {s['fps']:.2f} fps, face in {s['frames_with_face']}" if s["kind"] == "video" else "")]
+    pose = s["pose_degrees"]
+    if s["frames"] == 1:
+        lines.append("pose: " + ", ".join(f"{k} {v['mean']:+.1f}°" for k, v in pose.items()))
+    else:
+        lines.append("pose (mean [min, max]): "
+                     + ", ".join(f"{k} {v['mean']:+.1f}° [{v['min']:+.1f}, {v['max']:+.1f}]" for k, v in pose.items()))
+    lines.append("strongest blendshapes: " + ", ".join(f"{k} {v:.2f}" for k, v in s["top_blendshapes"].items()))
+    for kind, p in s.get("outputs", {}).items():
+        lines.append(f"wrote {kind}: {p}")
+    return "\n".join(lines)
