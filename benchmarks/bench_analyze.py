@@ -19,7 +19,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine  # noqa: E402
+from common import REPO, machine
 
 
 def make_video(path: Path, seconds: float, size: int, fps: int = 25) -> None:

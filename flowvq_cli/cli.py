@@ -73,7 +73,8 @@ def analyze(
         Path | None, typer.Option("--csv", help="Write one row per frame, ARKit blendshape columns (Live Link Face).")
     ] = None,
     overlay: Annotated[
-        Path | None, typer.Option("--overlay", help="Draw the fitted mesh on the input (PNG for a photo, MP4 for a video).")
+        Path | None,
+        typer.Option("--overlay", help="Draw the fitted mesh on the input (PNG for a photo, MP4 for a video)."),
     ] = None,
     face_index: Annotated[
         int, typer.Option("--face-index", min=0, help="Which face when there are several (0 = largest).")
@@ -103,7 +104,7 @@ def analyze(
         typer.echo(analysis_mod.format_summary(summary))
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings are one line on stderr, without the source location."""
     print(f"warning: {message}", file=sys.stderr)
 

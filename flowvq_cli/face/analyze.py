@@ -153,7 +153,7 @@ def _atomic_target(path: Path, *, force: bool) -> Path:
     return path
 
 
-def _write_atomic(path: Path, write) -> None:  # noqa: ANN001 - write(tmp_path) callback
+def _write_atomic(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -279,7 +279,7 @@ def summarize(a: Analysis, *, top: int = 5) -> dict:
     return {
         "input": str(a.source),
         "kind": a.kind,
-        "frames": int(len(a.coeffs)),
+        "frames": len(a.coeffs),
         "frames_with_face": int(a.valid.sum()),
         "fps": a.fps if a.kind == "video" else None,
         "image_size": list(a.image_size),
