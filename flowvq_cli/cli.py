@@ -11,14 +11,17 @@ Results go to stdout; progress, warnings and hints go to stderr. Known failures
 
 from __future__ import annotations
 
+import atexit
+import io
 import json
 import os
+import re
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from flowvq_cli import __version__
@@ -109,19 +112,56 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+_NATIVE_NOISE = re.compile(
+    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+    r"|[IW]\d{4} \d\d:\d\d:\d\d)"
+)
+
+
+def _filter_native_stderr() -> None:
+    """Keep MediaPipe's C++ chatter off the terminal for the whole process.
+
+    Native libraries log straight to file descriptor 2, sometimes from background threads after a call
+    returned. fd 2 becomes a pipe read by a thread that drops glog INFO/WARNING lines and TFLite notices
+    and passes everything else on; Python's own ``sys.stderr`` writes to the real stderr directly.
+    """
+    try:
+        real = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        return
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), encoding="utf-8", errors="replace",
+                                  line_buffering=True)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode(errors="replace")
+                if not _NATIVE_NOISE.match(line):
+                    sys.stderr.write(line)
+
+    thread = threading.Thread(target=pump, name="flowvq-stderr-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        os.close(2)  # the pump sees end-of-file once native code holds no other copy
+        thread.join(timeout=0.5)
+
+    atexit.register(drain)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``flowvq`` console script: maps known failures to one line and an exit code."""
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if not debug:
         warnings.showwarning = _show_warning
+        _filter_native_stderr()
     try:
-        code = app(args=argv, standalone_mode=False)
-    except click.ClickException as exc:  # usage errors: bad option, missing argument
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        # Standalone mode: Typer itself reports usage errors (exit 2), --help and --version (exit 0).
+        app(args=argv, prog_name="flowvq")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -139,8 +179,6 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
-
 
 if __name__ == "__main__":
     main()

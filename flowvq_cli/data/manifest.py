@@ -23,11 +23,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from flowvq_cli.errors import InputError
+from flowvq_cli.labels import EMOTIONS, INTENSITIES
 
 MANIFEST_NAME = "manifest.jsonl"
-EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised", "talk")
 SPLITS = ("train", "val", "test")
-INTENSITIES = (1, 2, 3)
 REQUIRED_PATHS = ("coeffs", "audio")
 OPTIONAL_PATHS = ("frames",)
 

@@ -104,14 +104,16 @@ def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = Fal
     info = probe_video(path)
     frames = _progress(iter_frames(path), info.n_frames, "analysing", enabled=progress)
     with VideoLandmarker(face_index=face_index, source=str(path)) as tracker:
-        lms = np.stack([tracker.process(f) for f in frames]).astype(np.float32)  # (T, 478, 3)
-    valid = ~np.isnan(lms).any(axis=(1, 2))
+        tracked = [tracker.process(f) for f in frames]
+    if not tracked:
+        raise InputError(f"{path} has no video frames; pass a video that plays")
+    lms = np.stack([r.points for r in tracked]).astype(np.float32)  # (T, 478, 3)
+    valid = np.array([r.found for r in tracked])
     if not valid.any():
         raise FaceNotFoundError(
             f"no face found in any frame of {path}; pass a video with one clearly visible, roughly frontal face"
         )
-    alignments = align.smooth_alignments([align.estimate_alignment(lm) if ok else None
-                                          for lm, ok in zip(lms, valid, strict=True)])
+    alignments = align.video_alignments(lms, valid, mode="smooth")
     crop_lm = np.stack([align.transform_landmarks(lm[:N_MESH], a) for lm, a in zip(lms, alignments, strict=True)])
     fit = fit_landmarks(crop_lm[valid])
     coeffs = _fill_invalid(fit.coeffs, valid)
@@ -245,8 +247,7 @@ def save_overlay(a: Analysis, path: str | Path, *, force: bool = False, progress
 
         path = _atomic_target(path, force=force)
         drawn = draw_mesh(load_image(a.source), fitted_mesh_image(a, 0))
-        suffix = path.suffix or ".png"
-        _write_atomic(path, lambda tmp: save_image(tmp.with_suffix(suffix) if not tmp.suffix else tmp, drawn))
+        save_image(path, drawn, force=True)  # itself atomic (temp file + rename)
         return
     from flowvq_cli.video import VideoWriter, iter_frames, probe_video
 

@@ -1,0 +1,130 @@
+"""Configs of the two coefficient flows (frozen dataclasses with ``tiny`` / ``mini`` / ``base`` presets).
+
+``tiny`` is for tests, ``mini`` is sized for real-time sampling on a 2-core CPU (DESIGN.md §8: well under
+1 GFLOP per frame for ExpFlow + PoseFlow together), ``base`` is meant for a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# Coefficient layout (DESIGN.md §2): exp[0:52] (ARKit blendshapes in [0, 1]), pose[52:58].
+from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, N_EXP, N_POSE
+
+EXP_DIM = N_EXP
+POSE_DIM = N_POSE
+__all__ = ["COEFF_LAYOUT_VERSION", "EXP_DIM", "POSE_DIM"]
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Architecture shared by ExpFlow and PoseFlow.
+
+    audio_dim: features per video frame (F); audio_context: the model sees audio frames t-k..t+k;
+    n_history: previous frames L in the context; n_steps: Glow steps; d_cond: width of the per-frame
+    context vector; d_model / n_heads / n_layers / ff_mult: the coupling transformer; attn_window: how
+    many frames (this one included) its causal self-attention sees; history_dropout: probability p of
+    zeroing a frame's previous-frames context in training; cons_weight / cons_temperature: λ_cons and the
+    prior temperature of the consistency loss; dequant_std: Gaussian noise added in flow space in training
+    (spreads the point masses of clipped coefficients).
+    """
+
+    audio_dim: int = 320
+    audio_context: int = 2
+    n_history: int = 8
+    n_steps: int = 4
+    d_cond: int = 64
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 1
+    ff_mult: int = 2
+    attn_window: int = 16
+    history_dropout: float = 0.3
+    cons_weight: float = 0.1
+    cons_temperature: float = 1.0
+    dequant_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        positive = ("audio_dim", "n_history", "n_steps", "d_cond", "d_model", "n_heads", "n_layers",
+                    "ff_mult", "attn_window")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
+        if self.audio_context < 0:
+            raise ValueError(f"audio_context must be >= 0, got {self.audio_context}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if not 0.0 <= self.history_dropout < 1.0:
+            raise ValueError(f"history_dropout must be in [0, 1), got {self.history_dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Build from ``to_dict`` output; unknown keys raise ``TypeError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ExpFlowConfig(FlowConfig):
+    """ExpFlow: adds the prior (SMM, or GMM for the ablation), intensity levels, the exp↔flow-space
+    squeeze ``exp_eps`` and manifold projection (k neighbours, LLE regulariser, bank size per class)."""
+
+    prior: Literal["smm", "gmm"] = "smm"
+    nu: float = 5.0
+    prior_seed: int = 0
+    n_intensity: int = 3
+    exp_eps: float = 0.05
+    manifold_k: int = 8
+    manifold_reg: float = 1e-3
+    bank_per_class: int = 4096
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prior not in ("smm", "gmm"):
+            raise ValueError(f"prior must be 'smm' or 'gmm', got {self.prior!r}")
+        if self.nu <= 0:
+            raise ValueError(f"nu must be > 0, got {self.nu}")
+        if not 0.0 < self.exp_eps < 0.5:
+            raise ValueError(f"exp_eps must be in (0, 0.5), got {self.exp_eps}")
+
+    @classmethod
+    def tiny(cls) -> ExpFlowConfig:
+        return cls(audio_dim=8, audio_context=1, n_history=2, n_steps=2, d_cond=16, d_model=16, n_heads=2,
+                   n_layers=1, ff_mult=2, attn_window=4, history_dropout=0.0, dequant_std=0.0,
+                   manifold_k=4, bank_per_class=64)
+
+    @classmethod
+    def mini(cls) -> ExpFlowConfig:
+        return cls()
+
+    @classmethod
+    def base(cls) -> ExpFlowConfig:
+        return cls(audio_context=4, n_history=10, n_steps=8, d_cond=256, d_model=256, n_heads=8,
+                   n_layers=2, ff_mult=4, attn_window=32)
+
+
+@dataclass(frozen=True)
+class PoseFlowConfig(FlowConfig):
+    """PoseFlow: standard Gaussian prior, no emotion, no source pose."""
+
+    @classmethod
+    def tiny(cls) -> PoseFlowConfig:
+        return cls(audio_dim=8, audio_context=1, n_history=2, n_steps=2, d_cond=16, d_model=16, n_heads=2,
+                   n_layers=1, ff_mult=2, attn_window=4, history_dropout=0.0, dequant_std=0.0)
+
+    @classmethod
+    def mini(cls) -> PoseFlowConfig:
+        return cls(n_steps=3, d_cond=32, d_model=32, n_heads=2, attn_window=16)
+
+    @classmethod
+    def base(cls) -> PoseFlowConfig:
+        return cls(audio_context=4, n_history=10, n_steps=6, d_cond=128, d_model=128, n_heads=4,
+                   n_layers=2, ff_mult=4, attn_window=32)

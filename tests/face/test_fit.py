@@ -1,0 +1,129 @@
+"""Fitting coefficients to landmarks: exact and noisy round trips, identity estimation, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowvq_cli.errors import InputError
+from flowvq_cli.face import canonical, rig
+from flowvq_cli.face.fit import FitConfig, estimate_identity, fit_landmarks, normalize_identity, solve_box_qp
+from flowvq_cli.face.rig import N_COEFFS, N_EXP
+
+N_ROUND_TRIP = 240
+NOISE_PX = 0.5
+MAX_EXP_MAE = 0.05
+MAX_ANGLE_MAE_DEG = 1.5
+IDENTITY_BUMPS = 8  # smooth random identity: Gaussian bumps on the canonical face
+IDENTITY_BUMP_SIGMA_CM = 3.0
+IDENTITY_BUMP_AMPLITUDE_CM = 0.25
+
+
+def random_coeffs(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 58): 3-8 active blendshapes in [0, 1]; pitch/yaw ±30°, roll ±15°, small tx/ty/log_scale."""
+    c = np.zeros((n, N_COEFFS))
+    for row in c:
+        k = rng.integers(3, 9)
+        row[rng.choice(N_EXP, k, replace=False)] = rng.uniform(0.0, 1.0, k)
+    c[:, 52] = np.deg2rad(rng.uniform(-30, 30, n))
+    c[:, 53] = np.deg2rad(rng.uniform(-30, 30, n))
+    c[:, 54] = np.deg2rad(rng.uniform(-15, 15, n))
+    c[:, 55:57] = rng.uniform(-0.1, 0.1, (n, 2))
+    c[:, 57] = rng.uniform(-0.15, 0.15, n)
+    return c
+
+
+def random_identity(rng: np.random.Generator) -> np.ndarray:
+    """Canonical face + smooth random shape change (468, 3), normalised to the canonical frame."""
+    v = canonical.load_canonical().vertices.astype(np.float64)
+    delta = np.zeros_like(v)
+    for centre in v[rng.choice(len(v), IDENTITY_BUMPS, replace=False)]:
+        w = np.exp(-((v - centre) ** 2).sum(1) / (2 * IDENTITY_BUMP_SIGMA_CM**2))
+        delta += w[:, None] * rng.normal(0.0, IDENTITY_BUMP_AMPLITUDE_CM, 3)
+    return normalize_identity(v + delta)
+
+
+@pytest.fixture(scope="module")
+def sequence() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(identity (468, 3), coeffs (N, 58), noisy landmarks (N, 468, 3)), seeded."""
+    rng = np.random.default_rng(2024)
+    identity = random_identity(rng)
+    coeffs = random_coeffs(rng, N_ROUND_TRIP)
+    points = rig.synthesize(identity, coeffs)
+    return identity, coeffs, points + rng.normal(0.0, NOISE_PX, points.shape)
+
+
+def _errors(fitted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    exp_mae = np.abs(fitted[:, :N_EXP] - truth[:, :N_EXP]).mean()
+    angle_mae = np.rad2deg(np.abs(fitted[:, 52:55] - truth[:, 52:55])).mean()
+    return float(exp_mae), float(angle_mae)
+
+
+def test_noisy_round_trip_with_known_identity(sequence) -> None:
+    identity, coeffs, noisy = sequence
+    result = fit_landmarks(noisy, identity=identity)
+    exp_mae, angle_mae = _errors(result.coeffs, coeffs)
+    assert exp_mae < MAX_EXP_MAE and angle_mae < MAX_ANGLE_MAE_DEG, (exp_mae, angle_mae)
+    assert result.coeffs[:, :N_EXP].min() >= 0.0 and result.coeffs[:, :N_EXP].max() <= 1.0
+
+
+def test_noisy_round_trip_with_estimated_identity(sequence) -> None:
+    identity, coeffs, noisy = sequence
+    result = fit_landmarks(noisy)
+    exp_mae, angle_mae = _errors(result.coeffs, coeffs)
+    assert exp_mae < MAX_EXP_MAE and angle_mae < MAX_ANGLE_MAE_DEG, (exp_mae, angle_mae)
+    assert np.abs(result.identity - identity).mean() < 0.02  # cm
+
+
+def test_noise_free_fit_is_exact_and_batched() -> None:
+    rng = np.random.default_rng(7)
+    identity = random_identity(rng)
+    coeffs = random_coeffs(rng, 50)
+    points = rig.synthesize(identity, coeffs)
+    result = fit_landmarks(points, identity=identity)
+    assert result.coeffs.shape == (50, N_COEFFS) and result.coeffs.dtype == np.float32
+    np.testing.assert_allclose(result.coeffs, coeffs, atol=1e-3)
+    assert result.rms_px.max() < 1e-2
+    one_by_one = np.concatenate([fit_landmarks(p, identity=identity).coeffs for p in points[:5]])
+    np.testing.assert_allclose(one_by_one, result.coeffs[:5], atol=1e-4)
+
+
+def test_single_frame_identity_explains_the_frame() -> None:
+    rng = np.random.default_rng(3)
+    identity = random_identity(rng)
+    points = rig.synthesize(identity, random_coeffs(rng, 1))
+    result = fit_landmarks(points[0])
+    assert result.rms_px[0] < 1e-2
+    np.testing.assert_allclose(estimate_identity(points), result.identity, atol=1e-4)
+
+
+def test_mirrored_landmarks_give_mirrored_coeffs() -> None:
+    rng = np.random.default_rng(5)
+    identity = random_identity(rng)
+    coeffs = random_coeffs(rng, 20)
+    points = rig.synthesize(identity, coeffs)
+    mirrored = points[:, canonical.mirror_index()] * [-1, 1, 1] + [rig.CROP_SIZE, 0, 0]
+    mirrored_identity = canonical.mirror_field(identity)
+    result = fit_landmarks(mirrored, identity=mirrored_identity)
+    np.testing.assert_allclose(result.coeffs, rig.mirror_coeffs(coeffs), atol=1e-3)
+
+
+def test_box_qp_matches_brute_force_kkt() -> None:
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(30, 6))
+    gram = a.T @ a
+    rhs = rng.normal(size=(40, 6)) * 5
+    x = solve_box_qp(gram, rhs, float(np.linalg.eigvalsh(gram)[-1]), FitConfig(fista_iters=200))
+    grad = x @ gram - rhs
+    inside = (x > 1e-9) & (x < 1 - 1e-9)
+    assert np.abs(grad[inside]).max() < 1e-6
+    assert (grad[x <= 1e-9] >= -1e-6).all() and (grad[x >= 1 - 1e-9] <= 1e-6).all()
+
+
+def test_bad_landmarks_raise_input_error() -> None:
+    with pytest.raises(InputError, match="shape"):
+        fit_landmarks(np.zeros((3, 478, 3)))
+    bad = np.zeros((2, 468, 3))
+    bad[1, 4, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        fit_landmarks(bad)

@@ -1,0 +1,24 @@
+"""Flow tests run in float64 (like zuko's), seeded, on tiny configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def float64_seeded():
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(0)
+    yield
+    torch.set_default_dtype(dtype)
+
+
+@pytest.fixture
+def single_thread():
+    """Training loops on tiny tensors run faster (and disturb other jobs less) on one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
