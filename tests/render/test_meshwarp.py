@@ -24,7 +24,7 @@ def source(face_png: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def renderer(source) -> MeshWarpRenderer:  # noqa: ANN001
+def renderer(source) -> MeshWarpRenderer:
     crop, identity, coeffs = source
     return MeshWarpRenderer(crop, rig.synthesize(identity, coeffs[None])[0])
 
@@ -34,7 +34,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
-def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source) -> None:  # noqa: ANN001
+def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source) -> None:
     crop = source[0]
     frame, flow, mouth = renderer.render_one(renderer.source_mesh)
     grid = np.stack(np.meshgrid(np.arange(256), np.arange(256)), axis=-1)
@@ -54,7 +54,7 @@ def test_translation_moves_the_face(renderer: MeshWarpRenderer) -> None:
     assert not mouth.any()
 
 
-def test_jaw_open_paints_a_mouth_interior(renderer: MeshWarpRenderer, source) -> None:  # noqa: ANN001
+def test_jaw_open_paints_a_mouth_interior(renderer: MeshWarpRenderer, source) -> None:
     _, identity, coeffs = source
     target = coeffs.copy()
     target[JAW_OPEN] = 1.0
@@ -71,7 +71,7 @@ def test_jaw_open_paints_a_mouth_interior(renderer: MeshWarpRenderer, source) ->
     assert not renderer.render_one(closed)[2].any()
 
 
-def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, source) -> None:  # noqa: ANN001
+def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, source) -> None:
     _, identity, coeffs = source
     poses = np.repeat(coeffs[None], 3, axis=0)
     poses[:, rig.N_EXP + 1] += np.radians([-20.0, 0.0, 20.0])  # yaw
@@ -79,7 +79,7 @@ def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, sourc
     result = renderer.render(meshes)
     assert result.frames.shape == (3, 256, 256, 3) and result.flow.shape == (3, 256, 256, 2)
     for i in range(3):
-        frame, flow, _ = renderer.render_one(meshes[i])
+        frame, _, _ = renderer.render_one(meshes[i])
         np.testing.assert_array_equal(result.frames[i], frame)
     assert np.isfinite(result.flow).all()
     assert (result.flow >= -1).all() and (result.flow <= 257).all()
