@@ -25,7 +25,7 @@ from typing import Annotated
 import typer
 
 from flowvq_cli import __version__
-from flowvq_cli.errors import FlowVQError
+from flowvq_cli.errors import FlowVQError, UsageError
 
 DEBUG_ENV = "FLOWVQ_DEBUG"
 
@@ -82,6 +82,11 @@ def analyze(
     face_index: Annotated[
         int, typer.Option("--face-index", min=0, help="Which face when there are several (0 = largest).")
     ] = 0,
+    identity: Annotated[
+        Path | None,
+        typer.Option("--identity", help="Use this neutral mesh (an .npz from --out, or a (468, 3) .npy) "
+                     "instead of estimating it, e.g. from a neutral photo of the same person."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, max=52, help="How many blendshapes to list.")] = 5,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")] = False,
@@ -92,7 +97,8 @@ def analyze(
 
     outputs = [p for p in (out, csv, overlay) if p is not None]
     analysis_mod.check_outputs(outputs, force=force)
-    result = analysis_mod.analyze(input, face_index=face_index, progress=not quiet)
+    ident = analysis_mod.load_identity(identity) if identity is not None else None
+    result = analysis_mod.analyze(input, face_index=face_index, progress=_progress_on(quiet), identity=ident)
     if out is not None:
         analysis_mod.save_npz(result, out, force=force)
     if csv is not None:
@@ -105,6 +111,388 @@ def analyze(
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(analysis_mod.format_summary(summary))
+
+
+def _progress_on(quiet: bool) -> bool:
+    """Progress bars only for a person watching: not with -q, not when stderr is a file or a pipe."""
+    return not quiet and sys.stderr.isatty()
+
+
+class _Bar:
+    """A rich progress bar on stderr driven by ``(stage, done, total)`` callbacks; silent when off."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _Bar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                                      "{task.total}"), TimeRemainingColumn(), console=Console(stderr=True),
+                                      transient=True)
+            self._progress.__enter__()
+        return self
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(stage, total=total)
+        self._progress.update(self._tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+
+GENERATE_EXAMPLES = """
+Examples:
+
+  flowvq generate examples/face.png examples/speech.wav --emotion angry --seed 3
+
+  flowvq generate face.jpg talk.mp3 --emotion happy --intensity 3 --num-samples 4 --out results/
+
+  flowvq generate face.png speech.wav --pose still --crop-only --coeffs speech.csv --json
+"""
+
+
+@app.command(epilog=GENERATE_EXAMPLES)
+def generate(
+    face: Annotated[Path, typer.Argument(help="A photo with one clearly visible face.")],
+    audio: Annotated[Path, typer.Argument(help="Speech: wav, flac, mp3, m4a, ogg, or a video's audio track.")],
+    emotion: Annotated[str, typer.Option("--emotion", "-e", help="angry, contempt, disgusted, fear, happy, "
+                                         "neutral, sad, surprised or talk.")] = "neutral",
+    intensity: Annotated[int, typer.Option("--intensity", min=1, max=3, help="Emotion intensity (MEAD levels).")] = 2,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed: same seed, same video.")] = 0,
+    num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=1,
+                                             help="Make N videos with seeds seed, seed+1, ...")] = 1,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file, or a folder (created) for derived "
+                                             "names such as face_speech_angry_s3.mp4.")] = None,
+    pose: Annotated[str, typer.Option("--pose", help="Head motion: generated, still, or a coefficient file "
+                                      "(.npz from analyze, or a Live Link CSV).")] = "generated",
+    pose_scale: Annotated[float, typer.Option("--pose-scale", min=0.0, help="Scale the head motion.")] = 1.0,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0,
+                                               help="Sampling temperature (diversity).")] = 1.0,
+    renderer: Annotated[str, typer.Option("--renderer", help="auto, vqig or warp (analytic, no weights).")] = "auto",
+    weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
+                                                "default: the bundle shipped in weights/.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir",
+                                                   help="Hub cache folder (default: HF_HOME's).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
+    paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste the face back into the "
+                                             "photo, or write the aligned 256² crop.")] = True,
+    coeffs: Annotated[Path | None, typer.Option("--coeffs", help="Also write the coefficients (.npz, or .csv "
+                                                "in Live Link Face's column order).")] = None,
+    face_index: Annotated[int, typer.Option("--face-index", min=0, help="Which face (0 = largest).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Make a talking-face video from a photo, a speech recording and an emotion."""
+    from flowvq_cli.api import FlowVQ, check_emotion, resolve_device
+
+    check_emotion(emotion, intensity)
+    resolve_device(device)
+    if num_samples > 1 and out is not None and out.suffix:
+        raise UsageError("--num-samples > 1 makes several videos: pass --out as a folder (e.g. results/)")
+    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer, cache_dir=cache_dir)
+    summaries = []
+    with _Bar(_progress_on(quiet)) as bar:
+        for k in range(num_samples):
+            coeffs_k = coeffs if num_samples == 1 or coeffs is None else coeffs.with_name(
+                f"{coeffs.stem}_s{seed + k}{coeffs.suffix}")
+            result = fv.generate(face, audio, emotion=emotion, intensity=intensity, seed=seed + k,
+                                 temperature=temperature, pose=pose, pose_scale=pose_scale, fps=fps, out=out,
+                                 paste_back=paste_back, force=force, face_index=face_index, coeffs_out=coeffs_k,
+                                 progress=bar)
+            summaries.append(result.summary())
+    _print_results(summaries, as_json)
+
+
+def _print_results(summaries: list[dict], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    else:
+        for s in summaries:
+            typer.echo(s["output"])
+
+
+TRANSFER_EXAMPLES = """
+Examples:
+
+  flowvq transfer face.png speech.wav --ref angry_clip.mp4 --ref-emotion angry
+
+  flowvq transfer face.png speech.wav --ref clip.mp4 --pose reference --out out.mp4
+"""
+
+
+@app.command(epilog=TRANSFER_EXAMPLES)
+def transfer(
+    face: Annotated[Path, typer.Argument(help="A photo with one clearly visible face.")],
+    audio: Annotated[Path, typer.Argument(help="Speech for the new video.")],
+    ref: Annotated[Path, typer.Option("--ref", help="A video clip whose emotion (and optionally head motion) "
+                                      "to transfer.")],
+    ref_emotion: Annotated[str, typer.Option("--ref-emotion", help="The reference clip's emotion class (its "
+                                             "latents are read under this class's prior).")] = "neutral",
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed (head motion).")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file or folder.")] = None,
+    pose: Annotated[str, typer.Option("--pose", help="generated, still, reference, or a coefficient file.")
+                    ] = "generated",
+    pose_scale: Annotated[float, typer.Option("--pose-scale", min=0.0, help="Scale the head motion.")] = 1.0,
+    weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
+    paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
+    coeffs: Annotated[Path | None, typer.Option("--coeffs", help="Also write the coefficients (.npz/.csv).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Make a video whose emotion is taken from a reference clip (the flow's inverse pass)."""
+    from flowvq_cli.api import FlowVQ, check_emotion
+
+    ref_emotion, _ = check_emotion(ref_emotion, 2)
+    fv = FlowVQ.from_pretrained(weights, device=device)
+    with _Bar(_progress_on(quiet)) as bar:
+        result = fv.transfer(face, audio, ref, ref_emotion=ref_emotion, seed=seed, pose=pose, pose_scale=pose_scale,
+                             fps=fps, out=out, paste_back=paste_back, force=force, coeffs_out=coeffs, progress=bar)
+    _print_results([result.summary()], as_json)
+
+
+SYNTH_EXAMPLES = """
+Examples:
+
+  flowvq synth data/synth --clips 40 --seed 0 --preview
+
+  flowvq synth data/motion-only --clips 2000 --no-frames --workers 2
+"""
+
+
+@app.command(epilog=SYNTH_EXAMPLES)
+def synth(
+    out: Annotated[Path, typer.Argument(help="Dataset folder to write.")],
+    clips: Annotated[int, typer.Option("--clips", min=1, help="Number of clips.")] = 40,
+    seed: Annotated[int, typer.Option("--seed", help="Corpus seed: the same seed gives identical files.")] = 0,
+    faces: Annotated[Path | None, typer.Option("--faces", help="Folder of face photos (default: examples/face.png)."
+                                               )] = None,
+    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Render the face frames (needed to train "
+                                         "image models).")] = True,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for speech synthesis.")] = 1,
+    preview: Annotated[bool, typer.Option("--preview", help="Write preview.png, a contact sheet across emotions."
+                                          )] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Rebuild an existing dataset folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Write a procedural training corpus: espeak-ng speech, visemes, emotion styles, blinks, head motion."""
+    from flowvq_cli.data.synth import synthesize_corpus
+
+    with _Bar(_progress_on(quiet)) as bar:
+        report = synthesize_corpus(out, clips=clips, seed=seed, faces=faces, frames=frames, workers=workers,
+                                   preview=preview, force=force, progress=lambda d, t: bar("synth", d, t))
+    typer.echo(str(report.out))
+    if report.preview is not None:
+        typer.echo(str(report.preview))
+
+
+PREPARE_EXAMPLES = """
+Examples:
+
+  flowvq prepare mead /data/MEAD data/mead --workers 2
+
+  flowvq prepare hdtf /data/HDTF data/hdtf --no-frames
+
+  flowvq prepare videos my_clips/ data/mine --labels labels.csv
+"""
+
+
+@app.command(epilog=PREPARE_EXAMPLES)
+def prepare(
+    kind: Annotated[str, typer.Argument(help="Layout: mead, hdtf or videos.")],
+    root: Annotated[Path, typer.Argument(help="The corpus folder.")],
+    out: Annotated[Path, typer.Argument(help="Dataset folder to write (resumable).")],
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Parallel processes.")] = 1,
+    labels: Annotated[Path | None, typer.Option("--labels", help="videos layout: CSV file,emotion[,intensity]"
+                                                "[,speaker].")] = None,
+    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Also store the aligned 256² crops.")] = True,
+    val_speakers: Annotated[float, typer.Option("--val-speakers", help="Validation speakers: a count (≥ 1) or "
+                                                "a fraction.")] = 0.1,
+    test_speakers: Annotated[float, typer.Option("--test-speakers", help="Test speakers: count or fraction.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the speaker split.")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Prepare at most N new clips this run.")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Redo clips already done.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Turn MEAD, HDTF or a folder of videos into a FlowVQ dataset (coefficients, audio, aligned frames)."""
+    from flowvq_cli.data.prepare import prepare as run_prepare
+
+    def count(x: float) -> int | float:
+        return int(x) if x >= 1 else x
+
+    report = run_prepare(kind, root, out, workers=workers, labels=labels, frames=frames,
+                         val_speakers=count(val_speakers), test_speakers=count(test_speakers), seed=seed,
+                         progress=_progress_on(quiet), limit=limit, force=force)
+    for clip_id, note in report.notes:
+        print(f"note: {clip_id}: {note}", file=sys.stderr)
+    for clip_id, reason in report.failed:
+        print(f"failed: {clip_id}: {reason}", file=sys.stderr)
+    typer.echo(f"{report.out}: {len(report.done)} prepared, {len(report.skipped)} already done, "
+               f"{len(report.failed)} failed, {report.clips} clips in the manifest")
+    if report.failed and not report.done and not report.skipped:
+        raise typer.Exit(1)
+
+
+TRAIN_EXAMPLES = """
+Examples:
+
+  flowvq train expflow data/synth --config mini --out runs/expflow --steps 4000
+
+  flowvq train poseflow data/synth --config mini --out runs/poseflow --resume
+
+  torchrun --nproc-per-node 4 -m flowvq_cli train expflow data/mead --config base --out runs/exp-base
+
+  flowvq train bundle weights/my-bundle --expflow runs/expflow --poseflow runs/poseflow
+"""
+
+train_app = typer.Typer(help="Train FlowVQ's components and assemble weights bundles.", no_args_is_help=True,
+                        epilog=TRAIN_EXAMPLES)
+app.add_typer(train_app, name="train")
+
+
+def _train_flow(component: str, data: Path, out: Path, config: str, resume: bool, steps: int, batch_size: int,
+                lr: float, warmup: int, eval_every: int, save_every: int, seed: int, device: str,
+                num_workers: int, precision: str, window_frames: int, augment: bool, quiet: bool) -> None:
+    from flowvq_cli.audio.augment import AugmentConfig
+    from flowvq_cli.train import TrainConfig, train_expflow, train_poseflow
+
+    if config not in ("tiny", "mini", "base"):
+        raise UsageError(f"unknown --config {config!r}; use tiny, mini or base")
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
+                      save_every=save_every, seed=seed, device=device, num_workers=num_workers, precision=precision)
+    run = train_expflow if component == "expflow" else train_poseflow
+    result = run(data, out, config=config, train=cfg, resume=resume, window_frames=window_frames,
+                 augment=AugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty())
+    if result.export_dir is not None:
+        typer.echo(str(result.export_dir))
+
+
+def _flow_command(component: str):
+    def command(
+        data: Annotated[Path, typer.Argument(help="Dataset folder (from `flowvq prepare` or `flowvq synth`).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, export/).")],
+        config: Annotated[str, typer.Option("--config", help="Model size: tiny, mini (CPU) or base (GPU).")] = "mini",
+        resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
+        steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 20_000,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per step and process.")] = 16,
+        lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-3,
+        warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 500,
+        eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Validation NLL interval.")] = 1000,
+        save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
+        seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+        device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+        num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
+        precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16.")] = "fp32",
+        window_frames: Annotated[int, typer.Option("--window-frames", min=4, help="Frames per window.")] = 50,
+        augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Audio augmentation (pitch, tempo, "
+                                              "noise, reverb, EQ).")] = True,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    ) -> None:
+        _train_flow(component, data, out, config, resume, steps, batch_size, lr, warmup, eval_every, save_every,
+                    seed, device, num_workers, precision, window_frames, augment, quiet)
+
+    command.__doc__ = f"Train {'ExpFlow (expression)' if component == 'expflow' else 'PoseFlow (head pose)'}; " \
+                      "export it for a weights bundle."
+    return command
+
+
+train_app.command("expflow", epilog=TRAIN_EXAMPLES)(_flow_command("expflow"))
+train_app.command("poseflow", epilog=TRAIN_EXAMPLES)(_flow_command("poseflow"))
+
+
+@train_app.command("bundle", epilog=TRAIN_EXAMPLES)
+def train_bundle(
+    out: Annotated[Path, typer.Argument(help="Bundle folder to write.")],
+    expflow: Annotated[Path, typer.Option("--expflow", help="ExpFlow run folder (or its export/expflow).")],
+    poseflow: Annotated[Path, typer.Option("--poseflow", help="PoseFlow run folder (or its export/poseflow).")],
+    name: Annotated[str, typer.Option("--name", help="Bundle name in flowvq.json.")] = "flowvq-custom",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing bundle.")] = False,
+) -> None:
+    """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights."""
+    from flowvq_cli.checkpoint import write_bundle
+
+    parts = {}
+    for component, folder in (("expflow", expflow), ("poseflow", poseflow)):
+        exported = folder / "export" / component
+        parts[component] = exported if exported.is_dir() else folder
+    bundle = write_bundle(out, parts, name=name, force=force)
+    typer.echo(str(getattr(bundle, "root", out)))
+
+
+weights_app = typer.Typer(help="List, download, verify and publish weights bundles.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("list")
+def weights_list(
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Hub cache folder.")] = None,
+) -> None:
+    """The default bundle and the bundles in the Hub cache."""
+    from flowvq_cli.hub import default_bundle_dirs, list_cached
+
+    for d in default_bundle_dirs():
+        if (Path(d) / "flowvq.json").exists():
+            typer.echo(f"default\t{d}")
+    for b in list_cached(cache_dir):
+        typer.echo(f"{b.repo_id}@{b.commit[:12]}\t{b.path}")
+
+
+@weights_app.command("download")
+def weights_download(
+    repo: Annotated[str, typer.Argument(help="Hub id org/name[@revision].")],
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Hub cache folder.")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Download again even if cached.")] = False,
+) -> None:
+    """Download a bundle into the Hub cache (sha256-checked) and print its folder."""
+    from flowvq_cli.hub import download, parse_repo_spec
+
+    spec = parse_repo_spec(repo)
+    typer.echo(str(download(spec.repo_id, spec.revision, cache_dir, force=force)))
+
+
+@weights_app.command("verify")
+def weights_verify(
+    path: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a bundle completely: manifest, versions, sizes and sha256 of every file."""
+    from flowvq_cli.hub import verify
+
+    report = verify(path)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    elif report.ok:
+        typer.echo(f"{path}: ok")
+    if not report.ok:
+        if not as_json:
+            print(f"error: {report.problem}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+@weights_app.command("push")
+def weights_push(
+    path: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    repo: Annotated[str, typer.Argument(help="Hub id org/name.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+) -> None:
+    """Verify a bundle and upload it to the Hub (token from HF_TOKEN or `huggingface-cli login`)."""
+    from flowvq_cli.hub import push
+
+    result = push(path, repo, private=private)
+    typer.echo(str(getattr(result, "url", result)))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

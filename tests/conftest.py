@@ -32,3 +32,28 @@ def face_rgb(face_png: Path) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(face_png).convert("RGB"))
+
+
+def make_tiny_bundle(out: Path, seed: int = 0) -> Path:
+    """A real, untrained weights bundle (tiny ExpFlow + PoseFlow at the real audio feature size)."""
+    import dataclasses
+
+    import torch
+
+    from flowvq_cli.audio.features import AudioFeatureConfig
+    from flowvq_cli.checkpoint import write_bundle
+    from flowvq_cli.flow import ExpFlow, PoseFlow
+    from flowvq_cli.flow.config import ExpFlowConfig, PoseFlowConfig
+
+    torch.manual_seed(seed)
+    feat_dim = AudioFeatureConfig().video_feature_dim
+    parts = out.parent / f".{out.name}_parts"
+    ExpFlow(dataclasses.replace(ExpFlowConfig.tiny(), audio_dim=feat_dim)).save_pretrained(parts / "expflow")
+    PoseFlow(dataclasses.replace(PoseFlowConfig.tiny(), audio_dim=feat_dim)).save_pretrained(parts / "poseflow")
+    write_bundle(out, {"expflow": parts / "expflow", "poseflow": parts / "poseflow"}, name="tiny-test")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("weights") / "tiny")

@@ -8,22 +8,17 @@ identity is estimated robustly over all frames.
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from flowvq_cli.errors import FaceNotFoundError, InputError, OutputError
-from flowvq_cli.face import align, rig
+from flowvq_cli.errors import FaceNotFoundError, InputError
+from flowvq_cli.face import align, export, rig
 from flowvq_cli.face.fit import fit_landmarks
 
 N_MESH = 468  # FaceMesh vertices the face model uses (the 10 iris points are not part of it)
-LIVE_LINK_EXTRA = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
-                   "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
 OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges
 
 
@@ -49,19 +44,34 @@ class Analysis:
     image_size: tuple[int, int]  # (width, height)
 
 
+def load_identity(path: str | Path) -> np.ndarray:
+    """A neutral mesh (468, 3) from an ``.npz`` written by ``--out`` or a plain ``.npy``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; pass an .npz from `flowvq analyze --out` or a (468, 3) .npy")
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                mesh = np.asarray(data["identity"], np.float32)
+        else:
+            mesh = np.asarray(np.load(path, allow_pickle=False), np.float32)
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{path} holds no identity mesh ({exc}); pass an .npz from `flowvq analyze --out`") from None
+    if mesh.shape != (N_MESH, 3):
+        raise InputError(f"{path}: identity must be ({N_MESH}, 3), got {mesh.shape}")
+    return mesh
+
+
 def check_outputs(paths: list[Path], *, force: bool) -> None:
     """Fail before any work if an output exists (without ``force``) or its folder is unusable."""
     for p in paths:
-        p = Path(p)
-        if p.exists() and not force:
-            raise OutputError(f"{p} already exists; pass --force to overwrite it")
-        parent = p.parent if str(p.parent) else Path(".")
-        if parent.exists() and not os.access(parent, os.W_OK):
-            raise OutputError(f"cannot write {p}: folder {parent} is read-only")
+        export.check_output(Path(p), force=force)
 
 
-def analyze(path: str | Path, *, face_index: int = 0, progress: bool = False) -> Analysis:
-    """Analyse a photo or a video file (decided by its content/extension)."""
+def analyze(path: str | Path, *, face_index: int = 0, progress: bool = False,
+            identity: np.ndarray | None = None) -> Analysis:
+    """Analyse a photo or a video file (decided by its content/extension); ``identity`` (468, 3) fixes
+    the neutral mesh instead of estimating it."""
     from flowvq_cli.video import is_video
 
     path = Path(path)
@@ -72,31 +82,39 @@ def analyze(path: str | Path, *, face_index: int = 0, progress: bool = False) ->
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes); pass a photo or a video file")
     if is_video(path):
-        return analyze_video(path, face_index=face_index, progress=progress)
-    return analyze_image(path, face_index=face_index)
+        return analyze_video(path, face_index=face_index, progress=progress, identity=identity)
+    return analyze_image(path, face_index=face_index, identity=identity)
 
 
-def analyze_image(path: str | Path, *, face_index: int = 0) -> Analysis:
-    """Analyse one photo: landmarks → crop → fit (identity from the photo itself)."""
-    from flowvq_cli.face.detect import landmarks_image
+def analyze_image(path: str | Path, *, face_index: int = 0, identity: np.ndarray | None = None) -> Analysis:
+    """Analyse one photo file: landmarks → crop → fit (identity from the photo itself unless given)."""
     from flowvq_cli.image import load_image
 
     path = Path(path)
-    rgb = load_image(path)
-    lm = landmarks_image(rgb, face_index=face_index, source=str(path)).points  # (478, 3)
+    return analyze_rgb(load_image(path), source=path, face_index=face_index, identity=identity)
+
+
+def analyze_rgb(rgb: np.ndarray, *, source: str | Path = "the photo", face_index: int = 0,
+                identity: np.ndarray | None = None) -> Analysis:
+    """Analyse one RGB image (H, W, 3) uint8 already in memory; ``source`` names it in messages."""
+    from flowvq_cli.face.detect import landmarks_image
+
+    lm = landmarks_image(rgb, face_index=face_index, source=str(source)).points  # (478, 3)
     alignment = align.estimate_alignment(lm)
     crop_lm = align.transform_landmarks(lm[:N_MESH], alignment)  # (468, 3) crop pixels
-    fit = fit_landmarks(crop_lm[None])
+    fit = fit_landmarks(crop_lm[None], identity=identity)
     h, w = rgb.shape[:2]
     return Analysis(
-        source=path, kind="image", coeffs=fit.coeffs.astype(np.float32), identity=fit.identity,
+        source=Path(source), kind="image", coeffs=fit.coeffs.astype(np.float32), identity=fit.identity,
         landmarks=lm[None].astype(np.float32), crop_matrix=alignment.matrix[None].astype(np.float32),
         valid=np.ones(1, bool), fps=0.0, image_size=(w, h),
     )
 
 
-def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = False) -> Analysis:
-    """Analyse a video: tracked landmarks per frame, smoothed crops, identity estimated over frames."""
+def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = False,
+                  identity: np.ndarray | None = None) -> Analysis:
+    """Analyse a video: tracked landmarks per frame, smoothed crops, identity estimated over frames
+    (or the given ``identity`` (468, 3), e.g. from a neutral photo of the same person)."""
     from flowvq_cli.face.detect import VideoLandmarker
     from flowvq_cli.video import iter_frames, probe_video
 
@@ -115,7 +133,7 @@ def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = Fal
         )
     alignments = align.video_alignments(lms, valid, mode="smooth")
     crop_lm = np.stack([align.transform_landmarks(lm[:N_MESH], a) for lm, a in zip(lms, alignments, strict=True)])
-    fit = fit_landmarks(crop_lm[valid])
+    fit = fit_landmarks(crop_lm[valid], identity=identity)
     coeffs = _fill_invalid(fit.coeffs, valid)
     return Analysis(
         source=path, kind="video", coeffs=coeffs.astype(np.float32), identity=fit.identity,
@@ -147,73 +165,16 @@ def _progress(it: Iterator, total: int | None, label: str, *, enabled: bool) -> 
 # ---------------------------------------------------------------------------------------------- outputs
 
 
-def _atomic_target(path: Path, *, force: bool) -> Path:
-    path = Path(path)
-    check_outputs([path], force=force)
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_npz(a: Analysis, path: str | Path, *, force: bool = False) -> None:
     """Coefficients (T, 58), identity (468, 3), landmarks, crop transforms, fps and the layout version."""
-    path = _atomic_target(Path(path), force=force)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, coeffs=a.coeffs, identity=a.identity, landmarks=a.landmarks, crop_matrix=a.crop_matrix,
-                valid=a.valid, fps=np.float32(a.fps), image_size=np.asarray(a.image_size, np.int32),
-                coeff_layout_version=np.int32(rig.COEFF_LAYOUT_VERSION), exp_names=np.asarray(rig.ARKIT_NAMES),
-                pose_names=np.asarray(rig.POSE_NAMES),
-            )
-
-    _write_atomic(path, write)
-
-
-def live_link_header() -> list[str]:
-    """Live Link Face's CSV columns: Timecode, BlendShapeCount, 52 blendshapes, head and eye rotations."""
-    shapes = [n[0].upper() + n[1:] for n in rig.ARKIT_NAMES]
-    return ["Timecode", "BlendShapeCount", *shapes, *LIVE_LINK_EXTRA]
-
-
-def _timecode(frame: int, fps: float) -> str:
-    fps_i = max(1, round(fps))
-    seconds, ff = divmod(frame, fps_i)
-    hh, rem = divmod(seconds, 3600)
-    mm, ss = divmod(rem, 60)
-    return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}.000"
+    export.write_coeffs_npz(path, a.coeffs, fps=a.fps, identity=a.identity, force=force,
+                            landmarks=a.landmarks, crop_matrix=a.crop_matrix, valid=a.valid,
+                            image_size=np.asarray(a.image_size, np.int32))
 
 
 def save_csv(a: Analysis, path: str | Path, *, force: bool = False) -> None:
-    """One row per frame in Live Link Face's column order. Head rotations are in radians; eye rotations
-    are not estimated by the face model (gaze lives in the eyeLook* blendshapes) and are written as 0."""
-    path = _atomic_target(Path(path), force=force)
-    fps = a.fps if a.fps > 0 else 25.0
-    pitch, yaw, roll = (rig.POSE_NAMES.index(n) for n in ("pitch", "yaw", "roll"))
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(live_link_header())
-            for t, c in enumerate(a.coeffs):
-                pose = c[rig.N_EXP:]
-                head = [pose[yaw], pose[pitch], pose[roll]]
-                w.writerow([_timecode(t, fps), len(LIVE_LINK_EXTRA) + rig.N_EXP,
-                            *(f"{v:.6f}" for v in c[: rig.N_EXP]), *(f"{v:.6f}" for v in head), *["0"] * 6])
-
-    _write_atomic(path, write)
+    """One row per frame in Live Link Face's column order (see :func:`export.write_live_link_csv`)."""
+    export.write_live_link_csv(path, a.coeffs, fps=a.fps if a.fps > 0 else export.DEFAULT_FPS, force=force)
 
 
 def fitted_mesh_image(a: Analysis, t: int) -> np.ndarray:
@@ -245,7 +206,7 @@ def save_overlay(a: Analysis, path: str | Path, *, force: bool = False, progress
     if a.kind == "image":
         from flowvq_cli.image import load_image, save_image
 
-        path = _atomic_target(path, force=force)
+        check_outputs([path], force=force)
         drawn = draw_mesh(load_image(a.source), fitted_mesh_image(a, 0))
         save_image(path, drawn, force=True)  # itself atomic (temp file + rename)
         return

@@ -160,6 +160,11 @@ class ExpFlow(SequenceFlow):
         self.latent_bank = z[idx].to(self.latent_bank).contiguous()
         self.latent_labels = labels[idx].to(self.latent_labels.device).contiguous()
 
+    def has_latents(self, emotion: EmotionLike) -> bool:
+        """Whether the stored training latents cover ``emotion`` (manifold projection is possible)."""
+        wanted = set(emotion_labels(emotion, 1).tolist())
+        return wanted <= set(self.latent_labels.unique().tolist())
+
     def project(self, z: Tensor, labels: Tensor) -> Tensor:
         """Manifold projection of z (B, T, 52) onto the bank latents of each sequence's class."""
         missing = set(labels.unique().tolist()) - set(self.latent_labels.unique().tolist())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from flowvq_cli.errors import OutputError
 from flowvq_cli.face import analyze as an
 from flowvq_cli.face import rig
 from flowvq_cli.video import VideoWriter, probe_video
@@ -93,7 +94,7 @@ def test_outputs_npz_csv_overlay_for_video(face_rgb: np.ndarray, tmp_path: Path)
     assert len(rows) == 13 and rows[1].startswith("00:00:00:00.000,61,")
     info = probe_video(tmp_path / "clip_mesh.mp4")
     assert info.n_frames == 12 and info.width == face_rgb.shape[1]
-    with pytest.raises(an.OutputError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         an.save_csv(result, tmp_path / "clip.csv")
 
 

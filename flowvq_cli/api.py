@@ -1,0 +1,376 @@
+"""The Python API: load the models once, make many videos.
+
+    from flowvq_cli.api import FlowVQ
+
+    fv = FlowVQ.from_pretrained()                       # the bundle shipped in weights/, offline
+    result = fv.generate("face.png", "speech.wav", emotion="angry", seed=3, out="out.mp4")
+    result.coeffs                                        # (T, 58) generated coefficients
+
+One job (DESIGN.md §1): the photo is analysed once (crop, identity, source coefficients); audio becomes
+per-video-frame features; ExpFlow samples the expression and PoseFlow the head motion, seeded; the
+renderer turns (source crop, coefficients) into 256² frames, which are pasted back into the photo and
+streamed to ffmpeg in chunks, so memory does not grow with the audio's length.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from flowvq_cli import __version__
+from flowvq_cli.errors import OutputError, UsageError, WeightsError
+from flowvq_cli.face import align, export, rig
+from flowvq_cli.face.analyze import Analysis, analyze_rgb
+from flowvq_cli.labels import EMOTIONS, INTENSITIES
+
+RENDER_CHUNK = 25  # frames rendered and encoded per step (one second at 25 fps)
+DEFAULT_FPS = 25.0
+MAX_VIDEO_SIDE = 1920  # photos larger than this are scaled down before pasting back
+POSE_KINDS = ("generated", "still")
+Renderer = Literal["auto", "vqig", "warp"]
+
+
+@dataclass(frozen=True)
+class SourceFace:
+    """The analysed photo: RGB (H, W, 3), its aligned crop (256, 256, 3), identity, coeffs (58,)."""
+
+    image: np.ndarray
+    crop: np.ndarray
+    analysis: Analysis
+
+    @property
+    def coeffs(self) -> np.ndarray:
+        return self.analysis.coeffs[0]
+
+    @property
+    def identity(self) -> np.ndarray:
+        return self.analysis.identity
+
+    @property
+    def crop_matrix(self) -> np.ndarray:
+        return self.analysis.crop_matrix[0]
+
+
+@dataclass
+class GenerationResult:
+    """What one job produced. ``coeffs`` (T, 58); ``path`` is None when no file was written."""
+
+    path: Path | None
+    coeffs: np.ndarray
+    fps: float
+    seed: int
+    emotion: str
+    intensity: int
+    duration: float
+    renderer: str
+    weights: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.coeffs)
+
+    def summary(self) -> dict:
+        """JSON-ready summary (also written into the MP4's metadata)."""
+        return {"output": str(self.path) if self.path else None, "frames": self.n_frames, "fps": self.fps,
+                "duration": round(self.duration, 3), "seed": self.seed, "emotion": self.emotion,
+                "intensity": self.intensity, "renderer": self.renderer, "weights": self.weights,
+                "flowvq_version": __version__, "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when usable, else CPU; ``cuda`` without a usable GPU is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no usable CUDA GPU; pass --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def check_emotion(emotion: str, intensity: int) -> tuple[str, int]:
+    """Validate the label (case-insensitive) and intensity with a message listing what is allowed."""
+    name = emotion.strip().lower()
+    if name not in EMOTIONS:
+        raise UsageError(f"unknown emotion {emotion!r}; choose one of: {', '.join(EMOTIONS)}")
+    if intensity not in INTENSITIES:
+        raise UsageError(f"intensity must be 1, 2 or 3 (MEAD's levels), got {intensity}")
+    return name, intensity
+
+
+def default_output_name(face: str | Path, audio: str | Path, emotion: str, seed: int) -> str:
+    """``face_speech_angry_s3.mp4`` from the inputs' stems."""
+    return f"{Path(face).stem}_{Path(audio).stem}_{emotion}_s{seed}.mp4"
+
+
+def resolve_output(out: str | Path | None, face: str | Path, audio: str | Path, emotion: str, seed: int,
+                   *, force: bool) -> Path:
+    """A file path for the video: ``out`` as a file, ``out`` as a folder (created; the name derived from
+    the inputs), or the derived name in the current folder. Checked before any work is done."""
+    name = default_output_name(face, audio, emotion, seed)
+    if out is None:
+        path = Path(name)
+    else:
+        out = Path(out)
+        is_folder = out.is_dir() or str(out).endswith(("/", "\\")) or out.suffix == ""
+        if is_folder:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / name
+        else:
+            if not out.parent.exists():
+                raise OutputError(f"cannot write {out}: folder {out.parent} does not exist; create it, or pass "
+                                  f"--out {out.parent}/ to have it created")
+            path = out
+    export.check_output(path, force=force)
+    return path
+
+
+def prepare_face(face: str | Path | np.ndarray, *, face_index: int = 0) -> SourceFace:
+    """Load and analyse a photo: its crop, identity and source coefficients (photos larger than
+    :data:`MAX_VIDEO_SIDE` are scaled down first)."""
+    from flowvq_cli.image import load_image
+
+    if isinstance(face, np.ndarray):
+        rgb, name = face, "the photo"
+    else:
+        rgb, name = load_image(face), str(face)
+    rgb = _limit_size(rgb)
+    analysis = analyze_rgb(rgb, source=name, face_index=face_index)
+    crop = align.crop(rgb, align.Alignment.from_matrix(analysis.crop_matrix[0]))
+    return SourceFace(image=rgb, crop=crop, analysis=analysis)
+
+
+def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
+                chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
+    """The mesh-warp renderer over coefficients (T, 58): frames (H, W, 3) uint8, ``chunk`` at a time;
+    the photo's size with ``paste_back``, else the 256² crop."""
+    from flowvq_cli.face.paste import PasteBack
+    from flowvq_cli.render.meshwarp import MeshWarpRenderer
+
+    warp = MeshWarpRenderer(source.crop, rig.synthesize(source.identity, source.coeffs[None])[0])
+    paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
+    for start in range(0, len(coeffs), chunk):
+        meshes = rig.synthesize(source.identity, coeffs[start : start + chunk])
+        for frame in warp.render(meshes).frames:
+            yield paster(frame) if paster is not None else frame
+
+
+class FlowVQ:
+    """Models of one weights bundle, loaded once; :meth:`generate` and :meth:`transfer` run jobs."""
+
+    def __init__(self, expflow, poseflow, *, renderer: str, device: torch.device, weights_id: str) -> None:
+        self.expflow = expflow.to(device).eval()
+        self.poseflow = poseflow.to(device).eval()
+        self.renderer = renderer
+        self.device = device
+        self.weights_id = weights_id
+
+    @classmethod
+    def from_pretrained(cls, weights: str | Path | None = None, *, device: str = "auto", renderer: Renderer = "auto",
+                        cache_dir: str | Path | None = None) -> FlowVQ:
+        """Load a bundle: None = the one shipped in ``weights/``; a folder; or a Hub id ``org/name[@rev]``.
+
+        ``renderer``: ``vqig`` (needs the bundle's codebook + vqig), ``warp`` (the analytic mesh-warp
+        renderer, no weights), or ``auto`` (vqig when the bundle has it, else warp).
+        """
+        from flowvq_cli.checkpoint import read_bundle
+        from flowvq_cli.flow import ExpFlow, PoseFlow
+        from flowvq_cli.hub import resolve_weights
+
+        dev = resolve_device(device)
+        folder = resolve_weights(weights, cache_dir=cache_dir)
+        bundle = read_bundle(folder)
+        for name in ("expflow", "poseflow"):
+            if not bundle.has(name):
+                raise WeightsError(f"the weights bundle {folder} has no {name} component; it cannot generate motion")
+        has_vqig = bundle.has("vqig") and bundle.has("codebook")
+        if renderer == "auto":
+            renderer = "vqig" if has_vqig else "warp"
+        if renderer == "vqig":
+            raise WeightsError(
+                f"the weights bundle {folder} has no VQIG renderer (codebook + vqig) in this release; "
+                "pass --renderer warp"
+            )
+        if renderer != "warp":
+            raise UsageError(f"unknown renderer {renderer!r}; use auto, vqig or warp")
+        expflow = ExpFlow.from_pretrained(bundle.component("expflow"), device=dev)
+        poseflow = PoseFlow.from_pretrained(bundle.component("poseflow"), device=dev)
+        return cls(expflow, poseflow, renderer=renderer, device=dev, weights_id=str(weights or folder))
+
+    # ------------------------------------------------------------------------------------------ stages
+    def prepare_face(self, face: str | Path | np.ndarray, *, face_index: int = 0) -> SourceFace:
+        """Load and analyse the photo once: crop, identity, source coefficients."""
+        return prepare_face(face, face_index=face_index)
+
+    def audio_features(self, audio: str | Path, fps: float) -> tuple[np.ndarray, float]:
+        """(T, F) features per video frame and the audio duration in seconds."""
+        from flowvq_cli.audio.features import features_from_samples
+        from flowvq_cli.audio.load import load_audio
+
+        decoded = load_audio(audio)
+        return features_from_samples(decoded.samples, fps), decoded.duration
+
+    def motion(self, source: SourceFace, feats: np.ndarray, *, emotion: str, intensity: int, seed: int,
+               temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
+               exp_latents: torch.Tensor | None = None) -> np.ndarray:
+        """Coefficients (T, 58): sampled expression + head motion relative to the photo's own pose."""
+        n = len(feats)
+        audio = torch.from_numpy(np.ascontiguousarray(feats, np.float32)).to(self.device)[None]  # (1, T, F)
+        src = torch.from_numpy(source.coeffs[: rig.N_EXP].astype(np.float32)).to(self.device)[None]  # (1, 52)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.inference_mode():
+            exp = self.expflow.sample(audio, src, emotion, intensity, generator=gen, temperature=temperature,
+                                      project=self.expflow.has_latents(emotion), z=exp_latents)[0].cpu().numpy()
+            delta = self._pose_delta(audio, n, gen, temperature, pose)
+        coeffs = np.empty((n, rig.N_COEFFS), np.float32)
+        coeffs[:, : rig.N_EXP] = np.clip(exp, 0.0, 1.0)
+        coeffs[:, rig.N_EXP :] = source.coeffs[rig.N_EXP :] + pose_scale * delta
+        return coeffs
+
+    def _pose_delta(self, audio: torch.Tensor, n: int, gen: torch.Generator, temperature: float,
+                    pose: str | Path) -> np.ndarray:
+        """Head motion (T, 6) around the photo's pose: generated, none, or taken from a coefficient file."""
+        if str(pose) == "still":
+            return np.zeros((n, rig.N_POSE), np.float32)
+        if str(pose) == "generated":
+            track = self.poseflow.sample(audio, generator=gen, temperature=temperature)[0].cpu().numpy()
+        else:
+            coeffs, _ = export.read_coeffs(pose)
+            track = _loop_to(coeffs[:, rig.N_EXP :], n)
+        return (track - np.median(track, axis=0)).astype(np.float32)
+
+    def render(self, source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
+               chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
+        """Frames (H, W, 3) uint8, rendered ``chunk`` at a time (constant memory)."""
+        return warp_frames(source, coeffs, paste_back=paste_back, chunk=chunk)
+
+    # ------------------------------------------------------------------------------------------ jobs
+    def generate(self, face: str | Path, audio: str | Path, *, emotion: str = "neutral", intensity: int = 2,
+                 seed: int = 0, temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
+                 fps: float = DEFAULT_FPS, out: str | Path | None = None, write: bool = True,
+                 paste_back: bool = True, force: bool = False, face_index: int = 0,
+                 coeffs_out: str | Path | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
+        """One video from a photo, a speech recording and an emotion label."""
+        emotion, intensity = check_emotion(emotion, intensity)
+        return self._run(face, audio, emotion=emotion, intensity=intensity, seed=seed, temperature=temperature,
+                         pose=pose, pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back,
+                         force=force, face_index=face_index, coeffs_out=coeffs_out, progress=progress)
+
+    def transfer(self, face: str | Path, audio: str | Path, ref: str | Path, *, ref_emotion: str = "neutral",
+                 seed: int = 0, pose: str | Path = "generated", pose_scale: float = 1.0, fps: float = DEFAULT_FPS,
+                 out: str | Path | None = None, write: bool = True, paste_back: bool = True, force: bool = False,
+                 face_index: int = 0, coeffs_out: str | Path | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
+        """Emotion from a reference clip: its coefficients → latents by the flow's forward pass → reused
+        (looped back and forth or trimmed) with the new audio. ``pose="reference"`` also takes its head motion."""
+        from flowvq_cli.audio.features import audio_features
+        from flowvq_cli.face.analyze import analyze
+
+        ref_analysis = analyze(ref)
+        ref_feats = audio_features(ref, fps=fps)
+        n = min(len(ref_feats), len(ref_analysis.coeffs))
+        ref_exp = torch.from_numpy(ref_analysis.coeffs[:n, : rig.N_EXP]).to(self.device)[None]
+        ref_audio = torch.from_numpy(ref_feats[:n].astype(np.float32)).to(self.device)[None]
+        src = torch.from_numpy(ref_analysis.coeffs[0, : rig.N_EXP]).to(self.device)[None]
+        with torch.inference_mode():
+            z = self.expflow.encode(ref_exp, ref_audio, src, ref_emotion)
+        if str(pose) == "reference":
+            pose = ref
+        return self._run(face, audio, emotion=ref_emotion, intensity=2, seed=seed, temperature=1.0, pose=pose,
+                         pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back, force=force,
+                         face_index=face_index, coeffs_out=coeffs_out, progress=progress, exp_latents=z,
+                         out_tag="transfer")
+
+    def _run(self, face, audio, *, emotion: str, intensity: int, seed: int, temperature: float,
+             pose, pose_scale: float, fps: float, out, write: bool, paste_back: bool, force: bool,
+             face_index: int, coeffs_out, progress, exp_latents: torch.Tensor | None = None,
+             out_tag: str | None = None) -> GenerationResult:
+        if str(pose) not in POSE_KINDS and not Path(pose).is_file():
+            raise UsageError(f"--pose must be generated, still or a coefficient file (.npz/.csv); got {pose!r}")
+        path = resolve_output(out, face, audio, out_tag or emotion, seed, force=force) if write else None
+        if coeffs_out is not None:
+            export.check_output(Path(coeffs_out), force=force)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        source = self.prepare_face(face, face_index=face_index)
+        timings["analysis"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        feats, duration = self.audio_features(audio, fps)
+        timings["audio_features"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        coeffs = self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
+                             temperature=temperature, pose=pose, pose_scale=pose_scale, exp_latents=exp_latents)
+        timings["motion"] = time.perf_counter() - t0
+        result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
+                                  intensity=intensity, duration=duration, renderer=self.renderer,
+                                  weights=self.weights_id, timings=timings)
+        if path is not None:
+            self._write_video(result, source, audio, path, paste_back=paste_back, force=force, progress=progress)
+        if coeffs_out is not None:
+            _write_coeffs(Path(coeffs_out), coeffs, fps, source.identity, force=force)
+        return result
+
+    def _write_video(self, result: GenerationResult, source: SourceFace, audio: str | Path, path: Path, *,
+                     paste_back: bool, force: bool, progress: Callable[[str, int, int], None] | None) -> None:
+        from flowvq_cli.video import VideoWriter
+
+        frames = self.render(source, result.coeffs, paste_back=paste_back)
+        h, w = (source.image.shape[:2] if paste_back else source.crop.shape[:2])
+        meta = {"comment": json.dumps({k: v for k, v in result.summary().items() if k != "timings_s"}),
+                "title": f"FlowVQ {result.emotion} seed {result.seed}"}
+        render_s = encode_s = 0.0
+        with VideoWriter(path, fps=result.fps, size=(w, h), audio_path=audio, metadata=meta, force=force) as writer:
+            done = 0
+            while True:
+                t0 = time.perf_counter()
+                batch = [f for _, f in zip(range(RENDER_CHUNK), frames, strict=False)]
+                render_s += time.perf_counter() - t0
+                if not batch:
+                    break
+                t0 = time.perf_counter()
+                writer.write(np.stack(batch))
+                encode_s += time.perf_counter() - t0
+                done += len(batch)
+                if progress is not None:
+                    progress("render", done, result.n_frames)
+            t0 = time.perf_counter()
+        encode_s += time.perf_counter() - t0
+        result.timings["render"] = render_s
+        result.timings["encode"] = encode_s
+
+
+def _write_coeffs(path: Path, coeffs: np.ndarray, fps: float, identity: np.ndarray, *, force: bool) -> None:
+    if path.suffix.lower() == ".csv":
+        export.write_live_link_csv(path, coeffs, fps=fps, force=force)
+    elif path.suffix.lower() == ".npz":
+        export.write_coeffs_npz(path, coeffs, fps=fps, identity=identity, force=force)
+    else:
+        raise UsageError(f"--coeffs {path}: use a .npz or .csv file name")
+
+
+def _loop_to(track: np.ndarray, n: int) -> np.ndarray:
+    """Loop a (T', D) track back and forth (no jump at the seam) or trim it to n frames."""
+    if len(track) >= n:
+        return track[:n]
+    period = np.r_[np.arange(len(track)), np.arange(len(track) - 2, 0, -1)] if len(track) > 1 else np.zeros(1, int)
+    return track[period[np.arange(n) % len(period)]]
+
+
+def _limit_size(rgb: np.ndarray) -> np.ndarray:
+    """Scale photos larger than :data:`MAX_VIDEO_SIDE` down (the video is the photo's size)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = MAX_VIDEO_SIDE / max(h, w)
+    if scale >= 1.0:
+        return rgb
+    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,452 @@
+"""Synthetic speech with phoneme timings, from espeak-ng (the audio side of ``flowvq synth``).
+
+``espeak-ng --pho`` prints nothing for espeak's own (non-MBROLA) voices, so this module drives the C
+library ``libespeak-ng.so.1`` through :mod:`ctypes`, in synchronous mode with phoneme events on:
+
+    espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, NULL, espeakINITIALIZE_PHONEME_EVENTS)
+    espeak_SetSynthCallback(cb)            cb(short *wav, int n, espeak_EVENT *events) per buffer
+    espeak_SetVoiceByName("en-us+f3")      language voice + optional "+variant"
+    espeak_SetParameter(RATE | PITCH | VOLUME | RANGE, value, 0)
+    espeak_Synth(text, ...)                returns when all audio and events went through cb
+
+Each ``espeakEVENT_PHONEME`` event carries the phoneme's start (``audio_position``, ms) and its espeak
+mnemonic (``id.string``, e.g. ``p``, ``A:``, ``_:`` for a pause); a phoneme ends where the next one
+starts, the last one at the end of the audio. The span before the first phoneme is labelled ``_``.
+Audio comes at 22 050 Hz and is resampled to 16 kHz (``resample_poly``, 320/441).
+
+The library is process-global state: every call holds :data:`_LOCK`. Separate processes are
+independent (each loads its own copy), so a process pool parallelises synthesis.
+
+espeak-ng is not bit-reproducible across calls: it carries synthesis state (pitch flutter phase and
+the like) from one call to the next, so the same text can come out a few samples longer or shorter
+with phoneme times shifted by ~10 ms. A corpus must therefore store the audio it actually got next to
+the motion made from that :class:`Utterance` (the motion itself is deterministic given the utterance
+and a seed).
+
+Also here: a seeded generator of random, pronounceable English sentences (:func:`random_sentence`)
+and :func:`random_utterance`, which re-draws until the audio lasts 2–6 s.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from flowvq_cli.errors import FlowVQError
+
+SAMPLE_RATE = 16_000
+"""Rate of :attr:`Utterance.samples` (Hz), the rate the audio features expect (DESIGN §3)."""
+
+LIBRARY_NAMES = ("libespeak-ng.so.1", "libespeak-ng.so")
+
+# speak_lib.h (API revision 12) constants
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+INITIALIZE_PHONEME_EVENTS = 0x0001
+CHARS_UTF8 = 1
+POS_CHARACTER = 1
+EVENT_LIST_TERMINATED = 0
+EVENT_WORD = 1
+EVENT_PHONEME = 7
+PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE = 1, 2, 3, 4
+EE_OK = 0
+
+PAUSE = "_"
+"""Label of silence: espeak's own pauses are ``_``, ``_:``, ``_!``, ``_|``; the lead-in gets ``_``."""
+
+LANGUAGE_VOICES = ("en-us", "en", "en-gb-x-rp", "en-029", "en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan")
+"""English espeak-ng voices (accents) the corpus draws from; ``en`` is British English (language en-gb)."""
+
+VOICE_VARIANTS = ("", "m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")
+"""espeak variants (``voices/!v/<name>``) appended as ``voice+variant``; ``""`` is the plain voice."""
+
+RATE_RANGE_WPM = (80, 450)
+PITCH_RANGE = (0, 100)
+
+DEFAULT_RATE_WPM = 175
+DEFAULT_PITCH = 50
+DEFAULT_VOLUME = 100
+DEFAULT_PITCH_RANGE = 50
+MIN_DURATION_S = 2.0
+MAX_DURATION_S = 6.0
+MAX_REDRAWS = 12
+
+
+class SpeechSynthesisError(FlowVQError):
+    """espeak-ng is missing or refused a request."""
+
+
+class Phone(NamedTuple):
+    """One phoneme: [start, end) in seconds and its espeak mnemonic (``_`` variants are pauses)."""
+
+    start: float
+    end: float
+    phoneme: str
+
+
+class Word(NamedTuple):
+    """One word: [start, end) in seconds (end = its last phoneme's end) and its text."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Synthesised speech and its timing.
+
+    samples: (N,) float32 in [-1, 1] at :attr:`sample_rate` (16 kHz).
+    phonemes: contiguous spans covering [0, duration], in time order.
+    words: word spans in time order.
+    """
+
+    samples: np.ndarray
+    phonemes: list[Phone]
+    words: list[Word]
+    text: str
+    voice: str
+    rate: int
+    pitch: int
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        """Length of the audio in seconds."""
+        return self.samples.size / self.sample_rate
+
+
+# ---------------------------------------------------------------------------------------------
+# ctypes binding (layout from speak_lib.h)
+# ---------------------------------------------------------------------------------------------
+
+
+class _EventId(ctypes.Union):
+    _fields_ = (("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8))
+
+
+class _Event(ctypes.Structure):
+    """``espeak_EVENT``."""
+
+    _fields_ = (
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    )
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass
+class _Capture:
+    """What the synth callback collected during one ``espeak_Synth`` call."""
+
+    chunks: list[np.ndarray]
+    phonemes: list[tuple[int, str]]  # (ms, mnemonic)
+    words: list[tuple[int, int, int]]  # (ms, text_position (1-based), length)
+
+
+class _Engine:
+    """The loaded library, its callback and the capture buffer of the call in progress."""
+
+    def __init__(self, lib: ctypes.CDLL, native_rate: int) -> None:
+        self.lib = lib
+        self.native_rate = native_rate
+        self.capture = _Capture([], [], [])
+        self.callback = _CALLBACK(self._on_buffer)  # kept referenced: the library holds the pointer
+        lib.espeak_SetSynthCallback(self.callback)
+
+    def _on_buffer(self, wav: ctypes.POINTER(ctypes.c_short), n: int, events: ctypes.POINTER(_Event)) -> int:
+        if wav and n > 0:
+            self.capture.chunks.append(np.ctypeslib.as_array(wav, (n,)).copy())
+        i = 0
+        while events[i].type != EVENT_LIST_TERMINATED:
+            event = events[i]
+            if event.type == EVENT_PHONEME:
+                name = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+                self.capture.phonemes.append((event.audio_position, name))
+            elif event.type == EVENT_WORD:
+                self.capture.words.append((event.audio_position, event.text_position, event.length))
+            i += 1
+        return 0
+
+
+_LOCK = threading.Lock()
+_ENGINE: _Engine | None = None
+
+
+def _load_library() -> ctypes.CDLL:
+    names = [*LIBRARY_NAMES, ctypes.util.find_library("espeak-ng")]
+    for name in filter(None, names):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    raise SpeechSynthesisError("espeak-ng library not found (libespeak-ng.so.1); install it: apt-get install espeak-ng")
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    lib.espeak_Initialize.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = (_CALLBACK,)
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = (ctypes.c_char_p,)
+    lib.espeak_SetParameter.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
+    lib.espeak_Synth.argtypes = (ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                 ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p)
+    lib.espeak_Info.argtypes = (ctypes.POINTER(ctypes.c_char_p),)
+    lib.espeak_Info.restype = ctypes.c_char_p
+
+
+def _engine() -> _Engine:
+    """The process's engine, initialised on first use. Call with :data:`_LOCK` held."""
+    global _ENGINE
+    if _ENGINE is None:
+        lib = _load_library()
+        _declare(lib)
+        rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, None, INITIALIZE_PHONEME_EVENTS)
+        if rate <= 0:
+            raise SpeechSynthesisError("espeak-ng failed to initialise (is espeak-ng-data installed?); "
+                                       "reinstall it: apt-get install --reinstall espeak-ng-data")
+        _ENGINE = _Engine(lib, rate)
+    return _ENGINE
+
+
+def _data_dir(engine: _Engine) -> Path:
+    path = ctypes.c_char_p()
+    engine.lib.espeak_Info(ctypes.byref(path))
+    return Path((path.value or b"").decode())
+
+
+def available_voices() -> list[str]:
+    """Every ``voice`` or ``voice+variant`` from :data:`LANGUAGE_VOICES` × :data:`VOICE_VARIANTS` installed here.
+
+    (``espeak_SetVoiceByName`` accepts an unknown variant silently, so variants are checked on disk.)
+    """
+    with _LOCK:
+        root = _data_dir(_engine())
+    variants = [v for v in VOICE_VARIANTS if not v or (root / "voices" / "!v" / v).is_file()]
+    return [f"{lang}+{v}" if v else lang for lang in LANGUAGE_VOICES for v in variants]
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthesis
+# ---------------------------------------------------------------------------------------------
+
+
+def _run(engine: _Engine, text: str, voice: str, params: dict[int, int]) -> _Capture:
+    lib = engine.lib
+    if lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+        raise SpeechSynthesisError(f"espeak-ng has no voice {voice!r}; list them with: espeak-ng --voices=en")
+    for key, value in params.items():
+        lib.espeak_SetParameter(key, int(value), 0)
+    engine.capture = _Capture([], [], [])
+    data = text.encode("utf-8")
+    status = lib.espeak_Synth(data + b"\0", len(data) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+    if status != EE_OK:
+        raise SpeechSynthesisError(f"espeak-ng refused to speak {text[:40]!r} (error {status})")
+    return engine.capture
+
+
+def _to_16k(chunks: list[np.ndarray], native_rate: int) -> np.ndarray:
+    """int16 chunks at the native rate -> (N,) float32 at :data:`SAMPLE_RATE`."""
+    raw = np.concatenate(chunks).astype(np.float32) / 32768.0 if chunks else np.zeros(0, np.float32)
+    g = gcd(SAMPLE_RATE, native_rate)
+    return resample_poly(raw, SAMPLE_RATE // g, native_rate // g).astype(np.float32)
+
+
+def phone_spans(events: list[tuple[int, str]], duration: float) -> list[Phone]:
+    """Phoneme start events (ms, mnemonic) -> contiguous spans covering [0, duration].
+
+    Starts are clamped into [0, duration] and sorted; zero-length spans are dropped; a lead-in
+    before the first phoneme becomes a :data:`PAUSE` span.
+    """
+    starts = sorted((min(max(ms / 1000.0, 0.0), duration), name) for ms, name in events)
+    if not starts or starts[0][0] > 0.0:
+        starts.insert(0, (0.0, PAUSE))
+    ends = [s for s, _ in starts[1:]] + [duration]
+    return [Phone(s, e, name) for (s, name), e in zip(starts, ends, strict=True) if e > s]
+
+
+def word_spans(events: list[tuple[int, int, int]], text: str, phones: list[Phone]) -> list[Word]:
+    """Word events (ms, 1-based char position, length) -> spans ending at their last non-pause phoneme."""
+    starts = [min(ms / 1000.0, phones[-1].end) for ms, _, _ in events] if phones else []
+    words = []
+    for i, (_, pos, length) in enumerate(events):
+        limit = starts[i + 1] if i + 1 < len(events) else phones[-1].end
+        inside = [p for p in phones if starts[i] <= p.start < limit and not is_pause(p.phoneme)]
+        end = inside[-1].end if inside else limit
+        words.append(Word(starts[i], max(end, starts[i]), text[pos - 1:pos - 1 + length]))
+    return words
+
+
+def is_pause(phoneme: str) -> bool:
+    """Whether an espeak mnemonic is a pause (``_``, ``_:``, ``_!``, ``_|`` …)."""
+    return phoneme.startswith(PAUSE)
+
+
+def synthesize(
+    text: str,
+    voice: str = "en-us",
+    rate: int = DEFAULT_RATE_WPM,
+    pitch: int = DEFAULT_PITCH,
+    volume: int = DEFAULT_VOLUME,
+    pitch_range: int = DEFAULT_PITCH_RANGE,
+) -> Utterance:
+    """Speak ``text`` with espeak-ng and return the 16 kHz audio with phoneme and word timings.
+
+    Args:
+        text: UTF-8 text (plain, no SSML).
+        voice: espeak voice name, optionally with a variant: ``"en-gb-x-rp+f3"``.
+        rate: words per minute (80–450).
+        pitch: base pitch 0–100 (50 = the voice's normal).
+        volume: 0–200 (100 = normal).
+        pitch_range: intonation range 0–100 (0 = monotone).
+    """
+    if not text.strip():
+        raise SpeechSynthesisError("nothing to say: the text is empty")
+    rate = int(np.clip(rate, *RATE_RANGE_WPM))
+    pitch = int(np.clip(pitch, *PITCH_RANGE))
+    pitch_range = int(np.clip(pitch_range, 0, 100))
+    params = {PARAM_RATE: rate, PARAM_PITCH: pitch, PARAM_VOLUME: volume, PARAM_RANGE: pitch_range}
+    with _LOCK:
+        engine = _engine()
+        capture = _run(engine, text, voice, params)
+        native_rate = engine.native_rate
+    samples = _to_16k(capture.chunks, native_rate)
+    phones = phone_spans(capture.phonemes, samples.size / SAMPLE_RATE)
+    words = word_spans(capture.words, text, phones)
+    return Utterance(samples, phones, words, text, voice, rate, pitch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random sentences
+# ---------------------------------------------------------------------------------------------
+
+DETERMINERS = ("the", "a", "my", "your", "his", "her", "our", "their", "this", "that", "every", "one")
+ADJECTIVES = (
+    "big", "small", "old", "new", "red", "blue", "green", "dark", "bright", "quiet", "loud", "happy", "tired",
+    "quick", "slow", "warm", "cold", "soft", "hard", "young", "long", "short", "heavy", "light", "empty", "full",
+    "strange", "simple", "famous", "lucky", "busy", "gentle", "brave", "clever", "funny", "early", "late", "fresh",
+    "little", "golden", "silver", "wooden", "broken", "hidden", "careful", "pretty", "angry", "calm", "sweet",
+)
+NOUNS = (
+    "dog", "cat", "house", "car", "boat", "tree", "river", "garden", "window", "door", "table", "book", "letter",
+    "teacher", "doctor", "farmer", "child", "mother", "father", "brother", "sister", "friend", "neighbour", "city",
+    "village", "road", "bridge", "market", "kitchen", "school", "office", "train", "station", "mountain", "beach",
+    "morning", "evening", "summer", "winter", "picture", "song", "story", "bottle", "paper", "phone",
+    "bicycle", "apple", "orange", "basket", "pocket", "jacket", "hammer", "pencil", "clock", "mirror", "shadow",
+    "baby", "horse", "bird", "fish", "rabbit", "monkey", "piano", "guitar", "blanket", "pillow", "candle", "island",
+    "forest", "valley", "meadow", "castle", "tower", "museum", "library", "captain", "soldier", "painter", "baker",
+)
+VERBS_PAST = (
+    "found", "saw", "took", "gave", "made", "kept", "left", "brought", "bought", "sold", "painted", "opened",
+    "closed", "carried", "watched", "followed", "visited", "cleaned", "fixed", "moved", "pushed", "pulled",
+    "dropped", "lifted", "washed", "cooked", "wanted", "needed", "liked", "loved", "helped", "called", "remembered",
+    "showed", "borrowed", "finished", "started", "touched", "noticed", "packed", "built", "broke", "caught",
+)
+VERBS_INTRANSITIVE = (
+    "waited", "laughed", "smiled", "walked", "talked", "slept", "worked", "played", "danced", "sang", "cried",
+    "shouted", "listened", "stayed", "arrived", "jumped", "rested", "wandered", "whispered", "stopped", "returned",
+)
+PREPOSITIONS = ("near", "behind", "under", "over", "beside", "inside", "outside", "across", "around", "by", "at",
+                "in", "on", "into", "along", "past")
+ADVERBS = ("today", "yesterday", "again", "quickly", "slowly", "quietly", "carefully", "together", "alone",
+           "early", "later", "suddenly", "finally", "often", "never", "always", "soon", "once more")
+CONJUNCTIONS = ("and", "but", "so", "because", "while", "then", "when")
+NAMES = ("Anna", "Peter", "Maria", "James", "Lucy", "Oliver", "Emma", "Daniel", "Sophie", "Thomas", "Mia", "Sam",
+         "Laura", "Ben", "Nora", "Victor", "Paula", "Mark", "Helen", "Robert")
+QUESTION_STARTS = ("did", "will", "can", "could", "should", "would")
+VERBS_BASE = ("find", "see", "take", "give", "make", "keep", "leave", "bring", "buy", "sell", "paint", "open",
+              "close", "carry", "watch", "follow", "visit", "clean", "fix", "move", "wash", "cook", "call", "help")
+WORDS_PER_CLAUSE_GUESS = 7
+
+
+def _pick(rng: np.random.Generator, words: tuple[str, ...]) -> str:
+    return words[int(rng.integers(len(words)))]
+
+
+def _noun_phrase(rng: np.random.Generator) -> str:
+    if rng.random() < 0.2:
+        return _pick(rng, NAMES)
+    adjective = f"{_pick(rng, ADJECTIVES)} " if rng.random() < 0.55 else ""
+    return f"{_pick(rng, DETERMINERS)} {adjective}{_pick(rng, NOUNS)}"
+
+
+def _clause(rng: np.random.Generator) -> str:
+    """Subject + verb (+ object) (+ place) (+ adverb)."""
+    subject = _noun_phrase(rng)
+    if rng.random() < 0.6:
+        core = f"{subject} {_pick(rng, VERBS_PAST)} {_noun_phrase(rng)}"
+    else:
+        core = f"{subject} {_pick(rng, VERBS_INTRANSITIVE)}"
+    if rng.random() < 0.5:
+        core += f" {_pick(rng, PREPOSITIONS)} {_noun_phrase(rng)}"
+    if rng.random() < 0.3:
+        core += f" {_pick(rng, ADVERBS)}"
+    return core
+
+
+def _question(rng: np.random.Generator) -> str:
+    return f"{_pick(rng, QUESTION_STARTS)} {_noun_phrase(rng)} {_pick(rng, VERBS_BASE)} {_noun_phrase(rng)}"
+
+
+def random_sentence(rng: np.random.Generator, n_words: int = 10) -> str:
+    """A random grammatical English sentence of about ``n_words`` words from the built-in word lists.
+
+    Clauses are joined with conjunctions or split into sentences until the word count is reached.
+    """
+    parts: list[str] = []
+    count = 0
+    while count < max(n_words, 1) - 1 or not parts:
+        clause = _question(rng) if rng.random() < 0.12 else _clause(rng)
+        if parts:
+            joiner = f", {_pick(rng, CONJUNCTIONS)} " if rng.random() < 0.7 else ". "
+            parts.append(joiner)
+        parts.append(clause)
+        count += len(clause.split())
+    text = "".join(parts)
+    sentences = [s.strip() for s in text.split(". ")]
+    ending = "?" if parts[-1].split()[0] in QUESTION_STARTS else "."
+    return ". ".join(s[:1].upper() + s[1:] for s in sentences) + ending
+
+
+def random_utterance(
+    rng: np.random.Generator,
+    voice: str = "en-us",
+    rate: int = DEFAULT_RATE_WPM,
+    pitch: int = DEFAULT_PITCH,
+    volume: int = DEFAULT_VOLUME,
+    pitch_range: int = DEFAULT_PITCH_RANGE,
+    min_s: float = MIN_DURATION_S,
+    max_s: float = MAX_DURATION_S,
+) -> Utterance:
+    """Speak random sentences until one lasts between ``min_s`` and ``max_s`` seconds.
+
+    The word count is aimed at a duration drawn uniformly in [min_s, max_s] and corrected from the
+    previous attempt's measured speed; after :data:`MAX_REDRAWS` tries the closest attempt is returned.
+    """
+    target = float(rng.uniform(min_s, max_s))
+    words_per_s = rate / 60.0
+    attempts: list[Utterance] = []
+    for _ in range(MAX_REDRAWS):
+        n_words = max(2, round(target * words_per_s))
+        utterance = synthesize(random_sentence(rng, n_words), voice, rate, pitch, volume, pitch_range)
+        if min_s <= utterance.duration <= max_s:
+            return utterance
+        attempts.append(utterance)
+        words_per_s = len(utterance.text.split()) / max(utterance.duration, 1e-3)
+    return min(attempts, key=lambda u: abs(u.duration - target))

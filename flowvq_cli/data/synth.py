@@ -1,0 +1,193 @@
+"""``flowvq synth``: a procedural training corpus in the dataset format (DESIGN.md §6).
+
+Per clip: random English sentences spoken by espeak-ng (voice, rate, pitch and loudness varied by
+emotion) with phoneme timings → visemes with coarticulation → the emotion's style at an intensity,
+blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) → coefficients (T, 58); frames are rendered
+by the mesh-warp renderer on a face photo and stored as the aligned 256² crop.
+
+Determinism: everything is drawn from ``numpy.random.default_rng([seed, clip_index])``. espeak-ng keeps
+internal state between calls (the same text spoken twice in one process differs by a few samples and
+phoneme times by ~5 ms), so each clip's speech is synthesised in a fresh process: the same seed then gives
+identical audio and identical coefficient files, whatever the number of workers.
+
+Speakers: a corpus uses a pool of voices (an espeak accent + variant each); a voice is a speaker, and
+splits are by speaker, so validation clips have voices the training never heard.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flowvq_cli.data.manifest import Clip, assign_splits, read_manifest, write_manifest
+from flowvq_cli.errors import InputError, OutputError
+from flowvq_cli.labels import EMOTIONS
+
+FPS = 25.0
+CLIP_DIR = "clips"
+CLIPS_PER_VOICE = 6  # voice pool size = ceil(clips / CLIPS_PER_VOICE), at least MIN_VOICES
+MIN_VOICES = 4
+VAL_SPEAKERS = 0.2
+PREVIEW_COLUMNS = 6
+PREVIEW_TILE = 128
+DEFAULT_FACE = Path(__file__).resolve().parents[2] / "examples" / "face.png"
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything random about one clip, drawn up front from the corpus seed."""
+
+    index: int
+    id: str
+    emotion: str
+    intensity: int
+    voice: str
+    face: str
+    seed: tuple[int, int]
+
+
+@dataclass
+class SynthReport:
+    out: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    preview: Path | None = None
+
+
+def plan_corpus(n_clips: int, seed: int, faces: list[Path], voices: list[str]) -> list[ClipPlan]:
+    """Emotions cycle through the 9 classes (balanced); intensity, voice and face are drawn per clip."""
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    pool_size = max(MIN_VOICES, -(-n_clips // CLIPS_PER_VOICE))
+    pool = [voices[i] for i in rng.choice(len(voices), size=min(pool_size, len(voices)), replace=False)]
+    plans = []
+    for i in range(n_clips):
+        emotion = EMOTIONS[i % len(EMOTIONS)]
+        intensity = 1 if emotion == "neutral" else int(rng.integers(1, 4))
+        plans.append(ClipPlan(index=i, id=f"syn{seed}_{i:05d}", emotion=emotion, intensity=intensity,
+                              voice=pool[int(rng.integers(len(pool)))], face=str(faces[int(rng.integers(len(faces)))]),
+                              seed=(seed, i)))
+    return plans
+
+
+def speak(plan: ClipPlan):
+    """The clip's speech, synthesised in whatever (fresh) process runs this."""
+    from flowvq_cli.data import speech, styles
+
+    rng = np.random.default_rng([*plan.seed, 1])
+    vp = styles.voice_params(plan.emotion, plan.intensity, rng)
+    return speech.random_utterance(rng, voice=plan.voice, rate=vp.rate, pitch=vp.pitch, volume=vp.volume,
+                                   pitch_range=vp.pitch_range)
+
+
+def _speak_all(plans: list[ClipPlan], workers: int):
+    """Utterances in plan order, one fresh process per clip (see the module docstring)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
+        yield from pool.map(speak, plans)
+
+
+def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool, clip_dir: Path) -> np.ndarray:
+    """Absolute coefficients (the photo's pose + the clip's head motion); writes frames.mp4 if asked."""
+    from flowvq_cli.api import prepare_face, warp_frames
+    from flowvq_cli.face import rig
+    from flowvq_cli.video import VideoWriter
+
+    if plan.face not in sources:
+        sources[plan.face] = prepare_face(plan.face)
+    source = sources[plan.face]
+    coeffs = coeffs_rel.copy()
+    coeffs[:, rig.N_EXP :] += source.coeffs[rig.N_EXP :]
+    if frames:
+        with VideoWriter(clip_dir / "frames.mp4", fps=FPS, size=(256, 256), force=True) as writer:
+            for frame in warp_frames(source, coeffs, paste_back=False):
+                writer.write(frame)
+        np.save(clip_dir / "identity.npy", source.identity)
+    return coeffs
+
+
+def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, frames: bool) -> Clip:
+    from flowvq_cli.audio.load import save_wav
+    from flowvq_cli.data.motion import make_clip_motion
+
+    clip_dir = out / CLIP_DIR / plan.id
+    clip_dir.mkdir(parents=True, exist_ok=True)
+    motion = make_clip_motion(utterance, plan.emotion, plan.intensity, np.random.default_rng([*plan.seed, 2]), FPS)
+    coeffs = _render(plan, motion.coeffs, sources, frames, clip_dir)
+    save_wav(clip_dir / "audio.wav", utterance.samples, utterance.sample_rate)
+    np.save(clip_dir / "coeffs.npy", coeffs.astype(np.float32))
+    np.save(clip_dir / "viseme.npy", motion.viseme_track.astype(np.float32))
+    np.save(clip_dir / "blinks.npy", motion.blink_frames)
+    (clip_dir / "text.txt").write_text(f"{utterance.text}\n{plan.voice}\n")
+    paths = {"coeffs": f"{CLIP_DIR}/{plan.id}/coeffs.npy", "audio": f"{CLIP_DIR}/{plan.id}/audio.wav"}
+    if frames:
+        paths["frames"] = f"{CLIP_DIR}/{plan.id}/frames.mp4"
+    return Clip(id=plan.id, speaker=plan.voice, emotion=plan.emotion, intensity=plan.intensity, split="train",
+                fps=FPS, frames=len(coeffs), paths=paths)
+
+
+def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str | Path | None = None,
+                      frames: bool = True, workers: int = 1, preview: bool = False, force: bool = False,
+                      progress=None) -> SynthReport:
+    """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring."""
+    from flowvq_cli.data import speech
+
+    out = Path(out)
+    if (out / "manifest.jsonl").exists() and not force:
+        raise OutputError(f"{out} already holds a dataset; pass --force to rebuild it, or another folder")
+    if clips < 1:
+        raise InputError("--clips must be at least 1")
+    face_list = _face_list(faces)
+    plans = plan_corpus(clips, seed, face_list, speech.available_voices())
+    out.mkdir(parents=True, exist_ok=True)
+    report = SynthReport(out=out)
+    sources: dict = {}
+    records = []
+    for done, (plan, utterance) in enumerate(zip(plans, _speak_all(plans, workers), strict=True), 1):
+        records.append(_write_clip(plan, utterance, out, sources, frames))
+        report.written.append(plan.id)
+        if progress is not None:
+            progress(done, len(plans))
+    write_manifest(out, assign_splits(records, val_speakers=VAL_SPEAKERS, seed=seed))
+    if preview and frames:
+        report.preview = write_preview(out)
+    return report
+
+
+def _face_list(faces: str | Path | None) -> list[Path]:
+    if faces is None:
+        return [DEFAULT_FACE]
+    folder = Path(faces)
+    if not folder.is_dir():
+        raise InputError(f"--faces {folder} is not a folder; pass a folder of face photos")
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
+    if not found:
+        raise InputError(f"--faces {folder} holds no photos (png, jpg, webp, bmp)")
+    return found
+
+
+def write_preview(root: str | Path) -> Path:
+    """A contact sheet ``preview.png``: one row per emotion (its first clip), frames across the clip."""
+    import cv2
+
+    from flowvq_cli.image import save_image
+    from flowvq_cli.video import iter_frames
+
+    root = Path(root)
+    clips = read_manifest(root)
+    rows = []
+    for emotion in EMOTIONS:
+        clip = next((c for c in clips if c.emotion == emotion and "frames" in c.paths), None)
+        if clip is None:
+            continue
+        picks = set(np.linspace(0, clip.frames - 1, PREVIEW_COLUMNS).round().astype(int).tolist())
+        tiles = [cv2.resize(f, (PREVIEW_TILE, PREVIEW_TILE), interpolation=cv2.INTER_AREA)
+                 for t, f in enumerate(iter_frames(clip.path(root, "frames"))) if t in picks]
+        row = np.hstack(tiles + [np.zeros_like(tiles[0])] * (PREVIEW_COLUMNS - len(tiles)))
+        cv2.putText(row, f"{emotion} {clip.intensity}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1,
+                    cv2.LINE_AA)
+        rows.append(row)
+    return save_image(root / "preview.png", np.vstack(rows), force=True)

@@ -1,0 +1,213 @@
+"""Configuration of the vector-quantised image generator (VQIG, paper §3.3, DESIGN §4 "VQIG").
+
+One frozen dataclass, :class:`VQIGConfig`, describes the whole model: the codebook model it is built on
+(``codebook``, a :class:`~flowvq_cli.vq.VQGANConfig`), the sizes of VQIG's own networks and the loss
+weights of its two training stages (``loss``, a :class:`VQIGLossConfig`). Presets: ``tiny()`` for tests,
+``mini()`` for the CPU budget (DESIGN §8), ``base()`` for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from flowvq_cli.errors import WeightsError
+from flowvq_cli.face.rig import N_COEFFS
+from flowvq_cli.vq.losses import VQGANLossConfig
+from flowvq_cli.vq.vqgan import VQGANConfig
+
+
+@dataclass(frozen=True)
+class VQIGLossConfig:
+    """Weights of the two training stages (CodeFormer-style, paper §3.3).
+
+    Code level (stage 1)::
+
+        L_code = ce_weight·CE(logits, idx_gt) + feature_weight·‖ẑ − z_gt‖²
+                 + warp_image_weight·‖I_w − I_gt‖₁ + flow_weight·L_flow     (L_flow only with a mesh-warp flow)
+
+    Image level (stage 2)::
+
+        L_img = λ_rec‖Î − I_gt‖₁ + L_per + λ_adv·L_adv + image_code_weight·CE(logits, idx_gt)
+
+    Attributes:
+        ce_weight: weight of the code cross-entropy.
+        feature_weight: weight of ‖ẑ − z_gt‖² between the fused features and the GT frame's quantised latents.
+        warp_image_weight: L1 between the warped source image I_w and the GT frame (gives the warping
+            network a direct signal, as PIRenderer's warping loss does); 0 = off.
+        flow_weight: L1 between the predicted flow and the mesh-warp renderer's flow (warm start), applied
+            when the batch carries that flow; 0 = off.
+        image: weights of the image-level terms (reconstruction, perceptual or its substitute,
+            adversarial), shared with the codebook model's loss.
+        image_code_weight: cross-entropy kept in the image stage so the predicted codes stay anchored to the
+            GT frame's codes while the image losses fine-tune the networks; 0 = off.
+    """
+
+    ce_weight: float = 1.0
+    feature_weight: float = 1.0
+    warp_image_weight: float = 1.0
+    flow_weight: float = 1.0
+    image: VQGANLossConfig = field(default_factory=VQGANLossConfig)
+    image_code_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        weights = (self.ce_weight, self.feature_weight, self.warp_image_weight, self.flow_weight,
+                   self.image_code_weight)
+        if min(weights) < 0:
+            raise ValueError(f"loss weights must be >= 0, got {weights}")
+
+    @classmethod
+    def tiny(cls) -> VQIGLossConfig:
+        """For tests: the codebook's tiny image-level loss (adversarial term from step 10)."""
+        return cls(image=VQGANLossConfig.tiny())
+
+
+@dataclass(frozen=True)
+class VQIGConfig:
+    """Architecture of :class:`~flowvq_cli.vqig.generator.VQIG`.
+
+    Attributes:
+        codebook: the frozen codebook model's configuration (E, C, G).
+        coeff_dim: floats per coefficient frame (layout version 1: 52 exp + 6 pose).
+        window: w; the mapping network sees 2w + 1 frames of target coefficients centred on the frame.
+        motion_dim: d_m, width of the motion descriptor m.
+        mapping_channels: width of the mapping network's 1-D convolutions.
+        mapping_layers: residual dilated 1-D conv blocks in the mapping network (dilation 1, 2, 4, …).
+        warp_size: side of the warping network's input (downsampled source) and of its flow output.
+        warp_channels: widths of the warping network's hourglass levels, full ``warp_size`` first; each
+            further level halves the resolution.
+        warp_level: encoder level at which the source is warped: 0 warps the image itself and runs all of
+            E_w per frame (the paper's wording); k > 0 runs E_w's first k levels once on the source
+            (cached per photo) and warps their output, so only the rest of E_w runs per frame.
+        fuse_dim: width of the fuse network's tokens.
+        fuse_heads: heads of its cross-attention.
+        transformer_dim, transformer_heads, transformer_layers: the code-prediction transformer T.
+        mlp_ratio: hidden width / width of every token MLP.
+        dropout: dropout in the attention and MLP blocks during training.
+        fidelity_skip: add the CodeFormer-style fidelity skip (warped encoder features modulate the frozen
+            decoder through controllable feature transformations); see ``fidelity.py``.
+        fidelity_w: w of the skip at inference and in training (0 = pure codebook output).
+        fidelity_levels: decoder levels that receive the skip (0 = full resolution; each level halves).
+        fidelity_reduction: hidden width of a feature transformation = level width / this.
+        fidelity_kernel: kernel side of the transformation's first convolution.
+        init_gain: scale of the initial weights of every layer whose output is added to or modulates an
+            existing signal (flow offsets, AdaIN scales, fidelity scale/shift), so training starts near
+            the identity warp and the pure codebook decoder.
+        occlusion_init: initial occlusion-mask logit (sigmoid(occlusion_init) ≈ 1: nothing occluded).
+        loss: weights of the two training stages.
+    """
+
+    codebook: VQGANConfig = field(default_factory=VQGANConfig.base)
+    coeff_dim: int = N_COEFFS
+    window: int = 13
+    motion_dim: int = 256
+    mapping_channels: int = 256
+    mapping_layers: int = 3
+    warp_size: int = 64
+    warp_channels: tuple[int, ...] = (64, 128, 256, 256)
+    warp_level: int = 0
+    fuse_dim: int = 512
+    fuse_heads: int = 8
+    transformer_dim: int = 512
+    transformer_heads: int = 8
+    transformer_layers: int = 9
+    mlp_ratio: int = 2
+    dropout: float = 0.0
+    fidelity_skip: bool = True
+    fidelity_w: float = 0.5
+    fidelity_levels: tuple[int, ...] = (1, 2, 3)
+    fidelity_reduction: int = 2
+    fidelity_kernel: int = 3
+    init_gain: float = 0.01
+    occlusion_init: float = 3.0
+    loss: VQIGLossConfig = field(default_factory=VQIGLossConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "warp_channels", tuple(int(c) for c in self.warp_channels))
+        object.__setattr__(self, "fidelity_levels", tuple(sorted(int(lv) for lv in self.fidelity_levels)))
+        cb = self.codebook
+        levels = len(cb.channel_mults)
+        if not 0 <= self.warp_level < levels:
+            raise ValueError(f"warp_level must be in [0, {levels}) for a {levels}-level codebook, "
+                             f"got {self.warp_level}")
+        if any(not 0 <= lv < levels - 1 for lv in self.fidelity_levels):
+            raise ValueError(f"fidelity_levels must lie in [0, {levels - 1}) (the lowest level is the code grid), "
+                             f"got {self.fidelity_levels}")
+        if self.warp_size % 2 ** (len(self.warp_channels) - 1):
+            raise ValueError(f"warp_size {self.warp_size} is not divisible by 2^{len(self.warp_channels) - 1}")
+        if self.fuse_dim % self.fuse_heads or self.transformer_dim % self.transformer_heads:
+            raise ValueError("fuse_dim / transformer_dim must be divisible by their number of heads")
+        if self.window < 0 or self.mapping_layers < 0 or self.transformer_layers < 1:
+            raise ValueError("window and mapping_layers must be >= 0, transformer_layers >= 1")
+        if not 0.0 <= self.fidelity_w <= 1.0:
+            raise ValueError(f"fidelity_w must be in [0, 1], got {self.fidelity_w}")
+        if self.fidelity_kernel % 2 == 0:
+            raise ValueError(f"fidelity_kernel must be odd, got {self.fidelity_kernel}")
+
+    @property
+    def window_frames(self) -> int:
+        """2w + 1: frames in a coefficient window."""
+        return 2 * self.window + 1
+
+    @property
+    def num_tokens(self) -> int:
+        """h·w: positions of the code grid."""
+        return self.codebook.latent_size ** 2
+
+    # ---------------------------------------------------------------------------- presets
+    @classmethod
+    def tiny(cls) -> VQIGConfig:
+        """For tests: the tiny codebook (32² images, 8² codes), warp at level 1, fidelity at levels 0 and 1."""
+        return cls(codebook=VQGANConfig.tiny(), window=2, motion_dim=16, mapping_channels=16, mapping_layers=2,
+                   warp_size=16, warp_channels=(8, 16, 16), warp_level=1, fuse_dim=16, fuse_heads=2,
+                   transformer_dim=16, transformer_heads=2, transformer_layers=2, fidelity_levels=(0, 1),
+                   fidelity_reduction=2, loss=VQIGLossConfig.tiny())
+
+    @classmethod
+    def mini(cls) -> VQIGConfig:
+        """The CPU budget (DESIGN §8) on the mini codebook (256² images, 16² codes, d = 64).
+
+        E_w's first three levels run once per photo; per frame it warps their 32² output, runs E_w's last
+        levels, a 64² flow hourglass, a 3-layer transformer and the 5.1 GFLOP decoder with the fidelity
+        skip at 128² and 64². ``python -m flowvq_cli.vqig.profile`` measures FLOPs and time per frame.
+        """
+        return cls(codebook=VQGANConfig.mini(), window=3, motion_dim=128, mapping_channels=128, mapping_layers=2,
+                   warp_size=64, warp_channels=(16, 32, 64, 128), warp_level=3, fuse_dim=128, fuse_heads=4,
+                   transformer_dim=128, transformer_heads=4, transformer_layers=3, fidelity_levels=(1, 2),
+                   fidelity_reduction=4, loss=VQIGLossConfig())
+
+    @classmethod
+    def base(cls) -> VQIGConfig:
+        """For a GPU: the base codebook (d = 256, N = 1024), the image itself warped and fully re-encoded
+        (the paper's E_w), a 9-layer transformer (CodeFormer's depth), fidelity at 128², 64² and 32²."""
+        return cls()
+
+    # ------------------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["codebook"] = self.codebook.to_dict()
+        out["loss"] = asdict(self.loss)
+        out["warp_channels"] = list(self.warp_channels)
+        out["fidelity_levels"] = list(self.fidelity_levels)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VQIGConfig:
+        """Build from :meth:`to_dict` output; unknown or invalid fields raise :class:`WeightsError`."""
+        _check_fields(cls, data, "VQIG config")
+        try:
+            loss = dict(data.get("loss", {}))
+            _check_fields(VQIGLossConfig, loss, "VQIG loss config")
+            _check_fields(VQGANLossConfig, loss.get("image", {}), "VQIG image-loss config")
+            loss["image"] = VQGANLossConfig(**loss.get("image", {}))
+            return cls(**{**data, "codebook": VQGANConfig.from_dict(dict(data["codebook"])),
+                          "loss": VQIGLossConfig(**loss)})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"VQIG config is invalid ({exc}); re-export the model") from exc
+
+
+def _check_fields(kind: type, data: dict[str, Any], what: str) -> None:
+    unknown = sorted(set(data) - {f.name for f in fields(kind)})
+    if unknown:
+        raise WeightsError(f"{what} has unknown fields {unknown}; it was written by another FlowVQ version, "
+                           "use a matching one")

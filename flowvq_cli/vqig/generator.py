@@ -1,0 +1,404 @@
+"""The vector-quantised image generator VQIG (paper §3.3, DESIGN §4 "VQIG"), assembled.
+
+    source ──► E (frozen) ──► quantiser (frozen) ──► z_s ─────────────────────────────┐
+    source ──► E_w head ─► entry ─┐                                                    │
+    source ──► W's encoder ─┐     │                                                    ▼
+    coeff window ─► M ─► m ─┴► W ─► flow, occlusion ─► warp(entry) ─► E_w tail ─► z_w ─► Fuse(MHCA + AdaIN(m)) ─► ẑ
+    ẑ ─► T ─► logits (B, h·w, N) ─► argmax ─► codebook ─► z_q ─► G (frozen) [+ fidelity skip] ─► image
+
+Everything left of the warp depends only on the source photo: :meth:`VQIG.prepare_source` computes it
+once and :meth:`VQIG.render_prepared` reuses it for any number of frames (a batch-1 source serves a
+batch of B frames). The frozen parts (E, quantiser, G) are the codebook model ``self.codebook``, held,
+not copied; :meth:`VQIG.trainable_parameters` leaves them out, :meth:`VQIG.train` keeps them in eval mode
+and :meth:`VQIG.freeze_codebook_parts` (called by trainers) turns their gradients off.
+
+A saved VQIG holds only its own weights; it is loaded *onto* a codebook model, whose configuration and
+weights must be the ones it was trained on (checked with a SHA-256 of the codebook's parameters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flowvq_cli.errors import WeightsError
+from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION
+from flowvq_cli.vq.discriminator import PatchDiscriminator
+from flowvq_cli.vq.losses import DiscriminatorLoss, VGG19Features
+from flowvq_cli.vq.vqgan import VQGAN
+from flowvq_cli.vq.weights import atomic_save_safetensors, atomic_write_json, load_state_checked, read_safetensors
+from flowvq_cli.vqig.config import VQIGConfig, VQIGLossConfig
+from flowvq_cli.vqig.encoder import WarpedEncoder
+from flowvq_cli.vqig.fidelity import FidelitySkip
+from flowvq_cli.vqig.fuse import FuseNetwork
+from flowvq_cli.vqig.losses import (
+    CodeLevelLoss,
+    ImageLevelLoss,
+    VQIGBatch,
+    code_accuracy,
+    discriminator_loss,
+    image_terms,
+    perceptual_kind,
+)
+from flowvq_cli.vqig.mapping import MappingNetwork
+from flowvq_cli.vqig.transformer import CodeTransformer
+from flowvq_cli.vqig.warp import WarpNetwork, flow_from_pixel_map, flow_warm_start_loss, warp
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_TYPE = "flowvq-vqig"
+FORMAT_VERSION = 1
+CODEBOOK_MODULE = "codebook"
+
+
+@dataclass
+class SourceCache:
+    """Everything VQIG computes from the source photo alone (batch B_s: 1 for one photo, or B).
+
+    Attributes:
+        image: (B_s, 3, H, W) the source.
+        coeffs: (B_s, K) its coefficients.
+        z_s: (B_s, d, h, w) the frozen encoder's quantised latents (the cross-attention's keys/values).
+        entry: (B_s, C_k, H/2^k, W/2^k) E_w's head output, the feature that is warped (the image when k = 0).
+        levels: {level: (B_s, C_l, H/2^l, W/2^l)} E_w's head level outputs used by the fidelity skip.
+        warp_features: the warping network's source pyramid.
+    """
+
+    image: torch.Tensor
+    coeffs: torch.Tensor
+    z_s: torch.Tensor
+    entry: torch.Tensor
+    levels: dict[int, torch.Tensor]
+    warp_features: list[torch.Tensor]
+
+
+@dataclass
+class VQIGOutput:
+    """The code prediction for a batch of B frames.
+
+    Attributes:
+        logits: (B, h·w, N) logits over the codebook per position.
+        z_fused: (B, d, h, w) ẑ, the fuse network's output (compared with the GT's quantised latents).
+        z_w: (B, d, h, w) the warped encoder's output.
+        motion: (B, d_m) motion descriptor m.
+        flow: (B, 2, S, S) normalised backward flow; occlusion: (B, 1, S, S) in [0, 1].
+        skip_features: {level: (B, C_l, H/2^l, W/2^l)} warped source features for the fidelity skip.
+    """
+
+    logits: torch.Tensor
+    z_fused: torch.Tensor
+    z_w: torch.Tensor
+    motion: torch.Tensor
+    flow: torch.Tensor
+    occlusion: torch.Tensor
+    skip_features: dict[int, torch.Tensor]
+
+    @property
+    def indices(self) -> torch.Tensor:
+        """(B, h, w) argmax code per position."""
+        b, _, h, w = self.z_fused.shape
+        return self.logits.argmax(dim=-1).reshape(b, h, w)
+
+
+class VQIG(nn.Module):
+    """Source photo + coefficient windows → frames, through the frozen codebook. See the module docstring."""
+
+    def __init__(self, config: VQIGConfig, codebook: VQGAN | None = None) -> None:
+        """Build VQIG on ``codebook`` (held, not copied; a fresh random one when None); E_w copies its E."""
+        super().__init__()
+        if codebook is not None and codebook.config != config.codebook:
+            raise ValueError(f"the codebook model's config {codebook.config} differs from config.codebook "
+                             f"{config.codebook}; build the VQIG config on the codebook you pass")
+        self.config = config
+        self.codebook = codebook if codebook is not None else VQGAN(config.codebook)
+        self.mapping = MappingNetwork(config)
+        self.warping = WarpNetwork(config)
+        self.warped_encoder = WarpedEncoder(config.codebook, config.warp_level)
+        self.warped_encoder.load_from(self.codebook.encoder)
+        self.fuse = FuseNetwork(config)
+        self.transformer = CodeTransformer(config)
+        self.fidelity = FidelitySkip(config) if config.fidelity_skip else None
+        self.codebook.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.codebook.quantizer.codebook.device
+
+    # -------------------------------------------------------------- frozen / trainable parts
+    def _owned(self) -> nn.ModuleDict:
+        """VQIG's own networks (everything but the codebook model), keyed by attribute name."""
+        return nn.ModuleDict({name: child for name, child in self.named_children() if name != CODEBOOK_MODULE})
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of M, W, E_w, the fuse network, T and the fidelity skip (never E, C or G)."""
+        return self._owned().parameters()
+
+    def freeze_codebook_parts(self) -> None:
+        """Turn off gradients of E, the quantiser/codebook and G and put them in eval mode (for trainers)."""
+        self.codebook.requires_grad_(False)
+        self.codebook.eval()
+
+    def train(self, mode: bool = True) -> VQIG:
+        """Set the training mode of VQIG's own networks; the codebook model always stays in eval mode (its
+        quantiser must not update usage statistics or restart codes)."""
+        super().train(mode)
+        self.codebook.eval()
+        return self
+
+    # ------------------------------------------------------------------------- the model
+    def encode_source(self, source: torch.Tensor, source_coeffs: torch.Tensor) -> SourceCache:
+        """Source images (B, 3, H, W) in [-1, 1] and coefficients (B, K) → :class:`SourceCache` (with grad)."""
+        self._check_images(source, "source")
+        with torch.no_grad():
+            z_s = self.codebook.encode(source).z_q  # (B, d, h, w)
+        head = self.warped_encoder.head(source)
+        levels = {lv: f for lv, f in head.levels.items() if lv in self.config.fidelity_levels}
+        return SourceCache(image=source, coeffs=source_coeffs, z_s=z_s, entry=head.out, levels=levels,
+                           warp_features=self.warping.encode_source(source))
+
+    def predict(self, cache: SourceCache, windows: torch.Tensor) -> VQIGOutput:
+        """Coefficient windows (B, 2w+1, K) for a cached source (batch B or 1) → :class:`VQIGOutput`."""
+        b = windows.shape[0]
+        if cache.entry.shape[0] not in (1, b):
+            raise ValueError(f"a source batch of {cache.entry.shape[0]} cannot drive {b} frames; pass 1 source "
+                             "or one per frame")
+        m = self.mapping(windows, cache.coeffs)  # (B, d_m)
+        motion = self.warping(cache.warp_features, m)
+        entry = self._warp_visible(cache.entry.expand(b, -1, -1, -1), motion.flow, motion.occlusion)
+        tail = self.warped_encoder.tail(entry)  # z_w (B, d, h, w)
+        skips = {lv: self._warp_visible(f.expand(b, -1, -1, -1), motion.flow, motion.occlusion)
+                 for lv, f in cache.levels.items()}
+        skips.update({lv: f for lv, f in tail.levels.items() if lv in self.config.fidelity_levels})
+        z_fused = self.fuse(tail.out, cache.z_s, m)  # (B, d, h, w)
+        return VQIGOutput(logits=self.transformer(z_fused), z_fused=z_fused, z_w=tail.out, motion=m,
+                          flow=motion.flow, occlusion=motion.occlusion, skip_features=skips)
+
+    def forward(self, source: torch.Tensor, source_coeffs: torch.Tensor, windows: torch.Tensor) -> VQIGOutput:
+        """source (B, 3, H, W), source_coeffs (B, K), windows (B, 2w+1, K) → :class:`VQIGOutput`."""
+        return self.predict(self.encode_source(source, source_coeffs), windows)
+
+    def decode(self, out: VQIGOutput, fidelity_w: float | None = None, straight_through: bool = False) -> torch.Tensor:
+        """Predicted codes → images (B, 3, H, W) through the frozen decoder (and the fidelity skip).
+
+        Args:
+            out: the prediction.
+            fidelity_w: weight of the fidelity skip; None = ``config.fidelity_w``. Ignored without the skip.
+            straight_through: look codes up with a straight-through softmax (same values as argmax, but
+                gradients reach the logits); for the image-level loss.
+        """
+        z_q = self._lookup(out.logits, tuple(out.z_fused.shape), straight_through)  # (B, d, h, w)
+        decoder = self.codebook.decoder
+        if self.fidelity is None:
+            return decoder(z_q)
+        w = self.config.fidelity_w if fidelity_w is None else fidelity_w
+        return self.fidelity(decoder, z_q, out.skip_features, w)
+
+    def warped_image(self, cache: SourceCache, out: VQIGOutput) -> torch.Tensor:
+        """I_w: the source image warped by the predicted flow (B, 3, H, W) (not masked)."""
+        b = out.flow.shape[0]
+        return warp(cache.image.expand(b, -1, -1, -1), out.flow)
+
+    def _lookup(self, logits: torch.Tensor, shape: tuple[int, ...], straight_through: bool) -> torch.Tensor:
+        b, d, h, w = shape
+        indices = logits.argmax(dim=-1)  # (B, hw)
+        if not straight_through:
+            return self.codebook.quantizer.get_codebook_feat(indices, (b, h, w))
+        probs = logits.float().softmax(dim=-1)  # (B, hw, N)
+        one_hot = F.one_hot(indices, probs.shape[-1]).to(probs.dtype)
+        weights = one_hot + (probs - probs.detach())  # value: exactly one-hot; gradient: the softmax's
+        codebook = self.codebook.quantizer.codebook.detach()
+        z = weights.to(codebook.dtype) @ codebook  # (B, hw, d)
+        return z.transpose(1, 2).reshape(b, d, h, w).contiguous()
+
+    def _warp_visible(self, features: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
+        """warp(features, flow) · occlusion, all at the features' resolution → (B, C, H', W')."""
+        size = tuple(features.shape[-2:])
+        mask = F.interpolate(occlusion, size=size, mode="bilinear", align_corners=False)  # (B, 1, H', W')
+        return warp(features, flow) * mask.to(features.dtype)
+
+    def _check_images(self, images: torch.Tensor, what: str) -> None:
+        cb = self.config.codebook
+        if images.dim() != 4 or images.shape[1:] != (cb.image_channels, cb.image_size, cb.image_size):
+            raise ValueError(f"{what} must be (B, {cb.image_channels}, {cb.image_size}, {cb.image_size}) images "
+                             f"in [-1, 1], got {tuple(images.shape)}; resize the aligned crop first")
+
+    # ------------------------------------------------------------------------- inference
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """inference_mode, plus bf16 (or fp16) autocast on CUDA."""
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+                with torch.autocast("cuda", dtype=dtype):
+                    yield
+            else:
+                yield
+
+    def prepare_source(self, source: torch.Tensor, source_coeffs: torch.Tensor) -> SourceCache:
+        """Encode the source once, (B_s, 3, H, W) and (B_s, K), for :meth:`render_prepared`."""
+        with self._inference():
+            return self.encode_source(source.to(self.device), source_coeffs.to(self.device))
+
+    def render_prepared(self, cache: SourceCache, windows: torch.Tensor,
+                        fidelity_w: float | None = None) -> torch.Tensor:
+        """Frames for coefficient windows (B, 2w+1, K) of a prepared source → (B, 3, H, W) float32 in [-1, 1]."""
+        with self._inference():
+            out = self.predict(cache, windows.to(self.device))
+            return self.decode(out, fidelity_w).float().clamp(-1.0, 1.0)
+
+    def render(self, source: torch.Tensor, source_coeffs: torch.Tensor, target_coeff_windows: torch.Tensor,
+               fidelity_w: float | None = None) -> torch.Tensor:
+        """source (B_s, 3, H, W) in [-1, 1], source_coeffs (B_s, K), target windows (B, 2w+1, K) with
+        B_s = 1 or B → frames (B, 3, H, W) in [-1, 1]. Run in eval mode."""
+        return self.render_prepared(self.prepare_source(source, source_coeffs), target_coeff_windows, fidelity_w)
+
+    # ----------------------------------------------------------------------------- losses
+    @property
+    def loss_config(self) -> VQIGLossConfig:
+        return self.config.loss
+
+    @torch.no_grad()
+    def encode_target(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GT frames (B, 3, H, W) → (code indices (B, h, w), quantised latents z_gt (B, d, h, w)) from the frozen
+        E and quantiser."""
+        self._check_images(target, "target")
+        quant = self.codebook.encode(target)
+        return quant.indices, quant.z_q.detach()
+
+    def code_level_loss(self, batch: VQIGBatch) -> CodeLevelLoss:
+        """Stage 1 (code level): see :class:`~flowvq_cli.vqig.config.VQIGLossConfig`."""
+        cfg = self.loss_config
+        cache = self.encode_source(batch.source, batch.source_coeffs)
+        out = self.predict(cache, batch.target_windows)
+        indices, z_gt = self.encode_target(batch.target)
+        ce = F.cross_entropy(out.logits.float().flatten(0, 1), indices.flatten())
+        feature = F.mse_loss(out.z_fused.float(), z_gt.float())
+        zero = ce.new_zeros(())
+        warp_image = zero
+        if cfg.warp_image_weight:
+            warp_image = F.l1_loss(self.warped_image(cache, out).float(), batch.target.float())
+        flow = self._flow_term(out.flow, batch) if cfg.flow_weight else zero
+        total = (cfg.ce_weight * ce + cfg.feature_weight * feature + cfg.warp_image_weight * warp_image
+                 + cfg.flow_weight * flow)
+        return CodeLevelLoss(total=total, cross_entropy=ce.detach(), feature=feature.detach(),
+                             warp_image=warp_image.detach(), flow=flow.detach(),
+                             accuracy=code_accuracy(out.logits.detach(), indices))
+
+    def warm_start_loss(self, batch: VQIGBatch) -> torch.Tensor:
+        """Masked L1 between W's flow and the batch's mesh-warp flow (scalar); runs only M and W.
+
+        Raises ValueError when the batch has no ``pixel_map``.
+        """
+        if batch.pixel_map is None:
+            raise ValueError("the warm start needs the mesh-warp renderer's flow: set batch.pixel_map")
+        m = self.mapping(batch.target_windows, batch.source_coeffs)
+        flow = self.warping(self.warping.encode_source(batch.source), m).flow
+        return self._flow_term(flow, batch)
+
+    def _flow_term(self, flow: torch.Tensor, batch: VQIGBatch) -> torch.Tensor:
+        if batch.pixel_map is None:
+            return flow.new_zeros(())
+        size = tuple(batch.source.shape[-2:])
+        target = flow_from_pixel_map(batch.pixel_map, size).to(flow.device)
+        return flow_warm_start_loss(flow.float(), target, batch.mouth_mask)
+
+    def image_level_loss(self, batch: VQIGBatch, disc: PatchDiscriminator, step: int,
+                         vgg: VGG19Features | None = None) -> ImageLevelLoss:
+        """Stage 2 (image level) at training ``step``: the decoded frame (straight-through code lookup,
+        fidelity skip at ``config.fidelity_w``) against the GT frame. ``vgg``: VGG19 features when the image
+        loss names VGG19 weights. ``disc``'s parameters receive no gradient."""
+        cfg = self.loss_config
+        out = self.forward(batch.source, batch.source_coeffs, batch.target_windows)
+        fake = self.decode(out, straight_through=True).float()  # (B, 3, H, W)
+        terms = image_terms(fake, batch.target.float(), disc, step, cfg.image, vgg)
+        ce = fake.new_zeros(())
+        if cfg.image_code_weight:
+            indices, _ = self.encode_target(batch.target)
+            ce = F.cross_entropy(out.logits.float().flatten(0, 1), indices.flatten())
+        return ImageLevelLoss(total=terms.total + cfg.image_code_weight * ce, reconstruction=terms.reconstruction,
+                              perceptual=terms.perceptual, adversarial=terms.adversarial,
+                              adversarial_weight=terms.adversarial_weight, cross_entropy=ce.detach(),
+                              perceptual_kind=perceptual_kind(cfg.image, vgg), fake=fake.detach())
+
+    def discriminator_loss(self, batch: VQIGBatch, fake: torch.Tensor, disc: PatchDiscriminator) -> DiscriminatorLoss:
+        """The discriminator's objective on the batch's GT frames and ``ImageLevelLoss.fake``."""
+        return discriminator_loss(batch.target.float(), fake, disc, self.loss_config.image)
+
+    # ------------------------------------------------------------------------ persistence
+    def codebook_fingerprint(self) -> str:
+        """SHA-256 of the codebook model's parameters (names, shapes, float32 values)."""
+        return codebook_fingerprint(self.codebook)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` (config incl. the codebook's, coefficient layout version, codebook
+        fingerprint) and ``model.safetensors`` (VQIG's own weights) into ``directory``."""
+        directory = Path(directory)
+        payload = {"model_type": MODEL_TYPE, "format_version": FORMAT_VERSION,
+                   "coeff_layout_version": COEFF_LAYOUT_VERSION, "codebook_sha256": self.codebook_fingerprint(),
+                   "config": self.config.to_dict()}
+        atomic_save_safetensors(directory / WEIGHTS_NAME, self._owned().state_dict())
+        atomic_write_json(directory / CONFIG_NAME, payload)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], codebook: VQGAN,
+                        device: torch.device | str = "cpu") -> VQIG:
+        """Load a VQIG written by :meth:`save_pretrained` onto the codebook model it was trained with.
+
+        Raises :class:`WeightsError` for missing/invalid files, another coefficient layout, or a codebook
+        whose config or weights differ from the recorded ones. Returned in eval mode on ``device``.
+        """
+        directory = Path(directory)
+        payload = _read_payload(directory / CONFIG_NAME)
+        config = VQIGConfig.from_dict(payload["config"])
+        if codebook.config != config.codebook:
+            raise WeightsError(f"VQIG in {directory} was trained on a codebook with config {config.codebook}, "
+                               f"not {codebook.config}; load the codebook/ of the same bundle")
+        if codebook_fingerprint(codebook) != payload.get("codebook_sha256"):
+            raise WeightsError(f"VQIG in {directory} was trained on other codebook weights (SHA-256 mismatch); "
+                               "load the codebook/ of the same bundle, or retrain VQIG on this codebook")
+        model = cls(config, codebook)
+        load_state_checked(model._owned(), read_safetensors(directory / WEIGHTS_NAME, "VQIG model"), "VQIG model")
+        return model.to(device).eval()
+
+
+def codebook_fingerprint(codebook: VQGAN) -> str:
+    """SHA-256 over the codebook model's parameters (sorted names, shapes, float32 little-endian bytes)."""
+    digest = hashlib.sha256()
+    for name, param in sorted(codebook.named_parameters()):
+        digest.update(f"{name}:{tuple(param.shape)};".encode())
+        digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_payload(path: Path) -> dict:
+    if not path.is_file():
+        raise WeightsError(f"VQIG model: {path} is missing; point to a folder written by VQIG.save_pretrained "
+                           "(config.json + model.safetensors)")
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"VQIG model: {path} is not valid JSON ({exc}); re-export the model") from exc
+    if not isinstance(payload, dict) or payload.get("model_type") != MODEL_TYPE:
+        kind = payload.get("model_type") if isinstance(payload, dict) else None
+        raise WeightsError(f"VQIG model: {path} describes a {kind!r} model, not {MODEL_TYPE!r}; pass the vqig/ "
+                           "folder of a FlowVQ bundle")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(f"VQIG model: {path} has format version {payload.get('format_version')}, this FlowVQ "
+                           f"reads version {FORMAT_VERSION}; use a matching FlowVQ release")
+    if payload.get("coeff_layout_version") != COEFF_LAYOUT_VERSION:
+        raise WeightsError(f"VQIG model: {path} was trained on coefficient layout version "
+                           f"{payload.get('coeff_layout_version')}, this FlowVQ uses version {COEFF_LAYOUT_VERSION}; "
+                           "use weights made for this layout")
+    if not isinstance(payload.get("config"), dict):
+        raise WeightsError(f"VQIG model: {path} has no 'config' object; re-export the model")
+    return payload

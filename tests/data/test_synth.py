@@ -1,0 +1,54 @@
+"""`flowvq synth`: a small real corpus (espeak-ng speech, visemes, mesh-warp frames), seeded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowvq_cli.data.manifest import read_manifest
+from flowvq_cli.data.synth import synthesize_corpus
+from flowvq_cli.errors import OutputError
+from flowvq_cli.face import rig
+from flowvq_cli.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    synthesize_corpus(out, clips=3, seed=5, frames=True, preview=True)
+    return out
+
+
+def test_corpus_is_a_valid_dataset(corpus: Path) -> None:
+    clips = read_manifest(corpus)
+    assert len(clips) == 3 and [c.emotion for c in clips] == ["angry", "contempt", "disgusted"]
+    for c in clips:
+        coeffs = np.load(c.path(corpus, "coeffs"))
+        assert coeffs.shape == (c.frames, rig.N_COEFFS) and coeffs.dtype == np.float32
+        exp = coeffs[:, : rig.N_EXP]
+        assert exp.min() >= 0 and exp.max() <= 1
+        jaw = exp[:, rig.ARKIT_NAMES.index("jawOpen")]
+        assert jaw.max() > 0.3 and jaw.min() < 0.1  # the mouth opens and closes with the speech
+        info = probe_video(c.path(corpus, "frames"))
+        assert (info.width, info.height, info.n_frames) == (256, 256, c.frames)
+    assert (corpus / "preview.png").is_file()
+
+
+def test_same_seed_gives_identical_coefficients(corpus: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    synthesize_corpus(again, clips=3, seed=5, frames=False, workers=2)
+    for c in read_manifest(corpus):
+        assert (corpus / c.paths["coeffs"]).read_bytes() == (again / c.paths["coeffs"]).read_bytes()
+        assert (corpus / c.paths["audio"]).read_bytes() == (again / c.paths["audio"]).read_bytes()
+    other = tmp_path / "other"
+    synthesize_corpus(other, clips=1, seed=6, frames=False)
+    first = read_manifest(corpus)[0]
+    assert not np.array_equal(np.load(corpus / first.paths["coeffs"])[:50],
+                              np.load(other / read_manifest(other)[0].paths["coeffs"])[:50])
+
+
+def test_existing_dataset_needs_force(corpus: Path) -> None:
+    with pytest.raises(OutputError, match="--force"):
+        synthesize_corpus(corpus, clips=1, seed=5, frames=False)

@@ -1,0 +1,152 @@
+"""`flowvq generate` end to end with a real (tiny, untrained) bundle: real MediaPipe, ffmpeg, audio."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flowvq_cli.api import FlowVQ
+from flowvq_cli.video import ffmpeg_exe, probe_video
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flowvq_cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def write_wav(path: Path, samples: np.ndarray, sr: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bundle: Path) -> FlowVQ:
+    return FlowVQ.from_pretrained(tiny_bundle, device="cpu")
+
+
+def test_seeds_are_reproducible_and_distinct(model: FlowVQ, face_png: Path, speech_wav: Path) -> None:
+    a = model.generate(face_png, speech_wav, emotion="angry", seed=3, write=False)
+    b = model.generate(face_png, speech_wav, emotion="angry", seed=3, write=False)
+    c = model.generate(face_png, speech_wav, emotion="angry", seed=4, write=False)
+    np.testing.assert_array_equal(a.coeffs, b.coeffs)
+    assert not np.array_equal(a.coeffs, c.coeffs)
+    assert a.coeffs.shape == (round(a.duration * 25 + 1e-9), 58)
+    still = model.generate(face_png, speech_wav, emotion="angry", seed=3, pose="still", write=False)
+    assert np.ptp(still.coeffs[:, 52:], axis=0).max() == 0.0
+
+
+def test_cli_writes_a_playable_mp4(tiny_bundle: Path, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
+    proc = run_cli("generate", str(face_png), str(speech_wav), "--emotion", "angry", "--seed", "3",
+                   "--weights", str(tiny_bundle), "--out", str(tmp_path) + "/", "--json",
+                   "--coeffs", str(tmp_path / "c.csv"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    out = Path(summary["output"])
+    assert out == tmp_path / "face_speech_angry_s3.mp4" and out.is_file()
+    info = probe_video(out)
+    banner = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert re.search(r"Video: h264.*yuv420p", banner) and "Audio: aac" in banner
+    assert info.fps == 25 and info.has_audio
+    assert info.n_frames == summary["frames"] == round(4.92 * 25)
+    assert abs(info.n_frames / 25 - summary["duration"]) <= 1 / 25
+    assert (info.width, info.height) == Image.open(face_png).size
+    assert '"seed": 3' in banner or "seed" in banner  # metadata travels in the MP4
+    rows = (tmp_path / "c.csv").read_text().splitlines()
+    assert len(rows) == summary["frames"] + 1 and rows[0].startswith("Timecode,BlendShapeCount,EyeBlinkLeft")
+    again = run_cli("generate", str(face_png), str(speech_wav), "--emotion", "angry", "--seed", "3",
+                    "--weights", str(tiny_bundle), "--out", str(out))
+    assert_one_line_error(again, "already exists", "--force")
+
+
+def test_crop_only_and_num_samples(tiny_bundle: Path, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
+    proc = run_cli("generate", str(face_png), str(speech_wav), "-e", "happy", "-n", "2", "--crop-only",
+                   "--pose", "still", "--weights", str(tiny_bundle), "--out", str(tmp_path / "many"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    outs = proc.stdout.split()
+    assert [Path(o).name for o in outs] == ["face_speech_happy_s0.mp4", "face_speech_happy_s1.mp4"]
+    assert probe_video(outs[0]).width == 256
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> dict[str, Path]:
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("bad")
+    Image.fromarray(data.chelsea()).save(d / "cat.png")
+    (d / "empty.png").write_bytes(b"")
+    (d / "garbage.wav").write_bytes(b"RIFF not really a wave file" * 20)
+    (d / "empty.wav").write_bytes(b"")
+    t = np.arange(int(0.2 * 16000)) / 16000
+    write_wav(d / "short.wav", 0.3 * np.sin(2 * np.pi * 220 * t))
+    write_wav(d / "silent.wav", np.zeros(16000 * 2))
+    tampered = shutil.copytree(tiny_bundle, d / "tampered")
+    weights = tampered / "expflow" / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    layout = shutil.copytree(tiny_bundle, d / "layout2")
+    manifest = json.loads((layout / "flowvq.json").read_text())
+    manifest["coeff_layout_version"] = 2
+    (layout / "flowvq.json").write_text(json.dumps(manifest))
+    return {"dir": d, "tampered": tampered, "layout2": layout}
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [
+        ("no_face", ("no face",)),
+        ("empty_image", ("empty",)),
+        ("garbage_audio", ("garbage.wav",)),
+        ("empty_audio", ("empty.wav",)),
+        ("short_audio", ("short",)),
+        ("silent_audio", ("silent",)),
+        ("missing_weights", ("nowhere",)),
+        ("tampered_weights", ("sha256",)),
+        ("layout_mismatch", ("layout",)),
+        ("missing_out_folder", ("does not exist",)),
+    ],
+)
+def test_bad_input_is_one_clear_line(case: str, needles: tuple[str, ...], bad_inputs: dict[str, Path],
+                                     tiny_bundle: Path, face_png: Path, speech_wav: Path) -> None:
+    d = bad_inputs["dir"]
+    face, audio, weights, out = face_png, speech_wav, tiny_bundle, d / f"{case}.mp4"
+    if case == "no_face":
+        face = d / "cat.png"
+    elif case == "empty_image":
+        face = d / "empty.png"
+    elif case.endswith("_audio"):
+        audio = d / {"garbage_audio": "garbage.wav", "empty_audio": "empty.wav", "short_audio": "short.wav",
+                     "silent_audio": "silent.wav"}[case]
+    elif case == "missing_weights":
+        weights = d / "nowhere"
+    elif case == "tampered_weights":
+        weights = bad_inputs["tampered"]
+    elif case == "layout_mismatch":
+        weights = bad_inputs["layout2"]
+    elif case == "missing_out_folder":
+        out = d / "no" / "such" / "folder" / "x.mp4"
+    proc = run_cli("generate", str(face), str(audio), "--weights", str(weights), "--out", str(out))
+    assert_one_line_error(proc, *needles)
+    assert not out.exists()
+    assert not list(out.parent.glob(".*partial*")) if out.parent.exists() else True
