@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from flowvq_cli import __version__
-from flowvq_cli.errors import OutputError, UsageError, WeightsError
+from flowvq_cli.errors import InputError, OutputError, UsageError, WeightsError
 from flowvq_cli.face import align, export, rig
 from flowvq_cli.face.analyze import Analysis, analyze_rgb
 from flowvq_cli.labels import EMOTIONS, INTENSITIES
@@ -220,15 +220,20 @@ class FlowVQ:
 
     def motion(self, source: SourceFace, feats: np.ndarray, *, emotion: str, intensity: int, seed: int,
                temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
-               exp_latents: torch.Tensor | None = None) -> np.ndarray:
-        """Coefficients (T, 58): sampled expression + head motion relative to the photo's own pose."""
+               exp_latents: torch.Tensor | None = None, project: bool = False) -> np.ndarray:
+        """Coefficients (T, 58): sampled expression + head motion relative to the photo's own pose.
+
+        ``project``: the paper's manifold projection of sampled latents onto the training latents. Off by
+        default: on the shipped weights it removes blinks (rare, tail-of-the-prior latents are pulled to
+        their typical neighbours; see benchmarks/eval_flows.py --project)."""
         n = len(feats)
         audio = torch.from_numpy(np.ascontiguousarray(feats, np.float32)).to(self.device)[None]  # (1, T, F)
         src = torch.from_numpy(source.coeffs[: rig.N_EXP].astype(np.float32)).to(self.device)[None]  # (1, 52)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         with torch.inference_mode():
             exp = self.expflow.sample(audio, src, emotion, intensity, generator=gen, temperature=temperature,
-                                      project=self.expflow.has_latents(emotion), z=exp_latents)[0].cpu().numpy()
+                                      project=project and self.expflow.has_latents(emotion),
+                                      z=exp_latents)[0].cpu().numpy()
             delta = self._pose_delta(audio, n, gen, temperature, pose)
         coeffs = np.empty((n, rig.N_COEFFS), np.float32)
         coeffs[:, : rig.N_EXP] = np.clip(exp, 0.0, 1.0)
@@ -257,13 +262,14 @@ class FlowVQ:
                  seed: int = 0, temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
                  fps: float = DEFAULT_FPS, out: str | Path | None = None, write: bool = True,
                  paste_back: bool = True, force: bool = False, face_index: int = 0,
-                 coeffs_out: str | Path | None = None,
+                 coeffs_out: str | Path | None = None, project: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
         """One video from a photo, a speech recording and an emotion label."""
         emotion, intensity = check_emotion(emotion, intensity)
         return self._run(face, audio, emotion=emotion, intensity=intensity, seed=seed, temperature=temperature,
                          pose=pose, pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back,
-                         force=force, face_index=face_index, coeffs_out=coeffs_out, progress=progress)
+                         force=force, face_index=face_index, coeffs_out=coeffs_out, progress=progress,
+                         project=project)
 
     def transfer(self, face: str | Path, audio: str | Path, ref: str | Path, *, ref_emotion: str = "neutral",
                  seed: int = 0, pose: str | Path = "generated", pose_scale: float = 1.0, fps: float = DEFAULT_FPS,
@@ -293,7 +299,7 @@ class FlowVQ:
     def _run(self, face, audio, *, emotion: str, intensity: int, seed: int, temperature: float,
              pose, pose_scale: float, fps: float, out, write: bool, paste_back: bool, force: bool,
              face_index: int, coeffs_out, progress, exp_latents: torch.Tensor | None = None,
-             out_tag: str | None = None) -> GenerationResult:
+             out_tag: str | None = None, project: bool = False) -> GenerationResult:
         if str(pose) not in POSE_KINDS and not Path(pose).is_file():
             raise UsageError(f"--pose must be generated, still or a coefficient file (.npz/.csv); got {pose!r}")
         path = resolve_output(out, face, audio, out_tag or emotion, seed, force=force) if write else None
@@ -308,7 +314,8 @@ class FlowVQ:
         timings["audio_features"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         coeffs = self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
-                             temperature=temperature, pose=pose, pose_scale=pose_scale, exp_latents=exp_latents)
+                             temperature=temperature, pose=pose, pose_scale=pose_scale, exp_latents=exp_latents,
+                             project=project)
         timings["motion"] = time.perf_counter() - t0
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
@@ -374,3 +381,139 @@ def _limit_size(rgb: np.ndarray) -> np.ndarray:
     if scale >= 1.0:
         return rgb
     return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------------- batch
+
+JOB_FIELDS = ("face", "audio", "emotion", "intensity", "seed", "out", "pose", "pose_scale", "temperature", "ref",
+              "ref_emotion", "coeffs")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of a batch file. ``row`` is its 1-based data row number (for messages and reports)."""
+
+    row: int
+    face: str
+    audio: str
+    emotion: str = "neutral"
+    intensity: int = 2
+    seed: int = 0
+    out: str | None = None
+    pose: str = "generated"
+    pose_scale: float = 1.0
+    temperature: float = 1.0
+    ref: str | None = None
+    ref_emotion: str = "neutral"
+    coeffs: str | None = None
+
+
+def read_jobs(path: str | Path) -> list[Job]:
+    """Jobs from a CSV (header row with the field names) or JSONL file; relative paths are taken relative
+    to the batch file's folder. Unknown columns and missing face/audio are errors naming the row."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; pass a CSV or JSONL file of jobs")
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    elif path.suffix.lower() == ".csv":
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = [(n, {k: v for k, v in r.items() if v not in (None, "")}) for n, r in enumerate(reader, 2)]
+    else:
+        raise InputError(f"{path}: batch files are .csv or .jsonl")
+    return [_job(path, n, r) for n, r in rows]
+
+
+def _job(path: Path, n: int, row: dict) -> Job:
+    unknown = set(row) - set(JOB_FIELDS)
+    if unknown:
+        raise InputError(f"{path}:{n}: unknown column(s) {', '.join(sorted(unknown))}; known: {', '.join(JOB_FIELDS)}")
+    if "face" not in row or "audio" not in row:
+        raise InputError(f"{path}:{n}: every job needs face and audio")
+    base = path.parent
+
+    def rel(v: str | None) -> str | None:
+        return None if v is None else str(base / v) if not Path(v).is_absolute() else v
+
+    try:
+        return Job(row=n, face=rel(row["face"]), audio=rel(row["audio"]), emotion=row.get("emotion", "neutral"),
+                   intensity=int(row.get("intensity", 2)), seed=int(row.get("seed", 0)), out=rel(row.get("out")),
+                   pose=_job_pose(row.get("pose", "generated"), rel), pose_scale=float(row.get("pose_scale", 1.0)),
+                   temperature=float(row.get("temperature", 1.0)), ref=rel(row.get("ref")),
+                   ref_emotion=row.get("ref_emotion", "neutral"), coeffs=rel(row.get("coeffs")))
+    except ValueError as exc:
+        raise InputError(f"{path}:{n}: {exc}") from None
+
+
+def _job_pose(pose: str, rel: Callable[[str], str | None]) -> str:
+    """A pose keyword stays as is; a coefficient file path is made relative to the batch file."""
+    return pose if pose in (*POSE_KINDS, "reference") else str(rel(pose))
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``i/n`` (1-based) → (i, n); None → (1, 1)."""
+    if spec is None:
+        return 1, 1
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like 2/4 (this machine's part / number of parts), got {spec!r}") from None
+    if not 1 <= i <= n:
+        raise UsageError(f"--shard {spec}: the part must be between 1 and {n}")
+    return i, n
+
+
+@dataclass
+class JobOutcome:
+    row: int
+    status: str  # "done", "skipped" or "failed"
+    output: str | None = None
+    error: str | None = None
+
+
+def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = None, shard: tuple[int, int] = (1, 1),
+              skip_existing: bool = False, force: bool = False, paste_back: bool = True, fps: float = DEFAULT_FPS,
+              on_job: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
+    """Run this shard's jobs (rows i, i+n, ...) with one loaded model; a failing row is reported, never
+    fatal. Each job's seed is its own, so a row gives the same video wherever it stands in the batch."""
+    from flowvq_cli.errors import FlowVQError
+
+    part, parts = shard
+    outcomes = []
+    for k, job in enumerate(jobs):
+        if k % parts != part - 1:
+            continue
+        out = job.out or (str(Path(out_dir) / "") if out_dir is not None else None)
+        try:
+            tag = "transfer" if job.ref else job.emotion.strip().lower()
+            target = resolve_output(out, job.face, job.audio, tag, job.seed, force=True)
+            if skip_existing and target.exists():
+                outcome = JobOutcome(job.row, "skipped", str(target))
+            else:
+                result = _run_job(model, job, target, force=force, paste_back=paste_back, fps=fps)
+                outcome = JobOutcome(job.row, "done", str(result.path))
+        except FlowVQError as exc:
+            outcome = JobOutcome(job.row, "failed", error=str(exc))
+        outcomes.append(outcome)
+        if on_job is not None:
+            on_job(outcome)
+    return outcomes
+
+
+def _run_job(model: FlowVQ, job: Job, target: Path, *, force: bool, paste_back: bool, fps: float) -> GenerationResult:
+    if job.ref:
+        return model.transfer(job.face, job.audio, job.ref, ref_emotion=job.ref_emotion, seed=job.seed, pose=job.pose,
+                              pose_scale=job.pose_scale, fps=fps, out=target, paste_back=paste_back, force=force,
+                              coeffs_out=job.coeffs)
+    return model.generate(job.face, job.audio, emotion=job.emotion, intensity=job.intensity, seed=job.seed,
+                          temperature=job.temperature, pose=job.pose, pose_scale=job.pose_scale, fps=fps, out=target,
+                          paste_back=paste_back, force=force, coeffs_out=job.coeffs)

@@ -177,6 +177,8 @@ def generate(
     pose_scale: Annotated[float, typer.Option("--pose-scale", min=0.0, help="Scale the head motion.")] = 1.0,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0,
                                                help="Sampling temperature (diversity).")] = 1.0,
+    project: Annotated[bool, typer.Option("--project/--no-project", help="Manifold projection of the sampled "
+                                          "latents (the paper's; smoother, but suppresses blinks).")] = False,
     renderer: Annotated[str, typer.Option("--renderer", help="auto, vqig or warp (analytic, no weights).")] = "auto",
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
                                                 "default: the bundle shipped in weights/.")] = None,
@@ -209,7 +211,7 @@ def generate(
             result = fv.generate(face, audio, emotion=emotion, intensity=intensity, seed=seed + k,
                                  temperature=temperature, pose=pose, pose_scale=pose_scale, fps=fps, out=out,
                                  paste_back=paste_back, force=force, face_index=face_index, coeffs_out=coeffs_k,
-                                 progress=bar)
+                                 project=project, progress=bar)
             summaries.append(result.summary())
     _print_results(summaries, as_json)
 
@@ -343,6 +345,66 @@ def prepare(
     typer.echo(f"{report.out}: {len(report.done)} prepared, {len(report.skipped)} already done, "
                f"{len(report.failed)} failed, {report.clips} clips in the manifest")
     if report.failed and not report.done and not report.skipped:
+        raise typer.Exit(1)
+
+
+BATCH_EXAMPLES = """
+Examples:
+
+  flowvq batch examples/jobs.csv --out results/
+
+  flowvq batch jobs.jsonl --shard 2/4 --skip-existing --report report.json
+
+Job columns: face, audio (required); emotion, intensity, seed, out, pose, pose_scale, temperature,
+ref and ref_emotion (a transfer job), coeffs. Relative paths are relative to the job file.
+"""
+
+
+@app.command(epilog=BATCH_EXAMPLES)
+def batch(
+    jobs: Annotated[Path, typer.Argument(help="A CSV (with a header row) or JSONL file, one job per row.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for rows without their own out.")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="Run part i of n (rows i, i+n, ...), e.g. 2/4.")
+                     ] = None,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip rows whose output exists (resume "
+                                                "a crashed run).")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report of every row.")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
+    renderer: Annotated[str, typer.Option("--renderer", help="auto, vqig or warp.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
+    paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-row lines on stderr.")] = False,
+) -> None:
+    """Run many jobs with the models loaded once; failures are reported per row, the rest still run."""
+    from flowvq_cli.api import FlowVQ, parse_shard, read_jobs, run_batch
+
+    part = parse_shard(shard)
+    job_list = read_jobs(jobs)
+    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer)
+
+    def show(o) -> None:
+        if not quiet:
+            detail = o.output if o.status != "failed" else o.error
+            print(f"row {o.row}: {o.status}: {detail}", file=sys.stderr)
+
+    outcomes = run_batch(fv, job_list, out_dir=out, shard=part, skip_existing=skip_existing, force=force,
+                         paste_back=paste_back, fps=fps, on_job=show)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if report is not None:
+        from flowvq_cli.face.export import write_atomic
+
+        body = json.dumps({"jobs": str(jobs), "shard": f"{part[0]}/{part[1]}",
+                           "rows": [vars(o) for o in outcomes]}, indent=2)
+        write_atomic(report, lambda tmp: tmp.write_text(body), force=True)
+    for o in outcomes:
+        if o.output and o.status != "failed":
+            typer.echo(o.output)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    print(f"batch: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+          + (f" (rows {', '.join(str(o.row) for o in failed)})" if failed else ""), file=sys.stderr)
+    if failed:
         raise typer.Exit(1)
 
 
