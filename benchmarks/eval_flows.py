@@ -99,7 +99,8 @@ def main() -> None:
         audio = torch.from_numpy(np.asarray(feats, np.float32))[None]
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            exp = fv.expflow.sample(audio, src, clip.emotion, clip.intensity, generator=gen, temperature=args.temperature,
+            exp = fv.expflow.sample(audio, src, clip.emotion, clip.intensity, generator=gen,
+                                    temperature=args.temperature,
                                     project=args.project and fv.expflow.has_latents(clip.emotion))[0].numpy()
             pose = fv.poseflow.sample(audio, generator=gen, temperature=args.temperature)[0].numpy()
         return np.concatenate([exp, pose], axis=1)

@@ -241,11 +241,13 @@ class FlowVQ:
         return coeffs
 
     def _pose_delta(self, audio: torch.Tensor, n: int, gen: torch.Generator, temperature: float,
-                    pose: str | Path) -> np.ndarray:
+                    pose: str | Path | np.ndarray) -> np.ndarray:
         """Head motion (T, 6) around the photo's pose: generated, none, or taken from a coefficient file."""
-        if str(pose) == "still":
+        if isinstance(pose, np.ndarray):  # coefficients (T', 58) of a reference clip
+            track = _loop_to(pose[:, rig.N_EXP :], n)
+        elif str(pose) == "still":
             return np.zeros((n, rig.N_POSE), np.float32)
-        if str(pose) == "generated":
+        elif str(pose) == "generated":
             track = self.poseflow.sample(audio, generator=gen, temperature=temperature)[0].cpu().numpy()
         else:
             coeffs, _ = export.read_coeffs(pose)
@@ -290,7 +292,7 @@ class FlowVQ:
         with torch.inference_mode():
             z = self.expflow.encode(ref_exp, ref_audio, src, ref_emotion)
         if str(pose) == "reference":
-            pose = ref
+            pose = ref_analysis.coeffs  # the clip's own head motion
         return self._run(face, audio, emotion=ref_emotion, intensity=2, seed=seed, temperature=1.0, pose=pose,
                          pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back, force=force,
                          face_index=face_index, coeffs_out=coeffs_out, progress=progress, exp_latents=z,
@@ -300,7 +302,7 @@ class FlowVQ:
              pose, pose_scale: float, fps: float, out, write: bool, paste_back: bool, force: bool,
              face_index: int, coeffs_out, progress, exp_latents: torch.Tensor | None = None,
              out_tag: str | None = None, project: bool = False) -> GenerationResult:
-        if str(pose) not in POSE_KINDS and not Path(pose).is_file():
+        if not isinstance(pose, np.ndarray) and str(pose) not in POSE_KINDS and not Path(pose).is_file():
             raise UsageError(f"--pose must be generated, still or a coefficient file (.npz/.csv); got {pose!r}")
         path = resolve_output(out, face, audio, out_tag or emotion, seed, force=force) if write else None
         if coeffs_out is not None:

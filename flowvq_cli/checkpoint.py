@@ -36,7 +36,7 @@ import shutil
 import struct
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -52,6 +52,7 @@ from flowvq_cli.errors import OutputError, WeightsError
 # The per-frame coefficient layout (52 ARKit weights + 6 pose values) this FlowVQ reads and writes; the
 # face rig owns it. A bundle records the layout it was trained on and is refused under any other.
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION
+from flowvq_cli.fsutil import atomic_write, fsync_dir, fsync_file
 
 # ---------------------------------------------------------------------------------------------- constants
 
@@ -141,44 +142,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it into place.
-
-    If ``write`` fails (or the process dies), ``path`` keeps its previous content and the temporary file
-    is removed (or left as a hidden ``.*.tmp`` file that no reader looks at).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
 
 
 def _write_json(path: Path, payload: Mapping[str, Any], sort_keys: bool = True) -> None:
@@ -302,7 +265,7 @@ def write_bundle(
             "flowvq_version": __version__,
             "components": manifest_components,
         }
-        _atomic_write(tmp / MANIFEST_NAME, lambda p: _write_json(p, manifest))
+        atomic_write(tmp / MANIFEST_NAME, lambda p: _write_json(p, manifest))
         _swap_into_place(tmp, out_dir)
     finally:
         if tmp.exists():
@@ -325,7 +288,8 @@ def _component_sources(comp: str, folder: Path) -> list[Path]:
     if pickles:
         raise WeightsError(f"component '{comp}': {folder / pickles[0]} is a pickled checkpoint; bundles hold "
                            "safetensors only: convert it with safetensors.torch.save_file and remove it")
-    weights = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == SAFETENSORS_SUFFIX)
+    weights = sorted(p for p in folder.iterdir()  # hidden files are unfinished atomic writes, never weights
+                     if p.is_file() and p.suffix == SAFETENSORS_SUFFIX and not p.name.startswith("."))
     for path in weights:
         problem = _safetensors_header_problem(path)
         if problem is not None:
@@ -341,7 +305,7 @@ def _copy_component(comp: str, sources: list[Path], root: Path) -> dict[str, Any
     for src in sources:
         target = dest / src.name
         shutil.copyfile(src, target)
-        _fsync_file(target)
+        fsync_file(target)
         files[f"{comp}/{src.name}"] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
     try:
         config = json.loads((dest / CONFIG_NAME).read_text(encoding="utf-8"))
@@ -350,7 +314,7 @@ def _copy_component(comp: str, sources: list[Path], root: Path) -> dict[str, Any
                            "model config") from exc
     if not isinstance(config, dict):
         raise WeightsError(f"component '{comp}': {sources[0]} must hold a JSON object; re-save the model config")
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return {"files": files, "config": config}
 
 
@@ -358,7 +322,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename the finished ``tmp`` folder to ``out_dir``, replacing an existing one with a rollback."""
     if not out_dir.exists():
         os.replace(tmp, out_dir)
-        _fsync_dir(out_dir.parent)
+        fsync_dir(out_dir.parent)
         return
     old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
     os.replace(out_dir, old)
@@ -367,7 +331,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     except OSError:
         os.replace(old, out_dir)
         raise
-    _fsync_dir(out_dir.parent)
+    fsync_dir(out_dir.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -554,7 +518,8 @@ def save_training_state(
     stem = f"step-{step:08d}"
     tensors_name = f"{stem}-{uuid.uuid4().hex[:8]}{SAFETENSORS_SUFFIX}"
     tensors_path = folder / tensors_name
-    _atomic_write(tensors_path, lambda p: _save_safetensors(tensors, p, {"format": TRAINING_FORMAT}))
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(tensors_path, lambda p: _save_safetensors(tensors, p, {"format": TRAINING_FORMAT}))
     sidecar = {
         "format": TRAINING_FORMAT,
         "format_version": TRAINING_FORMAT_VERSION,
@@ -570,7 +535,7 @@ def save_training_state(
     }
     sidecar_path = folder / f"{stem}.json"
     try:
-        _atomic_write(sidecar_path, lambda p: _write_json(p, sidecar, sort_keys=False))
+        atomic_write(sidecar_path, lambda p: _write_json(p, sidecar, sort_keys=False))
     except BaseException:
         tensors_path.unlink(missing_ok=True)
         raise

@@ -150,3 +150,25 @@ def test_bad_input_is_one_clear_line(case: str, needles: tuple[str, ...], bad_in
     assert_one_line_error(proc, *needles)
     assert not out.exists()
     assert not list(out.parent.glob(".*partial*")) if out.parent.exists() else True
+
+
+def test_transfer_from_a_reference_clip(model: FlowVQ, face_png: Path, speech_wav: Path, face_rgb: np.ndarray,
+                                        tmp_path: Path) -> None:
+    """A reference video with speech: its coefficients → latents (forward pass) → reused for new audio."""
+    import cv2
+
+    from flowvq_cli.video import VideoWriter
+
+    ref = tmp_path / "ref.mp4"
+    h, w = face_rgb.shape[:2]
+    with VideoWriter(ref, fps=25, size=(w, h), audio_path=speech_wav) as writer:
+        for t in range(60):
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), 4.0 * np.sin(t / 6), 1.0)
+            writer.write(cv2.warpAffine(face_rgb, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    out = tmp_path / "transfer.mp4"
+    result = model.transfer(face_png, speech_wav, ref, ref_emotion="happy", pose="reference", out=out)
+    info = probe_video(out)
+    assert info.n_frames == result.n_frames == round(4.92 * 25) and info.has_audio
+    assert result.emotion == "happy"
+    again = model.transfer(face_png, speech_wav, ref, ref_emotion="happy", pose="reference", write=False)
+    np.testing.assert_array_equal(result.coeffs, again.coeffs)  # latents come from the clip, not the seed

@@ -24,8 +24,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from flowvq_cli.audio.load import SAMPLE_RATE, load_audio, mean_square
+from flowvq_cli.fsutil import save_npy_atomic
 
 FEATURE_VERSION = 1
 """Bumped whenever the feature computation changes, so that caches made by older code are not reused."""
@@ -325,19 +324,6 @@ def feature_cache_key(path: str | Path, fps: float, config: AudioFeatureConfig) 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _save_npy_atomic(array: np.ndarray, target: Path) -> None:
-    """Write ``target`` via a temporary file in the same folder and ``os.replace`` (no torn files)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def cached_features(
     path: str | Path,
     cache_dir: str | Path,
@@ -356,5 +342,6 @@ def cached_features(
         except (OSError, ValueError):
             pass  # torn or foreign file: recompute below
     feats = audio_features(path, fps, config)
-    _save_npy_atomic(feats, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_npy_atomic(target, feats, fsync=False)
     return feats

@@ -23,6 +23,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from flowvq_cli.errors import AudioError, InputError
+from flowvq_cli.fsutil import atomic_write
 
 SAMPLE_RATE = 16_000
 """Rate every decoded signal is resampled to (Hz)."""
@@ -288,23 +289,16 @@ def audio_duration(path: str | Path) -> float:
 
 def save_wav(path: str | Path, samples: np.ndarray, sr: int = SAMPLE_RATE) -> Path:
     """Write mono float samples in [-1, 1] as 16-bit PCM WAV, atomically (temporary file + rename)."""
-    import os
-    import tempfile
     import wave
 
-    path = Path(path)
     pcm = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
     pcm = np.round(pcm * 32767.0).astype("<i2")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        with wave.open(tmp, "wb") as w:
+
+    def write(tmp: Path) -> None:
+        with wave.open(str(tmp), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(sr)
             w.writeframes(pcm.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write, fsync=False)

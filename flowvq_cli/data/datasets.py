@@ -46,7 +46,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +68,7 @@ from flowvq_cli.audio.features import (
 from flowvq_cli.audio.load import load_audio
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.errors import InputError
+from flowvq_cli.fsutil import atomic_write, save_npy_atomic
 from flowvq_cli.labels import EMOTIONS
 from flowvq_cli.video import count_frames, iter_frames, probe_video
 
@@ -122,18 +122,6 @@ def _cache_key(path: Path, *settings: object) -> str:
     """Hex key from a file's content and the settings that shaped a cached derivative of it."""
     blob = f"{_file_sha256(path)}|{CACHE_VERSION}|{'|'.join(map(str, settings))}"
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _atomic_save(array: np.ndarray, target: Path) -> None:
-    """np.save through a temporary file beside ``target`` and os.replace (no torn cache entries)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _load_cached(target: Path) -> np.ndarray | None:
@@ -378,7 +366,8 @@ class CoeffSequenceDataset(Dataset):
         samples = _load_cached(target)
         if samples is None:
             samples = load_audio(audio, sr=sr).samples.astype(np.float32)
-            _atomic_save(samples, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_npy_atomic(target, samples, fsync=False)
         return samples
 
     def warm_cache(self) -> int:
@@ -603,9 +592,8 @@ def _decode_to_cache(video: Path, target: Path, size: int) -> None:
     resize = None if (info.width, info.height) == (size, size) else (size, size)
     n = count_frames(video)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
         got = 0
         for got, frame in enumerate(iter_frames(video, size=resize, max_frames=n), 1):
@@ -616,6 +604,5 @@ def _decode_to_cache(video: Path, target: Path, size: int) -> None:
             decoded = np.load(tmp, mmap_mode="r")[:got].copy()
             with open(tmp, "wb") as fh:
                 np.save(fh, decoded)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    atomic_write(target, write, fsync=False)

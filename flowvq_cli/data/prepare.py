@@ -55,9 +55,8 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import wave
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ import numpy as np
 from flowvq_cli.audio.load import SAMPLE_RATE
 from flowvq_cli.data.manifest import Clip, assign_splits, write_manifest
 from flowvq_cli.errors import FlowVQError, InputError, OutputError, UsageError
+from flowvq_cli.fsutil import atomic_write, save_npy_atomic
 from flowvq_cli.labels import EMOTIONS, INTENSITIES
 
 LAYOUTS: tuple[str, ...] = ("mead", "hdtf", "videos")
@@ -396,28 +396,6 @@ def find_jobs(kind: str, root: str | Path, *, labels: str | Path | None = None,
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a hidden temporary file next to ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` atomically."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-    _write_atomic(path, write)
-
-
 def save_json(path: Path, obj: dict) -> None:
     """Pretty JSON, atomically and flushed to disk (markers must survive a crash)."""
 
@@ -427,7 +405,7 @@ def save_json(path: Path, obj: dict) -> None:
             fh.flush()
             os.fsync(fh.fileno())
 
-    _write_atomic(path, write)
+    atomic_write(path, write, fsync=False)
 
 
 def save_wav(path: Path, samples: np.ndarray, sr: int = SAMPLE_RATE) -> None:
@@ -441,7 +419,7 @@ def save_wav(path: Path, samples: np.ndarray, sr: int = SAMPLE_RATE) -> None:
             fh.setframerate(sr)
             fh.writeframes(pcm.tobytes())
 
-    _write_atomic(path, write)
+    atomic_write(path, write, fsync=False)
 
 
 def fit_audio_length(samples: np.ndarray, n_frames: int, fps: float, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -506,8 +484,8 @@ def _write_clip(job: SourceJob, out: Path, frames: bool) -> tuple[str, ...]:
     samples, audio_source, notes = _load_clip_audio(job, n_frames, fps)
     clip_dir = _fresh_clip_dir(out, job.id)
     files = {"coeffs": COEFFS_NAME, "audio": AUDIO_NAME, "identity": IDENTITY_NAME}
-    save_npy(clip_dir / COEFFS_NAME, analysis.coeffs.astype(np.float32))
-    save_npy(clip_dir / IDENTITY_NAME, analysis.identity.astype(np.float32))
+    save_npy_atomic(clip_dir / COEFFS_NAME, analysis.coeffs.astype(np.float32), fsync=False)
+    save_npy_atomic(clip_dir / IDENTITY_NAME, analysis.identity.astype(np.float32), fsync=False)
     save_wav(clip_dir / AUDIO_NAME, samples)
     if frames:
         _write_frames(clip_dir / FRAMES_NAME, job.video, analysis.crop_matrix, fps)

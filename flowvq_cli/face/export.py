@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from flowvq_cli.errors import OutputError
 from flowvq_cli.face import rig
+from flowvq_cli.fsutil import atomic_write
 
 DEFAULT_FPS = 25.0
 LIVE_LINK_HEAD = ("HeadYaw", "HeadPitch", "HeadRoll")
@@ -42,15 +42,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], *, force: bool
     path = Path(path)
     check_output(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, write, fsync=False)
 
 
 def write_coeffs_npz(path: str | Path, coeffs: np.ndarray, *, fps: float, identity: np.ndarray | None = None,

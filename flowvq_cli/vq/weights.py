@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from flowvq_cli.errors import WeightsError
+from flowvq_cli.fsutil import atomic_write
 
 SAFETENSORS_SUFFIX = ".safetensors"
 
@@ -66,23 +66,12 @@ def load_state_checked(module: nn.Module, state: Mapping[str, torch.Tensor], wha
 
 def atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write ``payload`` as indented JSON to ``path`` via a temporary file and rename."""
-    _atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"), fsync=False)
 
 
 def atomic_save_safetensors(path: Path, state: Mapping[str, torch.Tensor]) -> None:
     """Save ``state`` (contiguous CPU copies) to ``path`` via a temporary file and rename."""
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
-    _atomic(path, lambda tmp: save_file(tensors, str(tmp)))
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)), fsync=False)

@@ -138,7 +138,7 @@ def test_cache_hit_returns_identical_arrays(tmp_path: Path, monkeypatch: pytest.
     wav.write_bytes(EXAMPLE_SPEECH.read_bytes())
     cache = tmp_path / "cache"
     first = cached_features(wav, cache)
-    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.tmp"))
+    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob(".*.partial*"))
 
     def _no_recompute(*_args: object, **_kwargs: object) -> np.ndarray:
         raise AssertionError("cache miss")

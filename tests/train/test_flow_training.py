@@ -65,7 +65,7 @@ def test_training_learns_checkpoints_and_exports(kind: str, data: Path, tmp_path
     assert log_events(run, "start")[0]["meta"]["validation"] == "14 windows of held-out speakers"
     states = list_training_states(run / "checkpoints")
     assert [p.name for p in states] == ["step-00000020.json", "step-00000030.json"]  # keep_last=2
-    assert not list((run / "checkpoints").glob(".*.tmp"))  # written atomically, nothing left behind
+    assert not list((run / "checkpoints").glob(".*.partial*"))  # written atomically, nothing left behind
     assert result.training.step == 30 and result.export_dir == run / "export" / kind
 
     cls = ExpFlow if kind == "expflow" else PoseFlow

@@ -1,0 +1,48 @@
+"""Mesh-warp renderer speed: frames per second at 256² on the example photo (warp + mouth interior).
+
+    python benchmarks/bench_meshwarp.py [--frames 200]
+
+The target coefficients open and close the jaw, turn the head and blink, so the mouth-interior painting
+and self-occlusion paths are exercised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, machine
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=200)
+    args = ap.parse_args()
+
+    from flowvq_cli.api import prepare_face
+    from flowvq_cli.face import rig
+    from flowvq_cli.render.meshwarp import MeshWarpRenderer
+
+    source = prepare_face(REPO / "examples" / "face.png")
+    t = np.arange(args.frames) / 25.0
+    coeffs = np.repeat(source.coeffs[None], args.frames, axis=0)
+    coeffs[:, rig.ARKIT_NAMES.index("jawOpen")] = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    coeffs[:, rig.ARKIT_NAMES.index("eyeBlinkLeft")] = (np.sin(2 * np.pi * 0.5 * t) > 0.9).astype(np.float32)
+    coeffs[:, rig.N_EXP + 1] += np.radians(15) * np.sin(2 * np.pi * 0.3 * t)
+    renderer = MeshWarpRenderer(source.crop, rig.synthesize(source.identity, source.coeffs[None])[0])
+    meshes = rig.synthesize(source.identity, coeffs)
+    start = time.perf_counter()
+    renderer.render(meshes)
+    seconds = time.perf_counter() - start
+    print(f"machine: {machine()}")
+    print(f"mesh-warp renderer: {args.frames / seconds:.1f} frames/s at 256x256 ({args.frames} frames)")
+
+
+if __name__ == "__main__":
+    main()
