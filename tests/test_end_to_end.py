@@ -1,4 +1,5 @@
-"""The whole path as a user runs it: synth a corpus → train tiny flows → bundle → generate an MP4."""
+"""The whole path as a user runs it: synth a corpus → train tiny flows, codebook and VQIG → bundle →
+generate an MP4 with the learned renderer."""
 
 from __future__ import annotations
 
@@ -19,19 +20,28 @@ def flowvq(*args: str) -> subprocess.CompletedProcess:
 
 def test_synth_train_bundle_generate(tmp_path: Path, face_png: Path, speech_wav: Path) -> None:
     data = tmp_path / "data"
-    flowvq("synth", str(data), "--clips", "6", "--seed", "2", "--no-frames", "-q")
+    flowvq("synth", str(data), "--clips", "6", "--seed", "2", "-q")
     for component in ("expflow", "poseflow"):
         out = flowvq("train", component, str(data), "--config", "tiny", "--out", str(tmp_path / component),
                      "--steps", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3", "--save-every", "3",
                      "--window-frames", "16", "--no-augment", "-q")
         assert Path(out.stdout.strip()) == tmp_path / component / "export" / component
+    image_args = ("--config", "tiny", "--steps", "4", "--batch-size", "2", "--warmup", "1", "--eval-every", "2",
+                  "--save-every", "2", "-q")
+    codebook = flowvq("train", "codebook", str(data), "--out", str(tmp_path / "codebook"), "--size", "32", *image_args)
+    assert Path(codebook.stdout.strip()) == tmp_path / "codebook" / "export" / "codebook"
+    assert list((tmp_path / "codebook" / "samples").glob("step-*.png"))
+    flowvq("train", "vqig", str(data), "--out", str(tmp_path / "vqig"), "--codebook", codebook.stdout.strip(),
+           "--warm-start-steps", "1", *image_args)
     bundle = tmp_path / "bundle"
     flowvq("train", "bundle", str(bundle), "--expflow", str(tmp_path / "expflow"),
-           "--poseflow", str(tmp_path / "poseflow"), "--name", "e2e")
+           "--poseflow", str(tmp_path / "poseflow"), "--codebook", str(tmp_path / "codebook"),
+           "--vqig", str(tmp_path / "vqig"), "--name", "e2e")
     assert verify(bundle).ok
     video = tmp_path / "out.mp4"
     summary = json.loads(flowvq("generate", str(face_png), str(speech_wav), "--emotion", "sad", "--seed", "1",
                                 "--weights", str(bundle), "--out", str(video), "--json").stdout)
+    assert summary["renderer"] == "vqig"
     info = probe_video(video)
     assert info.has_audio and info.fps == 25 and info.n_frames == summary["frames"]
     assert abs(info.duration - summary["duration"]) < 0.1

@@ -13,7 +13,15 @@ Every function takes arrays, never files: frames ``(T, H, W, 3) uint8`` RGB, 68-
 - :mod:`.fid` — Fréchet distance, FID with an injected feature extractor
 - :mod:`.report` — :class:`MetricResult`, mean ± std summaries, table rows, JSON
 - :mod:`.suite` — every metric of one clip from the arrays at hand; aggregation over clips
+- :mod:`.run` — ``flowvq evaluate``: videos in, :class:`~.run.EvalReport` out (``evaluate``)
+- :mod:`.dlib_models`, :mod:`.emotion` — optional dlib landmarks / embeddings and the FER classifier
+- :mod:`.plots` — diagnostic PNGs
+
+``evaluate``, ``EvalReport``, ``ClipReport``, ``ClipTracks`` and ``write_plots`` are imported on first
+use (they pull in torch and matplotlib).
 """
+
+from typing import Any
 
 from flowvq_cli.eval.cpbd import cpbd, cpbd_image
 from flowvq_cli.eval.fid import FeatureExtractor, fid, frechet_distance, gaussian_fit
@@ -39,9 +47,25 @@ from flowvq_cli.eval.sharpness import laplacian_variance, sharpness_ratio
 from flowvq_cli.eval.suite import ClipInputs, aggregate_clips, clip_metrics
 from flowvq_cli.eval.sync import SyncResult, audio_energy_envelope, av_sync, mouth_opening
 
+_LAZY = {"evaluate": "run", "EvalReport": "run", "ClipReport": "run", "ClipTracks": "plots",
+         "write_plots": "plots"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy entry points (:mod:`.run`, :mod:`.plots`) only when asked for."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"flowvq_cli.eval.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BlinkResult",
     "ClipInputs",
+    "ClipReport",
+    "ClipTracks",
+    "EvalReport",
     "FeatureExtractor",
     "MetricResult",
     "SyncResult",
@@ -52,6 +76,7 @@ __all__ = [
     "cpbd",
     "cpbd_image",
     "detect_blinks",
+    "evaluate",
     "expression_spread",
     "eye_aspect_ratio",
     "f_lmd",
@@ -73,4 +98,5 @@ __all__ = [
     "summarize",
     "summary_rows",
     "unavailable",
+    "write_plots",
 ]

@@ -1,4 +1,4 @@
-"""Training: the generic engine (:mod:`.loop`) and the component trainers (:mod:`.flows`, ...)."""
+"""Training: the generic engine (:mod:`.loop`) and the component trainers (:mod:`.flows`, :mod:`.images`)."""
 
 from .flows import (
     DEFAULT_WINDOW_FRAMES,
@@ -11,12 +11,15 @@ from .flows import (
     train_expflow,
     train_poseflow,
 )
-from .loop import TrainConfig, Trainer, TrainingError, TrainResult
+from .images import ImageRunResult, export_image_component, load_image_run_model, train_codebook, train_vqig
+from .loop import Adversary, TrainConfig, Trainer, TrainingError, TrainResult
 
 __all__ = [
     "DEFAULT_WINDOW_FRAMES",
     "PRESETS",
+    "Adversary",
     "FlowRunResult",
+    "ImageRunResult",
     "TrainConfig",
     "TrainResult",
     "Trainer",
@@ -24,7 +27,11 @@ __all__ = [
     "compute_latent_bank",
     "evaluate_nll",
     "export_component",
+    "export_image_component",
+    "load_image_run_model",
     "load_run_model",
+    "train_codebook",
     "train_expflow",
     "train_poseflow",
+    "train_vqig",
 ]

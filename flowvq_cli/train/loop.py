@@ -14,6 +14,18 @@ A component supplies a model, datasets and two functions; the engine does the re
 - ``init_fn(model)``: runs once on a fresh model before training and before DDP wraps it (data-dependent
   initialisation, e.g. actnorm); it must do the same on every rank.
 
+Optional pieces for the image components (codebook, VQIG); the flows use none of them:
+
+- ``with_step=True``: ``loss_fn(model, batch, generator, step)`` also gets the 0-based step (stage
+  schedules, adversarial warm-up). ``loss_fn`` may return non-scalar tensors too (e.g. the generated
+  images, detached): only scalars are logged, everything is passed on to the adversary.
+- ``parameters(model)``: which parameters the optimizer updates (default: all of them), e.g. only the
+  trainable ones of a model built around frozen parts.
+- ``adversary``: an :class:`Adversary` (a GAN discriminator) with its own AdamW optimizer, stepped right
+  after each model step on what ``loss_fn`` returned; its weights and optimizer state are checkpointed and
+  restored with the model's.
+- ``sample_fn(model, step)``: rank 0 calls it at every validation step (e.g. to write sample images).
+
 Run folder: ``train_log.jsonl`` (one JSON object per event: start, train, val, checkpoint, end; the
 start event records ``meta``, e.g. which perceptual loss ran) and ``checkpoints/`` (atomic, resumable
 :func:`~flowvq_cli.checkpoint.save_training_state` files: model, optimizer, scheduler, step, RNG states).
@@ -40,7 +52,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,9 +73,14 @@ PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 SEED_BITS = 63
 
-LossFn = Callable[[nn.Module, Any, torch.Generator], Mapping[str, Tensor]]
+LossFn = Callable[..., Mapping[str, Tensor]]
+"""``(model, batch, generator) -> {"loss": Tensor, ...}``; with ``with_step=True`` also ``step`` (int) last."""
 EvalFn = Callable[[nn.Module, Any], Mapping[str, Tensor | float]]
 InitFn = Callable[[nn.Module], None]
+ParametersFn = Callable[[nn.Module], Iterable[nn.Parameter]]
+SampleFn = Callable[[nn.Module, int], None]
+AdversaryLossFn = Callable[[nn.Module, Any, Mapping[str, Tensor], int], Mapping[str, Tensor] | None]
+ADVERSARY_PREFIX = "d_"
 
 
 class TrainingError(FlowVQError):
@@ -116,6 +133,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class Adversary:
+    """A network trained against the model (a GAN discriminator), with its own AdamW optimizer (constant lr).
+
+    After every model step the engine calls ``loss_fn(module, batch, outputs, step)``, where ``outputs`` is
+    what the model's loss function returned at that step (non-scalar entries included, e.g. the generated
+    images); it returns ``{"loss": Tensor, other scalars...}`` — logged with the prefix ``d_`` — or None to
+    skip the step (e.g. before an adversarial stage starts). Under DDP its gradients are averaged over the
+    ranks by an all-reduce; its gradient norm is clipped like the model's.
+    """
+
+    module: nn.Module
+    loss_fn: AdversaryLossFn
+    lr: float
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +212,12 @@ def _batch_size(batch: Any) -> int:
     fields = batch.values() if isinstance(batch, Mapping) else (
         [getattr(batch, f.name) for f in dataclasses.fields(batch)] if dataclasses.is_dataclass(batch) else batch)
     return next(_batch_size(v) for v in fields if isinstance(v, (Tensor, Mapping)) or dataclasses.is_dataclass(v))
+
+
+def _scalars(out: Mapping[str, Tensor | float]) -> dict[str, float]:
+    """The scalar entries of a loss function's output as floats (non-scalar tensors are left out)."""
+    return {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in out.items()
+            if not isinstance(v, Tensor) or v.numel() == 1}
 
 
 def rng_state() -> dict[str, Any]:
@@ -328,12 +369,17 @@ class Trainer:
     def __init__(self, model: nn.Module, train_set: Dataset, loss_fn: LossFn, config: TrainConfig,
                  run_dir: str | os.PathLike[str], *, val_set: Dataset | None = None, eval_fn: EvalFn | None = None,
                  collate_fn: Callable[[list[Any]], Any] | None = None, init_fn: InitFn | None = None,
-                 meta: Mapping[str, Any] | None = None, component: str = "model", quiet: bool = False):
+                 meta: Mapping[str, Any] | None = None, component: str = "model", quiet: bool = False,
+                 with_step: bool = False, parameters: ParametersFn | None = None, adversary: Adversary | None = None,
+                 sample_fn: SampleFn | None = None, find_unused_parameters: bool = False):
         self.model, self.train_set, self.val_set = model, train_set, val_set
         self.loss_fn, self.eval_fn, self.init_fn = loss_fn, eval_fn, init_fn
         self.collate_fn, self.config = collate_fn, config
         self.run_dir, self.checkpoint_dir = Path(run_dir), Path(run_dir) / CHECKPOINT_DIRNAME
         self.meta, self.component, self.quiet = dict(meta or {}), component, quiet
+        self.with_step, self.parameters, self.adversary = with_step, parameters, adversary
+        self.sample_fn, self.find_unused_parameters = sample_fn, find_unused_parameters
+        self.adversary_optimizer: torch.optim.Optimizer | None = None
 
     # ---- setup
 
@@ -343,12 +389,22 @@ class Trainer:
         self.model.to(device)
         optimizer.load_state_dict(state.optimizer_state)
         scheduler.load_state_dict(state.extra["scheduler"])
+        if self.adversary is not None:
+            if "adversary" not in state.extra:
+                raise TrainingError(f"{state.path} holds no discriminator state; it was not written by this "
+                                    "trainer, start a new run instead of --resume")
+            self.adversary.module.load_state_dict(state.extra["adversary"]["module"])
+            self.adversary.module.to(device)
+            self.adversary_optimizer.load_state_dict(state.extra["adversary"]["optimizer"])
         set_rng_state(state.extra["rng"])
         return state.step
 
     def _save(self, step: int, optimizer: torch.optim.Optimizer, scheduler: Any) -> Path:
         extra = {"scheduler": scheduler.state_dict(), "rng": rng_state(), "train_config": self.config.to_dict(),
                  "component": self.component}
+        if self.adversary is not None:
+            extra["adversary"] = {"module": self.adversary.module.state_dict(),
+                                  "optimizer": self.adversary_optimizer.state_dict()}
         return save_training_state(self.checkpoint_dir, self.model.state_dict(), optimizer.state_dict(), step,
                                    extra=extra, keep_last=self.config.keep_last)
 
@@ -369,8 +425,10 @@ class Trainer:
         c = self.config
         model.train()
         generator = torch.Generator(device=device).manual_seed(step_seed(c.seed, step, info.rank))
+        batch = move_to(batch, device)
+        args = (step,) if self.with_step else ()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
-            out = self.loss_fn(model, move_to(batch, device), generator)
+            out = self.loss_fn(model, batch, generator, *args)
         loss = out["loss"]
         if not _all_finite(loss.detach(), info):
             raise TrainingError(f"the loss is not finite at step {step}; lower --lr or set --grad-clip, then "
@@ -381,8 +439,35 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip if c.grad_clip > 0 else float("inf"))
         optimizer.step()
         scheduler.step()
-        metrics = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in out.items()}
+        metrics = _scalars(out)
         metrics["grad_norm"] = float(grad_norm)
+        if self.adversary is not None:
+            metrics.update(self._adversary_step(batch, out, step, info, device))
+        return metrics
+
+    def _adversary_step(self, batch: Any, out: Mapping[str, Tensor], step: int, info: DistInfo,
+                        device: torch.device) -> dict[str, float]:
+        """One optimizer step of the adversary on this step's batch and model outputs (see :class:`Adversary`)."""
+        adv, c = self.adversary, self.config
+        adv.module.train()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+            d_out = adv.loss_fn(adv.module, batch, out, step)
+        if d_out is None:
+            return {}
+        if not _all_finite(d_out["loss"].detach(), info):
+            raise TrainingError(f"the discriminator loss is not finite at step {step}; lower --lr, then continue "
+                                "from the last checkpoint with --resume")
+        self.adversary_optimizer.zero_grad(set_to_none=True)
+        d_out["loss"].backward()
+        params = [p for p in adv.module.parameters() if p.grad is not None]
+        if info.distributed:
+            for p in params:
+                dist.all_reduce(p.grad)
+                p.grad.div_(info.world_size)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip if c.grad_clip > 0 else float("inf"))
+        self.adversary_optimizer.step()
+        metrics = {ADVERSARY_PREFIX + k: v for k, v in _scalars(d_out).items()}
+        metrics[ADVERSARY_PREFIX + "grad_norm"] = float(grad_norm)
         return metrics
 
     @torch.no_grad()
@@ -426,7 +511,13 @@ class Trainer:
             raise OutputError(f"{self.run_dir} already holds training checkpoints; pass --resume to continue "
                               "that run, or choose another output folder")
         self.model.to(device)
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        params = self.parameters(self.model) if self.parameters is not None else self.model.parameters()
+        optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        if self.adversary is not None:
+            adv = self.adversary
+            adv.module.to(device)
+            self.adversary_optimizer = torch.optim.AdamW(adv.module.parameters(), lr=adv.lr, betas=adv.betas,
+                                                         weight_decay=adv.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, c))
         if resume:
             start = self._restore(optimizer, scheduler, device)
@@ -434,7 +525,9 @@ class Trainer:
             start = 0
             if self.init_fn is not None:
                 self.init_fn(self.model)
-        model = DistributedDataParallel(self.model) if info.distributed else self.model
+        model = self.model
+        if info.distributed:
+            model = DistributedDataParallel(self.model, find_unused_parameters=self.find_unused_parameters)
         sampler = ResumableSampler(self.train_set, info.world_size, info.rank, c.seed)
         per_epoch = sampler.num_samples // c.batch_size
         if per_epoch == 0:
@@ -477,6 +570,9 @@ class Trainer:
                     window, tick, window_steps = {}, time.perf_counter(), 0
                 if self._due(step, c.eval_every) and self.val_set is not None:
                     val = self._validate(step, info, device, log, progress)
+                if self._due(step, c.eval_every) and self.sample_fn is not None and info.is_main:
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        self.sample_fn(self.model, step)
                 if self._due(step, c.save_every) and info.is_main:
                     checkpoint = self._save(step, optimizer, scheduler)
                     log.write("checkpoint", step=step, path=str(checkpoint))

@@ -1,0 +1,208 @@
+"""Training the codebook model and VQIG end to end on a tiny synthetic corpus: learning, sample grids,
+exact resume (discriminator included), frozen codebook, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from flowvq_cli.checkpoint import load_training_state
+from flowvq_cli.data.manifest import read_manifest, write_manifest
+from flowvq_cli.data.synth import synthesize_corpus
+from flowvq_cli.errors import UsageError
+from flowvq_cli.train import TrainConfig, Trainer
+from flowvq_cli.train.images import (
+    StageSchedule,
+    codebook_configs,
+    train_codebook,
+    train_vqig,
+)
+from flowvq_cli.vq import VQGAN, VQGANLossConfig
+from flowvq_cli.vqig import VQIG, VQIGConfig
+
+SIZE = 32
+TINY = TrainConfig(steps=8, batch_size=4, lr=2e-3, warmup=2, eval_every=4, save_every=4, keep_last=3, log_every=1,
+                   device="cpu", eval_batches=2)
+CODEBOOK_LOSS = dataclasses.replace(VQGANLossConfig.tiny(), adversarial_warmup_steps=4)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two synthetic clips (frames + identity); the second becomes a held-out speaker's val clip."""
+    root = tmp_path_factory.mktemp("synth")
+    synthesize_corpus(root, clips=2, seed=1, frames=True)
+    first, second = read_manifest(root)
+    write_manifest(root, [dataclasses.replace(first, split="train"),
+                          dataclasses.replace(second, split="val", speaker="held-out")])
+    return root
+
+
+def train_cb(data: Path, run: Path, config: TrainConfig = TINY, resume: bool = False):
+    torch.set_num_threads(1)
+    return train_codebook(data, run, "tiny", config, resume, size=SIZE, loss=CODEBOOK_LOSS, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def codebook_run(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    return train_cb(data, tmp_path_factory.mktemp("runs") / "codebook")
+
+
+def vqig_config() -> VQIGConfig:
+    """The tiny preset with the adversarial term of the image stage on from its second step."""
+    base = VQIGConfig.tiny()
+    image = dataclasses.replace(base.loss.image, adversarial_warmup_steps=1)
+    return dataclasses.replace(base, loss=dataclasses.replace(base.loss, image=image))
+
+
+VQIG_TRAIN = dataclasses.replace(TINY, steps=8, eval_every=3, save_every=3)  # warm 0-1, code 2-4, image 5-7
+
+
+def train_vq(data: Path, run: Path, codebook: Path, resume: bool = False):
+    torch.set_num_threads(1)
+    return train_vqig(data, run, codebook, vqig_config(), VQIG_TRAIN, resume, stage="both", warm_start_steps=2,
+                      code_steps=3, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def vqig_run(data: Path, codebook_run, tmp_path_factory: pytest.TempPathFactory):
+    return train_vq(data, tmp_path_factory.mktemp("runs") / "vqig", codebook_run.export_dir)
+
+
+def log_events(run: Path, event: str) -> list[dict]:
+    return [r for r in map(json.loads, (run / "train_log.jsonl").read_text().splitlines()) if r["event"] == event]
+
+
+def crash_at(step_to_crash: int):
+    original = Trainer._train_step
+
+    def crashing(self, model, batch, optimizer, scheduler, step, info, device):
+        if step == step_to_crash:
+            raise KeyboardInterrupt
+        return original(self, model, batch, optimizer, scheduler, step, info, device)
+
+    return original, crashing
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ---------------------------------------------------------------------------------------------- codebook
+
+
+def test_codebook_learns_logs_samples_and_exports(codebook_run, data: Path) -> None:
+    run = codebook_run.training.run_dir
+    train = log_events(run, "train")
+    assert len(train) == 8 and all(np.isfinite(r["loss"]) for r in train)
+    rec = [r["rec"] for r in train]
+    assert np.mean(rec[-3:]) < np.mean(rec[:3]), rec  # reconstruction improves
+    assert [r["adv_weight"] > 0 for r in train] == [False] * 4 + [True] * 4  # GAN term after the warm-up
+    assert all("d_loss" in r for r in train)  # the discriminator trains from step 0
+    start = log_events(run, "start")[0]["meta"]
+    assert start["perceptual_kind"] == "disc_feature_matching+laplacian_pyramid"  # no VGG19 weights given
+    assert start["validation"].endswith("held-out speakers (1 clips)")
+    vals = log_events(run, "val")
+    assert [v["step"] for v in vals] == [4, 8] and all(v["psnr"] > 5 for v in vals)
+
+    grids = sorted(p.name for p in (run / "samples").glob("*.png"))
+    assert grids == ["step-000004.png", "step-000008.png"]
+    assert np.asarray(Image.open(run / "samples" / grids[-1])).shape == (4 * SIZE, 2 * SIZE, 3)  # input | recon
+    state = load_training_state(run / "checkpoints")
+    assert state.step == 8 and state.extra["adversary"]["optimizer"]["state"]  # discriminator is resumable
+
+    exported = VQGAN.from_pretrained(codebook_run.export_dir)
+    images = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    model = codebook_run.model.eval()
+    with torch.no_grad():
+        assert torch.equal(exported(images).recon, model(images).recon)
+
+
+def test_codebook_resume_repeats_the_uninterrupted_run(codebook_run, data: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    original, crashing = crash_at(5)  # after the checkpoint of step 4, with the GAN term on
+    monkeypatch.setattr(Trainer, "_train_step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        train_cb(data, tmp_path / "crashed")
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    train_cb(data, tmp_path / "crashed", resume=True)
+    whole = load_training_state(codebook_run.training.run_dir / "checkpoints")
+    resumed = load_training_state(tmp_path / "crashed" / "checkpoints")
+    assert resumed.step == whole.step == 8
+    assert_same_state(resumed.model_state, whole.model_state)
+    assert_same_state(resumed.extra["adversary"]["module"], whole.extra["adversary"]["module"])
+
+
+def test_codebook_presets_follow_the_image_size() -> None:
+    model, _, loss = codebook_configs("tiny", 64)
+    assert model.image_size == 64 and loss.adversarial_warmup_steps == VQGANLossConfig.tiny().adversarial_warmup_steps
+    with pytest.raises(UsageError, match="size"):
+        codebook_configs("tiny", 30)
+
+
+# ---------------------------------------------------------------------------------------------- VQIG
+
+
+def test_vqig_runs_its_stages_on_a_frozen_codebook_and_exports(vqig_run, codebook_run) -> None:
+    run = vqig_run.training.run_dir
+    train = log_events(run, "train")
+    assert [r["stage"] for r in train] == [0, 0, 1, 1, 1, 2, 2, 2]  # warm start, code level, image level
+    assert all(np.isfinite(r["loss"]) for r in train)
+    assert [("d_loss" in r) for r in train] == [False] * 5 + [True] * 3  # discriminator only in the image stage
+    assert train[-1]["adv_weight"] > 0
+    meta = log_events(run, "start")[0]["meta"]
+    assert meta["schedule"] == {"steps": 8, "warm_start_steps": 2, "code_steps": 3}
+    assert meta["perceptual_kind"] == "disc_feature_matching+laplacian_pyramid"
+    assert meta["val_faces"].startswith("all 1 val clips show faces seen in training")
+    assert set(log_events(run, "val")[-1]) >= {"l1", "psnr", "code_accuracy", "warp_l1"}
+
+    frozen = VQGAN.from_pretrained(codebook_run.export_dir)
+    assert_same_state(vqig_run.model.codebook.state_dict(), frozen.state_dict())  # bit-identical after training
+    assert not any(p.requires_grad for p in vqig_run.model.codebook.parameters())
+
+    grid = np.asarray(Image.open(run / "samples" / "step-000008.png"))
+    assert grid.shape == (4 * SIZE, 3 * SIZE, 3)  # source | target | output
+    exported = VQIG.from_pretrained(vqig_run.export_dir, codebook=frozen)
+    source, windows = torch.rand(1, 3, SIZE, SIZE) * 2 - 1, torch.rand(2, exported.config.window_frames, 58)
+    coeffs = torch.rand(1, 58)
+    assert torch.equal(exported.render(source, coeffs, windows), vqig_run.model.eval().render(source, coeffs, windows))
+
+
+def test_vqig_resume_repeats_the_uninterrupted_run(vqig_run, codebook_run, data: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    original, crashing = crash_at(7)  # in the image stage, after the checkpoint of step 6
+    monkeypatch.setattr(Trainer, "_train_step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        train_vq(data, tmp_path / "crashed", codebook_run.export_dir)
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    train_vq(data, tmp_path / "crashed", codebook_run.export_dir, resume=True)
+    whole = load_training_state(vqig_run.training.run_dir / "checkpoints")
+    resumed = load_training_state(tmp_path / "crashed" / "checkpoints")
+    assert_same_state(resumed.model_state, whole.model_state)
+    assert_same_state(resumed.extra["adversary"]["module"], whole.extra["adversary"]["module"])
+
+
+def test_stage_schedule() -> None:
+    both = StageSchedule.build(10, "both", 2, None)
+    assert [both.stage_at(s) for s in (0, 1, 2, 5, 6, 9)] == ["warm_start"] * 2 + ["code"] * 2 + ["image"] * 2
+    assert StageSchedule.build(10, "code", 0, None).stage_at(9) == "code"
+    assert StageSchedule.build(10, "image", 3, None).image_start == 3
+    with pytest.raises(UsageError, match="stage"):
+        StageSchedule.build(10, "pixels", 0, None)
+    with pytest.raises(UsageError, match="code_steps"):
+        StageSchedule.build(10, "both", 2, 9)
