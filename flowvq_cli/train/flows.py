@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Callable
@@ -34,14 +33,13 @@ from flowvq_cli.audio.augment import AugmentConfig
 from flowvq_cli.audio.features import AudioFeatureConfig
 from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import CoeffSequenceDataset, CoeffWindowBatch, EmptySplitError, collate_windows
-from flowvq_cli.errors import UsageError, WeightsError
+from flowvq_cli.errors import UsageError
 from flowvq_cli.flow import ExpFlow, ExpFlowConfig, PoseFlow, PoseFlowConfig
 from flowvq_cli.flow.config import FlowConfig
 from flowvq_cli.flow.sequence import SequenceFlow
 
-from .loop import TrainConfig, Trainer, TrainResult, resolve_device
+from .loop import RUN_FILE, TrainConfig, Trainer, TrainResult, load_run_spec, resolve_device, save_run_spec
 
-RUN_FILE = "run.json"
 EXPORT_DIRNAME = "export"
 PRESETS = ("tiny", "mini", "base")
 DEFAULT_WINDOW_FRAMES = 50
@@ -176,19 +174,11 @@ class _RunSpec:
     augment: dict[str, Any] | None
 
     def save(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, run_dir / RUN_FILE)
+        save_run_spec(self, run_dir)
 
     @classmethod
     def load(cls, run_dir: Path) -> _RunSpec:
-        path = run_dir / RUN_FILE
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError, TypeError) as e:
-            raise WeightsError(f"{path}: cannot read the run description ({e}); pass a folder made by "
-                               "`flowvq train expflow|poseflow`") from e
+        return load_run_spec(cls, run_dir, "flowvq train expflow|poseflow")
 
     def build_model(self) -> SequenceFlow:
         kind = KINDS[self.component]

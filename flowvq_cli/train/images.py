@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from flowvq_cli.data.datasets import (
     collate_triplets,
 )
 from flowvq_cli.data.manifest import Clip
-from flowvq_cli.errors import UsageError, WeightsError
+from flowvq_cli.errors import UsageError
 from flowvq_cli.face import rig
 from flowvq_cli.image import save_image
 from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
@@ -75,8 +74,8 @@ from flowvq_cli.vq import (
 from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig
 from flowvq_cli.vqig.losses import code_accuracy, discriminator_loss, perceptual_kind
 
-from .flows import EXPORT_DIRNAME, PRESETS, RUN_FILE
-from .loop import Adversary, TrainConfig, Trainer, TrainResult, resolve_device
+from .flows import EXPORT_DIRNAME, PRESETS
+from .loop import RUN_FILE, Adversary, TrainConfig, Trainer, TrainResult, load_run_spec, resolve_device, save_run_spec
 
 SAMPLES_DIRNAME = "samples"
 SAMPLE_ITEMS = 4
@@ -266,19 +265,11 @@ class _ImageRunSpec:
     code_steps: int = 0
 
     def save(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, run_dir / RUN_FILE)
+        save_run_spec(self, run_dir)
 
     @classmethod
     def load(cls, run_dir: Path) -> _ImageRunSpec:
-        path = run_dir / RUN_FILE
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError, TypeError) as e:
-            raise WeightsError(f"{path}: cannot read the run description ({e}); pass a folder made by "
-                               "`flowvq train codebook|vqig`") from e
+        return load_run_spec(cls, run_dir, "flowvq train codebook|vqig")
 
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(**self.discriminator)

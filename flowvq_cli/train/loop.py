@@ -598,3 +598,28 @@ class Trainer:
         if info.distributed:
             dist.barrier()
         return val
+
+
+RUN_FILE = "run.json"
+"""What a run folder was started with (component, preset, model config, data); ``--resume`` rebuilds from it."""
+
+
+def save_run_spec(spec: Any, run_dir: Path) -> None:
+    """Write a run-description dataclass as ``run_dir/run.json``, atomically."""
+    from flowvq_cli.fsutil import atomic_write
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(dataclasses.asdict(spec), indent=2) + "\n"
+    atomic_write(run_dir / RUN_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=False)
+
+
+def load_run_spec(cls: type, run_dir: Path, made_by: str) -> Any:
+    """Read ``run_dir/run.json`` into ``cls``; a clear WeightsError naming the command that makes such folders."""
+    from flowvq_cli.errors import WeightsError
+
+    path = run_dir / RUN_FILE
+    try:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError) as e:
+        raise WeightsError(f"{path}: cannot read the run description ({e}); pass a folder made by "
+                           f"`{made_by}`") from e
