@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
 
+@pytest.fixture()
+def single_thread():
+    """One intra-op torch thread: tiny models run faster that way on the shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def face_png() -> Path:
     """The shipped example photo (a crop of scikit-image's public-domain astronaut)."""

@@ -319,18 +319,7 @@ class VQGANLoss(nn.Module):
     def _perceptual(self, images: torch.Tensor, recon: torch.Tensor, fake_d: DiscriminatorOutput | None,
                     real_d: DiscriminatorOutput | None) -> torch.Tensor:
         """Weighted perceptual term (already multiplied by its weights; scalar)."""
-        cfg = self.config
-        if self.vgg is not None:
-            if cfg.perceptual_weight == 0:
-                return recon.new_zeros(())
-            pairs = zip(self.vgg(recon), self.vgg(images.detach()), strict=True)
-            return cfg.perceptual_weight * torch.stack([F.l1_loss(f, r.detach()) for f, r in pairs]).mean()
-        term = recon.new_zeros(())
-        if cfg.perceptual_weight and fake_d is not None and real_d is not None:
-            term = term + cfg.perceptual_weight * feature_matching_l1(fake_d.features, real_d.features)
-        if cfg.pyramid_levels:
-            term = term + cfg.pyramid_weight * laplacian_pyramid_l1(recon, images, cfg.pyramid_levels)
-        return term
+        return perceptual_term(recon, images, fake_d, real_d, self.config, self.vgg)
 
     def discriminator_loss(self, images: torch.Tensor, recon: torch.Tensor,
                            discriminator: PatchDiscriminator) -> DiscriminatorLoss:
@@ -352,3 +341,22 @@ def _discriminate_pair(discriminator: PatchDiscriminator, fake: torch.Tensor,
     b = fake.shape[0]
     return (DiscriminatorOutput(both.logits[:b], [f[:b] for f in both.features]),
             DiscriminatorOutput(both.logits[b:], [f[b:] for f in both.features]))
+
+
+def perceptual_term(fake: torch.Tensor, real: torch.Tensor, fake_d: DiscriminatorOutput | None,
+                    real_d: DiscriminatorOutput | None, config: VQGANLossConfig,
+                    vgg: VGG19Features | None) -> torch.Tensor:
+    """Weighted perceptual term (scalar): VGG19 feature L1 when local VGG19 weights are loaded, otherwise the
+    documented substitute, discriminator feature matching + Laplacian-pyramid L1. Shared by the codebook
+    and VQIG trainers."""
+    if vgg is not None:
+        if not config.perceptual_weight:
+            return fake.new_zeros(())
+        pairs = zip(vgg(fake), vgg(real.detach()), strict=True)
+        return config.perceptual_weight * torch.stack([F.l1_loss(f, r.detach()) for f, r in pairs]).mean()
+    term = fake.new_zeros(())
+    if config.perceptual_weight and fake_d is not None and real_d is not None:
+        term = term + config.perceptual_weight * feature_matching_l1(fake_d.features, real_d.features)
+    if config.pyramid_levels:
+        term = term + config.pyramid_weight * laplacian_pyramid_l1(fake, real, config.pyramid_levels)
+    return term

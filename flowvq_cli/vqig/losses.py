@@ -31,10 +31,9 @@ from flowvq_cli.vq.losses import (
     adaptive_weight,
     discriminator_hinge,
     discriminator_non_saturating,
-    feature_matching_l1,
     generator_adversarial,
-    laplacian_pyramid_l1,
     no_parameter_grads,
+    perceptual_term,
 )
 
 
@@ -136,7 +135,7 @@ def image_terms(fake: torch.Tensor, real: torch.Tensor, discriminator: PatchDisc
         fake_d = real_d = None
         if vgg is None and (config.perceptual_weight or lam):
             fake_d, real_d = discriminate_pair(discriminator, fake, real)
-        perceptual = _perceptual(fake, real, fake_d, real_d, config, vgg)
+        perceptual = perceptual_term(fake, real, fake_d, real_d, config, vgg)
         nll = config.reconstruction_weight * reconstruction + perceptual
         adversarial = fake.new_zeros(())
         weight = fake.new_tensor(lam)
@@ -149,23 +148,6 @@ def image_terms(fake: torch.Tensor, real: torch.Tensor, discriminator: PatchDisc
     return ImageTerms(total=nll + weight * adversarial, reconstruction=reconstruction.detach(),
                       perceptual=perceptual.detach(), adversarial=adversarial.detach(),
                       adversarial_weight=weight.detach())
-
-
-def _perceptual(fake: torch.Tensor, real: torch.Tensor, fake_d: DiscriminatorOutput | None,
-                real_d: DiscriminatorOutput | None, config: VQGANLossConfig,
-                vgg: VGG19Features | None) -> torch.Tensor:
-    """Weighted perceptual term (scalar): VGG19 L1, or feature matching + Laplacian pyramid."""
-    if vgg is not None:
-        if not config.perceptual_weight:
-            return fake.new_zeros(())
-        pairs = zip(vgg(fake), vgg(real), strict=True)
-        return config.perceptual_weight * torch.stack([F.l1_loss(f, r.detach()) for f, r in pairs]).mean()
-    term = fake.new_zeros(())
-    if config.perceptual_weight and fake_d is not None and real_d is not None:
-        term = term + config.perceptual_weight * feature_matching_l1(fake_d.features, real_d.features)
-    if config.pyramid_levels:
-        term = term + config.pyramid_weight * laplacian_pyramid_l1(fake, real, config.pyramid_levels)
-    return term
 
 
 def discriminate_pair(discriminator: PatchDiscriminator, fake: torch.Tensor,

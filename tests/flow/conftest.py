@@ -13,12 +13,3 @@ def float64_seeded():
     torch.manual_seed(0)
     yield
     torch.set_default_dtype(dtype)
-
-
-@pytest.fixture
-def single_thread():
-    """Training loops on tiny tensors run faster (and disturb other jobs less) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -32,12 +32,7 @@ TINY = TrainConfig(steps=8, batch_size=4, lr=2e-3, warmup=2, eval_every=4, save_
 CODEBOOK_LOSS = dataclasses.replace(VQGANLossConfig.tiny(), adversarial_warmup_steps=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
