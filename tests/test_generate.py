@@ -95,6 +95,10 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> d
     d = tmp_path_factory.mktemp("bad")
     Image.fromarray(data.chelsea()).save(d / "cat.png")
     (d / "empty.png").write_bytes(b"")
+    (d / "garbage.png").write_bytes(b"\x89PNG but not really an image" * 10)
+    face = Image.open(Path(__file__).parent.parent / "examples" / "face.png").convert("RGB")
+    face.resize((40, 40)).save(d / "tiny.png")  # a face far below the minimum size
+    (d / "notes.txt").write_text("not audio at all\n")
     (d / "garbage.wav").write_bytes(b"RIFF not really a wave file" * 20)
     (d / "empty.wav").write_bytes(b"")
     t = np.arange(int(0.2 * 16000)) / 16000
@@ -105,11 +109,14 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> d
     blob = bytearray(weights.read_bytes())
     blob[-1] ^= 0xFF
     weights.write_bytes(bytes(blob))
+    truncated = shutil.copytree(tiny_bundle, d / "truncated")
+    part = truncated / "poseflow" / "model.safetensors"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     layout = shutil.copytree(tiny_bundle, d / "layout2")
     manifest = json.loads((layout / "flowvq.json").read_text())
     manifest["coeff_layout_version"] = 2
     (layout / "flowvq.json").write_text(json.dumps(manifest))
-    return {"dir": d, "tampered": tampered, "layout2": layout}
+    return {"dir": d, "tampered": tampered, "truncated": truncated, "layout2": layout}
 
 
 @pytest.mark.parametrize(
@@ -117,6 +124,10 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> d
     [
         ("no_face", ("no face",)),
         ("empty_image", ("empty",)),
+        ("garbage_image", ("garbage.png",)),
+        ("tiny_face", ("px wide", "at least 64 px")),
+        ("unsupported_audio", ("notes.txt",)),
+        ("truncated_weights", ("truncated",)),
         ("garbage_audio", ("garbage.wav",)),
         ("empty_audio", ("empty.wav",)),
         ("short_audio", ("short",)),
@@ -135,6 +146,14 @@ def test_bad_input_is_one_clear_line(case: str, needles: tuple[str, ...], bad_in
         face = d / "cat.png"
     elif case == "empty_image":
         face = d / "empty.png"
+    elif case == "garbage_image":
+        face = d / "garbage.png"
+    elif case == "tiny_face":
+        face = d / "tiny.png"
+    elif case == "unsupported_audio":
+        audio = d / "notes.txt"
+    elif case == "truncated_weights":
+        weights = bad_inputs["truncated"]
     elif case.endswith("_audio"):
         audio = d / {"garbage_audio": "garbage.wav", "empty_audio": "empty.wav", "short_audio": "short.wav",
                      "silent_audio": "silent.wav"}[case]
@@ -200,3 +219,24 @@ def test_evaluate_command_on_a_generated_video(model: FlowVQ, face_png: Path, sp
     metrics = {m["name"]: m for m in json.loads(report.read_text())["metrics"]}
     assert metrics["A/V offset"]["available"] and metrics["blink rate"]["available"]
     assert not metrics["FID"]["available"] and metrics["FID"]["reason"]  # no GT here: says what it needs
+
+
+def test_several_faces_warn_and_face_index_picks(tiny_bundle: Path, face_rgb: np.ndarray, speech_wav: Path,
+                                                tmp_path: Path) -> None:
+    big = Image.fromarray(face_rgb)
+    small = big.resize((big.width * 2 // 3, big.height * 2 // 3))
+    canvas = Image.new("RGB", (big.width + small.width, big.height), (200, 200, 200))
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width, (big.height - small.height) // 2))
+    group = tmp_path / "two.png"
+    canvas.save(group)
+    proc = run_cli("generate", str(group), str(speech_wav), "--weights", str(tiny_bundle), "--crop-only",
+                   "--out", str(tmp_path / "a.mp4"))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 faces" in proc.stderr and "--face-index" in proc.stderr
+    other = run_cli("generate", str(group), str(speech_wav), "--weights", str(tiny_bundle), "--crop-only",
+                    "--face-index", "1", "--out", str(tmp_path / "b.mp4"))
+    assert other.returncode == 0 and "faces" not in other.stderr
+    too_far = run_cli("generate", str(group), str(speech_wav), "--weights", str(tiny_bundle), "--face-index", "5",
+                      "--out", str(tmp_path / "c.mp4"))
+    assert_one_line_error(too_far, "face index 5")
