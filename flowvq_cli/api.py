@@ -348,17 +348,22 @@ class FlowVQ:
         if coeffs_out is not None:
             export.check_output(Path(coeffs_out), force=force)
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        source = self.prepare_face(face, face_index=face_index)
-        timings["analysis"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        feats, duration = self.audio_features(audio, fps)
-        timings["audio_features"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        coeffs = self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
-                             temperature=temperature, pose=pose, pose_scale=pose_scale, exp_latents=exp_latents,
-                             project=project)
-        timings["motion"] = time.perf_counter() - t0
+
+        def stage(name: str, work: Callable[[], object]) -> object:
+            if progress is not None:
+                progress(name, 0, 1)
+            t0 = time.perf_counter()
+            value = work()
+            timings[name] = time.perf_counter() - t0
+            if progress is not None:
+                progress(name, 1, 1)
+            return value
+
+        source = stage("analysis", lambda: self.prepare_face(face, face_index=face_index))
+        feats, duration = stage("audio_features", lambda: self.audio_features(audio, fps))
+        coeffs = stage("motion", lambda: self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
+                                                     temperature=temperature, pose=pose, pose_scale=pose_scale,
+                                                     exp_latents=exp_latents, project=project))
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
                                   weights=self.weights_id, timings=timings)
