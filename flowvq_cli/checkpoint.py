@@ -28,7 +28,6 @@ safetensors are refused before any byte of them is deserialised.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -52,7 +51,7 @@ from flowvq_cli.errors import OutputError, WeightsError
 # The per-frame coefficient layout (52 ARKit weights + 6 pose values) this FlowVQ reads and writes; the
 # face rig owns it. A bundle records the layout it was trained on and is refused under any other.
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION
-from flowvq_cli.fsutil import atomic_write, fsync_dir, fsync_file
+from flowvq_cli.fsutil import atomic_write, fsync_dir, fsync_file, sha256_file
 
 # ---------------------------------------------------------------------------------------------- constants
 
@@ -72,7 +71,6 @@ DEFAULT_FIX_HINT = "re-download the bundle (`flowvq weights download ORG/NAME --
 TRAINING_FORMAT = "flowvq-training-state"
 TRAINING_FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d{8,})\.json$")
-_HASH_CHUNK = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------- safetensors
@@ -133,15 +131,6 @@ def _save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata:
 
 
 # ---------------------------------------------------------------------------------------------- file helpers
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_json(path: Path, payload: Mapping[str, Any], sort_keys: bool = True) -> None:

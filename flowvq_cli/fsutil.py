@@ -9,6 +9,7 @@ exist; callers that want it created do so themselves.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -76,3 +77,15 @@ def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray, *, fsync: b
             np.save(fh, array)
 
     return atomic_write(path, write, fsync=fsync)
+
+
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from flowvq_cli.audio.load import SAMPLE_RATE, load_audio, mean_square
-from flowvq_cli.fsutil import save_npy_atomic
+from flowvq_cli.fsutil import save_npy_atomic, sha256_file
 
 FEATURE_VERSION = 1
 """Bumped whenever the feature computation changes, so that caches made by older code are not reused."""
@@ -309,18 +309,10 @@ def audio_features(
     return features_from_samples(audio.samples, fps, config)
 
 
-def _file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def feature_cache_key(path: str | Path, fps: float, config: AudioFeatureConfig) -> str:
     """Hex key from the file's content hash, the config, the frame rate and :data:`FEATURE_VERSION`."""
     settings = {"version": FEATURE_VERSION, "fps": fps, "config": dataclasses.asdict(config)}
-    blob = _file_sha256(Path(path)) + json.dumps(settings, sort_keys=True)
+    blob = sha256_file(path) + json.dumps(settings, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

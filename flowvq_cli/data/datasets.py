@@ -68,7 +68,7 @@ from flowvq_cli.audio.features import (
 from flowvq_cli.audio.load import load_audio
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.errors import InputError
-from flowvq_cli.fsutil import atomic_write, save_npy_atomic
+from flowvq_cli.fsutil import atomic_write, save_npy_atomic, sha256_file
 from flowvq_cli.labels import EMOTIONS
 from flowvq_cli.video import count_frames, iter_frames, probe_video
 
@@ -100,7 +100,6 @@ SOURCE_STREAM, AUGMENT_STREAM = 0, 1
 
 SourceMode = Literal["first", "random"]
 SOURCE_MODES = ("first", "random")
-_HASH_CHUNK = 1 << 20
 
 
 class EmptySplitError(InputError):
@@ -110,17 +109,9 @@ class EmptySplitError(InputError):
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _cache_key(path: Path, *settings: object) -> str:
     """Hex key from a file's content and the settings that shaped a cached derivative of it."""
-    blob = f"{_file_sha256(path)}|{CACHE_VERSION}|{'|'.join(map(str, settings))}"
+    blob = f"{sha256_file(path)}|{CACHE_VERSION}|{'|'.join(map(str, settings))}"
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

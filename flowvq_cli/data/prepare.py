@@ -55,7 +55,6 @@ import os
 import re
 import shutil
 import sys
-import wave
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -65,7 +64,7 @@ from typing import IO
 
 import numpy as np
 
-from flowvq_cli.audio.load import SAMPLE_RATE
+from flowvq_cli.audio.load import SAMPLE_RATE, save_wav
 from flowvq_cli.data.manifest import Clip, assign_splits, write_manifest
 from flowvq_cli.errors import FlowVQError, InputError, OutputError, UsageError
 from flowvq_cli.fsutil import atomic_write, save_npy_atomic
@@ -113,9 +112,6 @@ FRAMES_PRESET = "veryfast"
 
 FRAMES_CRF = 18
 """x264 quality of ``frames.mp4`` (visually lossless)."""
-
-PCM16_SCALE = 32767
-"""Float sample 1.0 in 16-bit PCM."""
 
 AUDIO_PAD_NOTE_S = 0.1
 """Padding of the audio with silence beyond this many seconds is noted in ``done.json``."""
@@ -404,20 +400,6 @@ def save_json(path: Path, obj: dict) -> None:
             json.dump(obj, fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
-
-    atomic_write(path, write, fsync=False)
-
-
-def save_wav(path: Path, samples: np.ndarray, sr: int = SAMPLE_RATE) -> None:
-    """``(N,)`` float samples → mono 16-bit PCM WAV, atomically (values beyond ±1 are clipped)."""
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * PCM16_SCALE).astype("<i2")
-
-    def write(tmp: Path) -> None:
-        with wave.open(str(tmp), "wb") as fh:
-            fh.setnchannels(1)
-            fh.setsampwidth(2)
-            fh.setframerate(sr)
-            fh.writeframes(pcm.tobytes())
 
     atomic_write(path, write, fsync=False)
 
