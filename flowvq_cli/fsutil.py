@@ -89,3 +89,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := fh.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_input_file(path: str | os.PathLike[str], what: str, hint: str,
+                     empty_error: type[Exception] | None = None) -> Path:
+    """One-line errors for an input that cannot be read at all: missing, a folder, empty or unreadable.
+
+    ``what`` names the expected kind ("image", "audio file", ...), ``hint`` says what to pass instead;
+    ``empty_error`` is the error class for a 0-byte file (default :class:`~flowvq_cli.errors.InputError`).
+    """
+    from flowvq_cli.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}; {hint}")
+    if path.is_dir():
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise InputError(f"{path} is a folder, not {article} {what}; {hint}")
+    if path.stat().st_size == 0:
+        raise (empty_error or InputError)(f"{path} is an empty file (0 bytes); {hint}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {path} (permission denied); {hint}")
+    return path

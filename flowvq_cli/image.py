@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from flowvq_cli.errors import InputError, OutputError
+from flowvq_cli.fsutil import check_input_file
 
 WHAT_TO_PASS = "pass a PNG, JPEG, WebP, BMP or TIFF photo"
 """The hint every unreadable-image message ends with."""
@@ -37,18 +38,6 @@ BACKGROUND_RGB = (255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _DIRECT_RGB_MODES = frozenset({"1", "L", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-def _check_input_path(path: Path) -> None:
-    """Raise :class:`InputError` for a path that cannot possibly be an image file."""
-    if not path.exists():
-        raise InputError(f"image not found: {path}; check the path and {WHAT_TO_PASS}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an image; {WHAT_TO_PASS}")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is an empty file (0 bytes); {WHAT_TO_PASS}")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"cannot read {path} (permission denied); {WHAT_TO_PASS} you can read")
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -136,7 +125,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         InputError: the path is missing, a folder, empty, unreadable, or not a decodable image.
     """
     path = Path(path)
-    _check_input_path(path)
+    check_input_file(path, "image", f"check the path and {WHAT_TO_PASS}")
     try:
         with Image.open(path) as image, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

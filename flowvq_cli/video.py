@@ -29,6 +29,7 @@ from typing import IO
 import numpy as np
 
 from flowvq_cli.errors import InputError, OutputError
+from flowvq_cli.fsutil import check_input_file
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".flv", ".mpg", ".mpeg",
                               ".wmv", ".3gp", ".ts", ".mts", ".gif"})
@@ -96,16 +97,6 @@ def _tail(text: str) -> str:
     return " ".join(text.strip()[-STDERR_TAIL_CHARS:].split())
 
 
-def _check_input_file(path: Path, what: str = "video") -> None:
-    """Raise :class:`InputError` for a missing, folder or empty input path."""
-    if not path.exists():
-        raise InputError(f"{what} not found: {path}; check the path")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a {what} file; pass a file such as clip.mp4")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is an empty file (0 bytes); pass a {what} file such as clip.mp4")
-
-
 def _parse_fps(stream_line: str) -> float | None:
     """Frame rate from a ``Video:`` stream line: ``fps`` preferred over ``tbr``."""
     found = {kind: float(value) * (1000.0 if kilo else 1.0) for value, kilo, kind in
@@ -147,7 +138,7 @@ def count_frames(path: str | os.PathLike[str]) -> int:
         InputError: ffmpeg cannot read the file.
     """
     path = Path(path)
-    _check_input_file(path)
+    check_input_file(path, "video", "pass a video file such as clip.mp4")
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
                "-f", "null", "-"]
     result = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
@@ -170,7 +161,7 @@ def probe_video(path: str | os.PathLike[str], exact_frames: bool = True) -> Vide
         InputError: the file is missing, empty, not a video, or corrupt.
     """
     path = Path(path)
-    _check_input_file(path)
+    check_input_file(path, "video", "pass a video file such as clip.mp4")
     # Without an output ffmpeg prints the input banner and exits with status 1 ("At least one output
     # file must be specified"): that status is expected; a missing banner is the real failure.
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
@@ -339,7 +330,7 @@ class VideoWriter:
         if self.fps <= 0 or min(self.size) <= 0:
             raise ValueError(f"fps and size must be positive, got fps={self.fps}, size={self.size}")
         if self.audio_path is not None:
-            _check_input_file(self.audio_path, what="audio")
+            check_input_file(self.audio_path, "audio", "pass an audio or video file to mux")
         _check_output_path(self.path, self.force)
 
     def _command(self, temp_path: Path) -> list[str]:

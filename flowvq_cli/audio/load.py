@@ -22,8 +22,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from flowvq_cli.errors import AudioError, InputError
-from flowvq_cli.fsutil import atomic_write
+from flowvq_cli.errors import AudioError
+from flowvq_cli.fsutil import atomic_write, check_input_file
 
 SAMPLE_RATE = 16_000
 """Rate every decoded signal is resampled to (Hz)."""
@@ -84,19 +84,12 @@ class AudioInfo:
     sample_rate: int
 
 
+AUDIO_HINT = "pass a recording with speech: .wav, .mp3, .flac, .m4a, .ogg or a video with sound"
+
+
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
     return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _check_input_path(path: Path) -> None:
-    """Raise a one-line error for paths ffmpeg cannot possibly read."""
-    if not path.exists():
-        raise InputError(f"audio file not found: {path}; check the path")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an audio file; pass a .wav/.mp3/.flac/.m4a/.ogg or video")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path} is empty (0 bytes); pass a recording with speech in it")
 
 
 def _ffmpeg_input(path: Path) -> list[str]:
@@ -243,7 +236,7 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE, max_seconds: float | Non
             :data:`MIN_DURATION_S`, longer than ``max_seconds``, or quieter than :data:`SILENCE_DBFS`.
     """
     path = Path(path)
-    _check_input_path(path)
+    check_input_file(path, "audio file", AUDIO_HINT, empty_error=AudioError)
     samples, log = _run_decoder(path, sr, max_seconds)
     _validate(path, samples, sr, max_seconds)
     info = _parse_stream_info(log)
@@ -267,7 +260,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
         AudioError: empty or unreadable file, or no audio track.
     """
     path = Path(path)
-    _check_input_path(path)
+    check_input_file(path, "audio file", AUDIO_HINT, empty_error=AudioError)
     # "-t 0 -f null -" opens input and output and stops before decoding anything; exit 0 on success.
     args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", *_ffmpeg_input(path),
             "-map", "0:a:0", "-t", "0", "-f", "null", "-"]

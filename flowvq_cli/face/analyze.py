@@ -17,6 +17,7 @@ import numpy as np
 from flowvq_cli.errors import FaceNotFoundError, InputError
 from flowvq_cli.face import align, export, rig
 from flowvq_cli.face.fit import fit_landmarks
+from flowvq_cli.fsutil import check_input_file
 
 N_MESH = 468  # FaceMesh vertices the face model uses (the 10 iris points are not part of it)
 OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges
@@ -74,13 +75,7 @@ def analyze(path: str | Path, *, face_index: int = 0, progress: bool = False,
     the neutral mesh instead of estimating it."""
     from flowvq_cli.video import is_video
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist; pass a photo or a video file")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; pass a photo or a video file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is empty (0 bytes); pass a photo or a video file")
+    path = check_input_file(path, "photo or video", "pass a photo or a video file")
     if is_video(path):
         return analyze_video(path, face_index=face_index, progress=progress, identity=identity)
     return analyze_image(path, face_index=face_index, identity=identity)
