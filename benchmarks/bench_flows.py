@@ -49,6 +49,8 @@ def main() -> None:
         pose.sample(audio, generator=gen)
     seconds = time.perf_counter() - t0
     print(f"machine: {machine()}")
+    print(f"parameters: ExpFlow {sum(p.numel() for p in exp.parameters()):,} "
+          f"(+ latent bank {tuple(exp.latent_bank.shape)}), PoseFlow {sum(p.numel() for p in pose.parameters()):,}")
     print(f"ExpFlow+PoseFlow sampling: {seconds:.2f} s for {args.seconds:.0f} s of audio ({frames} frames), "
           f"{seconds / args.seconds:.3f} s per second of video")
 
