@@ -1,6 +1,6 @@
-"""ExpFlow ablations of the paper on one corpus: SMM vs GMM prior, with vs without data dropout.
+"""ExpFlow ablations on one corpus: the paper's SMM vs GMM prior and data dropout, then our audio encoder.
 
-    python benchmarks/ablation_flows.py DATA --out runs/ablation --variant smm|gmm|smm-nodropout [--steps 1500]
+    python benchmarks/ablation_flows.py DATA --out runs/ablation --variant NAME [--steps 1500]   (NAME: see VARIANTS)
     python benchmarks/ablation_flows.py DATA --out runs/ablation --report
 
 Each variant trains the `mini` ExpFlow for --steps with the same data, seed and schedule (variants can
@@ -25,10 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine
 
+# The first ablations ran on the original `mini` (±2 audio frames through one linear layer, λ_cons = 0.1);
+# every variant spells out what it changes from that, so the table stays reproducible as `mini` moves on.
+FIRST_MINI = {"audio_context": 2, "audio_layers": 1, "cons_weight": 0.1}
 VARIANTS = {
-    "smm": {},
-    "gmm": {"prior": "gmm"},
-    "smm-nodropout": {"history_dropout": 0.0},
+    "smm": FIRST_MINI,
+    "gmm": {**FIRST_MINI, "prior": "gmm"},
+    "smm-nodropout": {**FIRST_MINI, "history_dropout": 0.0},
+    "smm-ctx6": {**FIRST_MINI, "audio_context": 6},
+    "smm-ctx6-nu20": {**FIRST_MINI, "audio_context": 6, "nu": 20.0},
+    "smm-ctx6-deep": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3},
+    "smm-ctx6-deep-nu20": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "nu": 20.0},
+    "smm-ctx6-deep-cons1": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "cons_weight": 1.0},
+    "smm-ctx6-deep-nu20-cons1": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "nu": 20.0, "cons_weight": 1.0},
 }
 SEEDS = 5
 CLIPS = 30

@@ -4,8 +4,8 @@
 
 For each clip with frames, the rendered 256² crops are analysed like any video and compared with the
 ground-truth coefficients: jawOpen correlation, mean absolute exp error, and mean absolute pitch / yaw /
-roll error in degrees (roll is measured in the photo's frame: the analysis' own crop rotation is added
-back, since alignment straightens in-plane rotation). By default the clip's known identity mesh is given
+roll error in degrees (the analysed poses, which are in the clip's crop, are re-expressed in the frames'
+own pixels, the photo crop the ground truth was rendered in). By default the clip's known identity mesh is given
 to the fit (as `flowvq analyze --identity` does), because a clip-long emotion offset (anger's lowered
 brows throughout) cannot be told apart from the person's own face shape by any video-only fit;
 `--estimate-identity` measures that harder case too.
@@ -36,10 +36,9 @@ def clip_errors(root: Path, clip, estimate_identity: bool) -> dict[str, float]:
     n = min(len(gt), len(result.coeffs))
     gt, fit = gt[:n], result.coeffs[:n]
     jaw = rig.ARKIT_NAMES.index("jawOpen")
-    crop_roll = np.arctan2(result.crop_matrix[:n, 1, 0], result.crop_matrix[:n, 0, 0])  # image → crop rotation
-    angles_fit = fit[:, rig.N_EXP : rig.N_EXP + 3].copy()
-    angles_fit[:, 2] -= crop_roll  # back into the source frame (roll > 0 = counter-clockwise on screen)
-    angle_err = np.degrees(np.abs(angles_fit - gt[:, rig.N_EXP : rig.N_EXP + 3])).mean(axis=0)
+    # The synthetic frames are the photo's 256² crop, so their pixels are the frame the ground truth is in.
+    frame_pose = rig.rebase_pose(fit[:, rig.N_EXP :], result.crop_matrix[:n], np.eye(2, 3))
+    angle_err = np.degrees(np.abs(frame_pose[:, :3] - gt[:, rig.N_EXP : rig.N_EXP + 3])).mean(axis=0)
     return {"jaw_corr": float(np.corrcoef(fit[:, jaw], gt[:, jaw])[0, 1]),
             "exp_mae": float(np.abs(fit[:, : rig.N_EXP] - gt[:, : rig.N_EXP]).mean()),
             "pitch_deg": float(angle_err[0]), "yaw_deg": float(angle_err[1]), "roll_deg": float(angle_err[2])}

@@ -484,16 +484,30 @@ app.add_typer(train_app, name="train")
 
 def _train_flow(component: str, data: Path, out: Path, config: str, resume: bool, steps: int, batch_size: int,
                 lr: float, warmup: int, eval_every: int, save_every: int, seed: int, device: str,
-                num_workers: int, precision: str, window_frames: int, augment: bool, quiet: bool) -> None:
+                num_workers: int, precision: str, window_frames: int, augment: bool, quiet: bool,
+                overrides: list[str] | None = None) -> None:
+    import dataclasses
+
     from flowvq_cli.audio.augment import AugmentConfig
+    from flowvq_cli.audio.features import AudioFeatureConfig
+    from flowvq_cli.flow import ExpFlowConfig, PoseFlowConfig
+    from flowvq_cli.flow.config import with_overrides
     from flowvq_cli.train import TrainConfig, train_expflow, train_poseflow
 
     if config not in ("tiny", "mini", "base"):
         raise UsageError(f"unknown --config {config!r}; use tiny, mini or base")
+    model_config = None
+    if overrides:
+        preset = getattr(ExpFlowConfig if component == "expflow" else PoseFlowConfig, config)()
+        preset = dataclasses.replace(preset, audio_dim=AudioFeatureConfig().video_feature_dim)  # the default features
+        try:
+            model_config = with_overrides(preset, overrides)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
                       save_every=save_every, seed=seed, device=device, num_workers=num_workers, precision=precision)
     run = train_expflow if component == "expflow" else train_poseflow
-    result = run(data, out, config=config, train=cfg, resume=resume, window_frames=window_frames,
+    result = run(data, out, config=model_config or config, train=cfg, resume=resume, window_frames=window_frames,
                  augment=AugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty())
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
@@ -518,10 +532,13 @@ def _flow_command(component: str):
         window_frames: Annotated[int, typer.Option("--window-frames", min=4, help="Frames per window.")] = 50,
         augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Audio augmentation (pitch, tempo, "
                                               "noise, reverb, EQ).")] = True,
+        overrides: Annotated[list[str] | None, typer.Option(
+            "--set", metavar="KEY=VALUE", help="Change one field of the --config preset (repeatable), e.g. "
+            "--set audio_context=6 --set prior=gmm.")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     ) -> None:
         _train_flow(component, data, out, config, resume, steps, batch_size, lr, warmup, eval_every, save_every,
-                    seed, device, num_workers, precision, window_frames, augment, quiet)
+                    seed, device, num_workers, precision, window_frames, augment, quiet, overrides)
 
     command.__doc__ = f"Train {'ExpFlow (expression)' if component == 'expflow' else 'PoseFlow (head pose)'}; " \
                       "export it for a weights bundle."

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Recreate examples/speech.wav: synthetic English speech from Debian's espeak-ng, 16 kHz mono 16-bit PCM.
 # Needs: espeak-ng (apt-get install espeak-ng) and the project's venv (for imageio-ffmpeg's ffmpeg).
-# Usage: scripts/make_example_speech.sh [output.wav]
+# Usage: scripts/make_example_speech.sh [output.wav [voice [text]]]
+#   examples/speech2.wav (a voice the synthetic corpus never uses):
+#   scripts/make_example_speech.sh examples/speech2.wav en-gb+m6 "Every morning I walk to the old harbour and watch the boats come in."
 set -euo pipefail
 
-TEXT="Hello! This photo can talk, and its lips follow every word."
-VOICE="en-us"
+TEXT="${3:-Hello! This photo can talk, and its lips follow every word.}"
+VOICE="${2:-en-us}"
 WORDS_PER_MINUTE=150
 SAMPLE_RATE=16000
 

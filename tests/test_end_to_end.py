@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flowvq_cli.flow import ExpFlow
 from flowvq_cli.hub import verify
 from flowvq_cli.video import probe_video
 
@@ -24,8 +25,14 @@ def test_synth_train_bundle_generate(tmp_path: Path, face_png: Path, speech_wav:
     for component in ("expflow", "poseflow"):
         out = flowvq("train", component, str(data), "--config", "tiny", "--out", str(tmp_path / component),
                      "--steps", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3", "--save-every", "3",
-                     "--window-frames", "16", "--no-augment", "-q")
+                     "--window-frames", "16", "--no-augment", "--set", "audio_layers=2", "--set", "audio_context=3",
+                     "-q")
         assert Path(out.stdout.strip()) == tmp_path / component / "export" / component
+    config = ExpFlow.from_pretrained(tmp_path / "expflow" / "export" / "expflow").config
+    assert (config.audio_layers, config.audio_context) == (2, 3)
+    bad = subprocess.run([sys.executable, "-m", "flowvq_cli", "train", "expflow", str(data), "--out",
+                          str(tmp_path / "bad"), "--set", "audio_contxt=3"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown ExpFlowConfig field" in bad.stderr and "Traceback" not in bad.stderr
     image_args = ("--config", "tiny", "--steps", "4", "--batch-size", "2", "--warmup", "1", "--eval-every", "2",
                   "--save-every", "2", "-q")
     codebook = flowvq("train", "codebook", str(data), "--out", str(tmp_path / "codebook"), "--size", "32", *image_args)

@@ -30,7 +30,8 @@ class Analysis:
     coeffs: (T, 58) float32 — exp[0:52] ARKit weights, pose[52:58] (pitch, yaw, roll, tx, ty, log_scale).
     identity: (468, 3) float32 — the subject's frontalised neutral mesh (canonical units).
     landmarks: (T, 478, 3) float32 — MediaPipe landmarks in image pixels (NaN where the face was lost).
-    crop_matrix: (T, 2, 3) float32 — similarity image → 256² crop, per frame.
+    crop_matrix: (T, 2, 3) float32 — similarity image → 256² crop, per frame; the poses are in this crop. A
+        video's frames share one crop (the clip's median alignment), so its pose track is the head's motion.
     valid: (T,) bool — frames where a face was tracked (others hold the nearest valid frame's fit).
     """
 
@@ -129,10 +130,15 @@ def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = Fal
     alignments = align.video_alignments(lms, valid, mode="smooth")
     crop_lm = np.stack([align.transform_landmarks(lm[:N_MESH], a) for lm, a in zip(lms, alignments, strict=True)])
     fit = fit_landmarks(crop_lm[valid], identity=identity)
+    # Fitted in crops that follow the head (best for the fit); reported in one crop for the whole clip, so
+    # the pose track holds the head's motion through the clip (as a generated video's does).
+    clip_crop = align.fixed_alignment([a for a, ok in zip(alignments, valid, strict=True) if ok])
+    per_frame = np.stack([a.matrix for a in alignments])[valid]
+    fit.coeffs[:, rig.N_EXP :] = rig.rebase_pose(fit.coeffs[:, rig.N_EXP :], per_frame, clip_crop.matrix)
     coeffs = _fill_invalid(fit.coeffs, valid)
     return Analysis(
         source=path, kind="video", coeffs=coeffs.astype(np.float32), identity=fit.identity,
-        landmarks=lms, crop_matrix=np.stack([a.matrix for a in alignments]).astype(np.float32),
+        landmarks=lms, crop_matrix=np.repeat(clip_crop.matrix[None], len(lms), axis=0).astype(np.float32),
         valid=valid, fps=float(info.fps), image_size=(info.width, info.height),
     )
 

@@ -708,6 +708,40 @@ def transform_to_pose(scale: np.ndarray, rotation: np.ndarray, offset: np.ndarra
     return np.concatenate([angles, t, np.log(scale / reference_scale())[:, None]], axis=1)
 
 
+def rebase_pose(pose: np.ndarray, from_crop: np.ndarray, to_crop: np.ndarray) -> np.ndarray:
+    """Re-express head poses measured in per-frame crops in one common crop.
+
+    A video is fitted in per-frame (smoothed) crops that follow the head, so each frame's pose says
+    little about how the head moved through the clip: the crop absorbed most of it. Composing each
+    frame's pose with "its crop → image → the common crop" restores the motion.
+
+    Args:
+        pose: (T, 6) poses, frame ``t`` in the crop of ``from_crop[t]``.
+        from_crop: (T, 2, 3) (or (2, 3)) image → crop pixel similarities the poses were measured in.
+        to_crop: (2, 3) (or (T, 2, 3)) image → crop pixel similarity to express them in.
+    Returns:
+        (T, 6) float64 poses in ``to_crop``; ``rebase_pose(rebase_pose(p, a, b), b, a) == p``.
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    n = len(pose)
+
+    def homogeneous(m: np.ndarray) -> np.ndarray:
+        m = np.broadcast_to(np.asarray(m, dtype=np.float64), (n, 2, 3))
+        out = np.zeros((n, 3, 3))
+        out[:, :2], out[:, 2, 2] = m, 1.0
+        return out
+
+    change = homogeneous(to_crop) @ np.linalg.inv(homogeneous(from_crop))  # (T, 3, 3): crop_t -> common crop
+    linear = change[:, :2, :2]
+    sigma = np.sqrt(np.abs(np.linalg.det(linear)))  # similarity scale
+    turn = np.zeros((n, 3, 3))
+    turn[:, :2, :2], turn[:, 2, 2] = linear / sigma[:, None, None], 1.0  # in-plane rotation, z kept
+    tf = pose_transform(pose)
+    offset = sigma[:, None] * np.einsum("tij,tj->ti", turn, tf.offset)
+    offset[:, :2] += change[:, :2, 2]
+    return transform_to_pose(sigma * tf.scale, turn @ tf.rotation, offset)
+
+
 class FaceRig:
     """Linear face model: ``shape = identity + basis . exp``, posed into crop pixels.
 

@@ -1,7 +1,8 @@
 """Per-frame conditioning vector c_t of the coefficient flows.
 
 c_t = out(GELU(audio_t + history_t + static)), where
-- audio_t: a 1-D convolution over the audio window a_{t-k..t+k} (look-ahead of k frames),
+- audio_t: 1-D convolutions over the audio window a_{t-k..t+k} (look-ahead of k frames; one linear layer,
+  or ``audio_layers`` with GELUs between them),
 - history_t: a linear map of the previous frames x_{t-L..t-1} (flattened),
 - static: one vector per sequence (ExpFlow: source exp + emotion + intensity; PoseFlow: none).
 
@@ -16,11 +17,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def audio_encoder(audio_dim: int, d_out: int, k: int, layers: int, hidden: int) -> nn.Module:
+    """Unpadded 1-D convolutions over time whose receptive field is exactly 2k + 1 frames: (B, F, T + 2k) ->
+    (B, d_out, T). One layer is a linear map of the window; more layers (GELU between them, the half-width
+    ``k`` split among them) can tell phonemes apart before the flow sees them."""
+    if layers == 1:
+        return nn.Conv1d(audio_dim, d_out, kernel_size=2 * k + 1)
+    halves = [k // layers + (1 if i < k % layers else 0) for i in range(layers)]
+    widths = [audio_dim] + [hidden] * (layers - 1) + [d_out]
+    modules: list[nn.Module] = []
+    for i, half in enumerate(halves):
+        modules.append(nn.Conv1d(widths[i], widths[i + 1], kernel_size=2 * half + 1))
+        if i < layers - 1:
+            modules.append(nn.GELU())
+    return nn.Sequential(*modules)
+
+
 class ContextEncoder(nn.Module):
-    def __init__(self, x_dim: int, audio_dim: int, audio_context: int, n_history: int, d_cond: int):
+    def __init__(self, x_dim: int, audio_dim: int, audio_context: int, n_history: int, d_cond: int,
+                 audio_layers: int = 1, audio_hidden: int = 128):
         super().__init__()
         self.k, self.n_history = audio_context, n_history
-        self.audio = nn.Conv1d(audio_dim, d_cond, kernel_size=2 * audio_context + 1)
+        self.audio = audio_encoder(audio_dim, d_cond, audio_context, audio_layers, audio_hidden)
         self.history = nn.Linear(n_history * x_dim, d_cond)
         self.out = nn.Linear(d_cond, d_cond)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from flowvq_cli.face.rig import ARKIT_NAMES
 from flowvq_cli.labels import EMOTIONS
 
 from ..errors import UsageError, WeightsError
@@ -86,6 +87,11 @@ class ExpFlow(SequenceFlow):
         self.register_buffer("latent_labels", torch.zeros(0, dtype=torch.long))  # (N,)
 
     # ---- exp <-> flow space
+
+    def cons_mask(self) -> Tensor | None:
+        if self.config.cons_dims == "all":
+            return None
+        return torch.tensor([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
 
     def to_flow_space(self, x: Tensor) -> tuple[Tensor, Tensor]:
         p = self.eps + (1 - 2 * self.eps) * x.clamp(0.0, 1.0)

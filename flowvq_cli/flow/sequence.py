@@ -12,7 +12,10 @@ differentiable) and
     L_cons = 1/(B (T-1)) Σ_b Σ_{t=2..T} ‖(x̂_t - x̂_{t-1}) - (x_t - x_{t-1})‖²
 
 i.e. a *sampled* sequence must move like the ground truth from frame to frame. (The data's own latents
-would give x̂ = x exactly under teacher forcing, hence prior samples.)
+would give x̂ = x exactly under teacher forcing, hence prior samples.) ExpFlow can restrict the sum to the
+mouth and jaw (``cons_dims="mouth"``): those follow the audio, while a blink or a brow raise is a random
+event that a sampled sequence should *not* copy from the ground truth, and comparing them teaches the flow
+to suppress them (blinks fell from 15 to 4 per minute with λ_cons = 1 on all dimensions).
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ class SequenceFlow(nn.Module):
         super().__init__()
         self.config, self.x_dim = config, x_dim
         c = config
-        self.context = ContextEncoder(x_dim, c.audio_dim, c.audio_context, c.n_history, c.d_cond)
+        self.context = ContextEncoder(x_dim, c.audio_dim, c.audio_context, c.n_history, c.d_cond,
+                                      audio_layers=c.audio_layers, audio_hidden=c.audio_hidden)
         self.flow = FlowStack(x_dim, n_classes, c.n_steps, c.d_cond, c.d_model, c.n_heads, c.n_layers,
                               c.ff_mult, c.attn_window)
 
@@ -105,6 +109,10 @@ class SequenceFlow(nn.Module):
         z, ld = self.flow(y, cond)
         return z, logdet + ld
 
+    def cons_mask(self) -> Tensor | None:
+        """(D,) bool: the dimensions the consistency loss compares (None: all)."""
+        return None
+
     def _loss(self, x: Tensor, audio: Tensor, static: Tensor | None, labels: Tensor, history: Tensor,
               generator: torch.Generator | None = None) -> FlowLoss:
         c = self.config
@@ -116,7 +124,8 @@ class SequenceFlow(nn.Module):
             z_tilde = self.prior.sample(labels, x.shape[1], generator, c.cons_temperature)
             x_hat = self.from_flow_space(self.flow.inverse(z_tilde, cond))
             diff = x_hat.diff(dim=1) - x.diff(dim=1)  # (B, T-1, D)
-            cons = diff.pow(2).sum(-1).mean()
+            mask = self.cons_mask()
+            cons = (diff if mask is None else diff[..., mask.to(diff.device)]).pow(2).sum(-1).mean()
         return FlowLoss(nll + c.cons_weight * cons, nll, cons, z.detach())
 
     def _log_prob(self, x: Tensor, audio: Tensor, static: Tensor | None, labels: Tensor,

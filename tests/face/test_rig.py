@@ -171,3 +171,37 @@ def test_blink_closes_the_eyes_of_any_identity() -> None:
         gap0 = np.abs(neutral[low, 1] - neutral[up, 1]).max()
         gap1 = np.abs(blink[low, 1] - blink[up, 1]).max()
         assert gap1 < 0.08 * gap0, (side, gap0, gap1)
+
+
+def _similarity(angle_deg: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    a = np.deg2rad(angle_deg)
+    return np.array([[scale * np.cos(a), -scale * np.sin(a), shift[0]],
+                     [scale * np.sin(a), scale * np.cos(a), shift[1]]])
+
+
+def test_rebase_pose_moves_the_mesh_like_the_change_of_crop() -> None:
+    rng = np.random.default_rng(3)
+    identity = canonical.load_canonical().vertices
+    coeffs = np.zeros((5, N_COEFFS))
+    coeffs[:, 52:55] = np.deg2rad(rng.uniform(-15, 15, (5, 3)))
+    coeffs[:, 55:57] = rng.uniform(-0.1, 0.1, (5, 2))
+    coeffs[:, 57] = rng.uniform(-0.2, 0.2, 5)
+    per_frame = np.stack([_similarity(rng.uniform(-20, 20), rng.uniform(0.5, 2), rng.uniform(-80, 80, 2))
+                          for _ in range(5)])  # image -> crop_t
+    common = _similarity(7.0, 1.3, (-20.0, 15.0))  # image -> the common crop
+    rebased = coeffs.copy()
+    rebased[:, 52:] = rig.rebase_pose(coeffs[:, 52:], per_frame, common)
+    in_frame = rig.synthesize(identity, coeffs).astype(np.float64)  # crop_t pixels
+    expected = np.empty_like(in_frame)
+    for t in range(5):
+        to_image = np.linalg.inv(np.vstack([per_frame[t], [0, 0, 1]]))
+        change = (np.vstack([common, [0, 0, 1]]) @ to_image)[:2]
+        expected[t, :, :2] = in_frame[t, :, :2] @ change[:, :2].T + change[:, 2]
+        expected[t, :, 2] = in_frame[t, :, 2] * np.sqrt(np.linalg.det(change[:, :2]))
+    got = rig.synthesize(identity, rebased)
+    np.testing.assert_allclose(got[..., :2], expected[..., :2], atol=1e-3)
+    # z differs only by the dropped z offset: compare its shape, not its level
+    np.testing.assert_allclose(got[..., 2] - got[..., 2].mean(1, keepdims=True),
+                               expected[..., 2] - expected[..., 2].mean(1, keepdims=True), atol=1e-3)
+    back = rig.rebase_pose(rebased[:, 52:], common, per_frame)
+    np.testing.assert_allclose(back, coeffs[:, 52:], atol=1e-9)

@@ -102,6 +102,28 @@ def test_consistency_loss_formula():
     torch.testing.assert_close(out.nll, -model.log_prob(batch).mean())
 
 
+def test_consistency_loss_on_the_mouth_only_ignores_blinks_and_brows():
+    import dataclasses
+
+    from flowvq_cli.face.rig import ARKIT_NAMES
+
+    batch = exp_batch(B=2, T=5)
+    model = trained_like_exp(batch)
+    mouth = dataclasses.replace(model.config, cons_dims="mouth")
+    masked = ExpFlow(mouth)
+    masked.load_state_dict(model.state_dict())
+    masked.eval()
+    keep = [i for i, n in enumerate(ARKIT_NAMES) if n.startswith(("jaw", "mouth"))]
+    assert masked.cons_mask().nonzero().flatten().tolist() == keep and len(keep) == 27
+    z_tilde = model.prior.sample(batch.emotion, 5, torch.Generator().manual_seed(3), 1.0)
+    static = model._static(batch.source, batch.emotion, batch.intensity)
+    cond = model._cond(batch.exp, batch.audio, static, batch.emotion, model._history(batch.source, None))
+    x_hat = model.from_flow_space(model.flow.inverse(z_tilde, cond))
+    expected = ((x_hat.diff(dim=1) - batch.exp.diff(dim=1))[..., keep] ** 2).sum(-1).mean()
+    out = masked.nll(batch, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out.cons, expected)
+
+
 def test_history_dropout_changes_the_context_only_in_training():
     config = ExpFlowConfig(**{**ExpFlowConfig.tiny().to_dict(), "history_dropout": 0.5, "cons_weight": 0.0})
     batch = exp_batch(B=2, T=6)
@@ -224,3 +246,24 @@ def test_mini_configs_fit_the_cpu_budget():
         exp_model.log_prob(batch)
         pose_model.log_prob(PoseBatch(torch.randn(1, T, 6), torch.randn(1, T, F)))
     assert counter.get_total_flops() / T < 1e8
+
+
+@pytest.mark.parametrize(("k", "layers"), [(2, 1), (2, 3), (6, 3), (5, 2)])
+def test_audio_encoder_sees_exactly_its_window(k: int, layers: int):
+    from flowvq_cli.flow.context import ContextEncoder
+
+    torch.manual_seed(0)
+    enc = ContextEncoder(x_dim=3, audio_dim=4, audio_context=k, n_history=2, d_cond=8, audio_layers=layers,
+                         audio_hidden=16).double()
+    T, t = 20, 9
+    audio = torch.randn(1, T, 4, dtype=torch.float64, requires_grad=True)
+    enc.static_part(audio, T, None)[0, t].sum().backward()
+    seen = (audio.grad[0].abs().sum(-1) > 0).nonzero().flatten().tolist()
+    assert seen == list(range(t - k, t + k + 1))
+
+
+def test_configs_without_audio_layers_load_as_one_linear_layer():
+    values = ExpFlowConfig.tiny().to_dict()
+    del values["audio_layers"], values["audio_hidden"]  # a bundle written before these fields existed
+    model = ExpFlow(ExpFlowConfig.from_dict(values))
+    assert isinstance(model.context.audio, torch.nn.Conv1d)
