@@ -27,7 +27,7 @@ from common import machine
 
 # The first ablations ran on the original `mini` (±2 audio frames through one linear layer, λ_cons = 0.1);
 # every variant spells out what it changes from that, so the table stays reproducible as `mini` moves on.
-FIRST_MINI = {"audio_context": 2, "audio_layers": 1, "cons_weight": 0.1}
+FIRST_MINI = {"audio_context": 2, "audio_layers": 1, "cons_weight": 0.1, "cons_dims": "all"}
 VARIANTS = {
     "smm": FIRST_MINI,
     "gmm": {**FIRST_MINI, "prior": "gmm"},
@@ -38,6 +38,11 @@ VARIANTS = {
     "smm-ctx6-deep-nu20": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "nu": 20.0},
     "smm-ctx6-deep-cons1": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "cons_weight": 1.0},
     "smm-ctx6-deep-nu20-cons1": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "nu": 20.0, "cons_weight": 1.0},
+    # the current `mini` (±6 frames, 3 layers, consistency on the mouth, λ = 2) and what it was chosen over
+    "mini": {},
+    "mini-cons-all-1": {"cons_dims": "all", "cons_weight": 1.0},
+    "mini-cons-all-1-nu10": {"cons_dims": "all", "cons_weight": 1.0, "nu": 10.0},
+    "mini-cons-mouth-1": {"cons_weight": 1.0},
 }
 SEEDS = 5
 CLIPS = 30
