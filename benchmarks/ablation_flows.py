@@ -40,6 +40,8 @@ VARIANTS = {
     "smm-ctx6-deep-nu20-cons1": {**FIRST_MINI, "audio_context": 6, "audio_layers": 3, "nu": 20.0, "cons_weight": 1.0},
     # the current `mini` (±6 frames, 3 layers, consistency on the mouth, λ = 2) and what it was chosen over
     "mini": {},
+    "mini-gmm": {"prior": "gmm"},
+    "mini-nodropout": {"history_dropout": 0.0},
     "mini-cons-all-1": {"cons_dims": "all", "cons_weight": 1.0},
     "mini-cons-all-1-nu10": {"cons_dims": "all", "cons_weight": 1.0, "nu": 10.0},
     "mini-cons-mouth-1": {"cons_weight": 1.0},
