@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +38,7 @@ from flowvq_cli.flow import ExpFlow, ExpFlowConfig, PoseFlow, PoseFlowConfig
 from flowvq_cli.flow.config import FlowConfig
 from flowvq_cli.flow.sequence import SequenceFlow
 
-from .loop import RUN_FILE, TrainConfig, Trainer, TrainResult, load_run_spec, resolve_device, save_run_spec
+from .loop import RUN_FILE, RunSpec, TrainConfig, Trainer, TrainResult, resolve_device
 
 EXPORT_DIRNAME = "export"
 PRESETS = ("tiny", "mini", "base")
@@ -161,8 +161,10 @@ def _init_fn(kind: _FlowKind, dataset: CoeffSequenceDataset, seed: int) -> Calla
 
 
 @dataclass(frozen=True)
-class _RunSpec:
+class _RunSpec(RunSpec):
     """Everything ``run.json`` records: enough to rebuild the model and the datasets."""
+
+    made_by: ClassVar[str] = "flowvq train expflow|poseflow"
 
     component: str
     preset: str
@@ -172,13 +174,6 @@ class _RunSpec:
     hop: int | None
     audio_config: dict[str, Any]
     augment: dict[str, Any] | None
-
-    def save(self, run_dir: Path) -> None:
-        save_run_spec(self, run_dir)
-
-    @classmethod
-    def load(cls, run_dir: Path) -> _RunSpec:
-        return load_run_spec(cls, run_dir, "flowvq train expflow|poseflow")
 
     def build_model(self) -> SequenceFlow:
         kind = KINDS[self.component]

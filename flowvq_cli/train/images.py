@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig
 from flowvq_cli.vqig.losses import code_accuracy, discriminator_loss, perceptual_kind
 
 from .flows import EXPORT_DIRNAME, PRESETS
-from .loop import RUN_FILE, Adversary, TrainConfig, Trainer, TrainResult, load_run_spec, resolve_device, save_run_spec
+from .loop import RUN_FILE, Adversary, RunSpec, TrainConfig, Trainer, TrainResult, resolve_device
 
 SAMPLES_DIRNAME = "samples"
 SAMPLE_ITEMS = 4
@@ -249,8 +249,10 @@ def _is_main_process() -> bool:
 
 
 @dataclass(frozen=True)
-class _ImageRunSpec:
+class _ImageRunSpec(RunSpec):
     """Everything ``run.json`` of an image run records: enough to rebuild the model and the datasets."""
+
+    made_by: ClassVar[str] = "flowvq train codebook|vqig"
 
     component: str  # "codebook" or "vqig"
     preset: str
@@ -263,13 +265,6 @@ class _ImageRunSpec:
     stage: str | None = None
     warm_start_steps: int = 0
     code_steps: int = 0
-
-    def save(self, run_dir: Path) -> None:
-        save_run_spec(self, run_dir)
-
-    @classmethod
-    def load(cls, run_dir: Path) -> _ImageRunSpec:
-        return load_run_spec(cls, run_dir, "flowvq train codebook|vqig")
 
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(**self.discriminator)

@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -604,22 +604,30 @@ RUN_FILE = "run.json"
 """What a run folder was started with (component, preset, model config, data); ``--resume`` rebuilds from it."""
 
 
-def save_run_spec(spec: Any, run_dir: Path) -> None:
-    """Write a run-description dataclass as ``run_dir/run.json``, atomically."""
-    from flowvq_cli.fsutil import atomic_write
+class RunSpec:
+    """Base of the trainers' run descriptions (frozen dataclasses), stored as ``run_dir/run.json``.
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(dataclasses.asdict(spec), indent=2) + "\n"
-    atomic_write(run_dir / RUN_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=False)
+    Subclasses set ``made_by``: the command that makes such folders, named when one cannot be read.
+    """
 
+    made_by: ClassVar[str] = "flowvq train"
 
-def load_run_spec(cls: type, run_dir: Path, made_by: str) -> Any:
-    """Read ``run_dir/run.json`` into ``cls``; a clear WeightsError naming the command that makes such folders."""
-    from flowvq_cli.errors import WeightsError
+    def save(self, run_dir: Path) -> None:
+        """Write ``run_dir/run.json``, atomically."""
+        from flowvq_cli.fsutil import atomic_write
 
-    path = run_dir / RUN_FILE
-    try:
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, TypeError) as e:
-        raise WeightsError(f"{path}: cannot read the run description ({e}); pass a folder made by "
-                           f"`{made_by}`") from e
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+        atomic_write(run_dir / RUN_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=False)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Any:
+        """Read ``run_dir/run.json``; a clear WeightsError naming :attr:`made_by` when it cannot."""
+        from flowvq_cli.errors import WeightsError
+
+        path = run_dir / RUN_FILE
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, TypeError) as e:
+            raise WeightsError(f"{path}: cannot read the run description ({e}); pass a folder made by "
+                               f"`{cls.made_by}`") from e
