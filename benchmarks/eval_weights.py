@@ -13,7 +13,8 @@ For every (photo, speech) pair and each of neutral, angry, happy, sad and surpri
   lower the brows (browDown), happy smile (mouthSmile), sad raise the inner brows and frown (browInnerUp,
   mouthFrown), surprised raise the brows and widen the eyes (browOuter/InnerUp, eyeWide); plus the `fer`
   classifier's accuracy per emotion (`flowvq evaluate`);
-- blinks per minute and the head pose's spread (std of pitch/yaw/roll in degrees) of the re-analysis;
+- blinks per minute (`flowvq evaluate`'s blink detector on the identity-given re-analysis) and the head
+  pose's spread (std of pitch/yaw/roll in degrees) of the re-analysis;
 - identity: dlib face distance between the photo and the output frames (< 0.6 = same person);
 - speed: seconds of compute per second of video (`generate`, wall time, files written).
 One line per video, then a summary per pair. The `[eval]` extras (dlib, fer) are needed for identity and
@@ -48,10 +49,8 @@ DEFAULT_PAIRS = [(ROOT / "examples" / "face.png", ROOT / "examples" / "speech.wa
 
 
 def metric(report, name: str) -> float:
-    for result in report.metrics:
-        if result.name == name:
-            return float(result.value) if result.available and result.value is not None else float("nan")
-    raise KeyError(name)
+    result = report.metric(name)
+    return float(result.value) if result.available and result.value is not None else float("nan")
 
 
 def main() -> None:
@@ -63,7 +62,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from flowvq_cli.api import FlowVQ, prepare_face
-    from flowvq_cli.eval.run import SourceInfo, evaluate_clip, load_extras, load_source
+    from flowvq_cli.eval.motion import detect_blinks
+    from flowvq_cli.eval.run import BLINK_THRESHOLD, SourceInfo, evaluate_clip, load_extras, load_source
     from flowvq_cli.face import rig
     from flowvq_cli.face.analyze import analyze
 
@@ -93,8 +93,8 @@ def main() -> None:
                                               extras=extras)
             exp = analyze(video, identity=identity).coeffs
             means[emotion] = exp[:, : rig.N_EXP].mean(axis=0)
-            closed = exp[:, blink].mean(axis=1) > 0.5
-            blinks = int((closed[1:] & ~closed[:-1]).sum()) * 60.0 * result.fps / len(exp)
+            blinks = detect_blinks(1.0 - exp[:, blink].mean(axis=1), threshold=BLINK_THRESHOLD,
+                                   fps=result.fps).rate_per_minute
             pose_std = np.degrees(coeffs[:, rig.N_EXP : rig.N_EXP + 3].std(axis=0))
             row = {"emotion": emotion, "sync": metric(report, "sync correlation (best offset)"),
                    "offset": metric(report, "A/V offset"), "blinks": blinks, "pose_std": pose_std,

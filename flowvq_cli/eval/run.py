@@ -92,6 +92,17 @@ class ClipReport:
     emotion: str | None
     metrics: list[MetricResult]
 
+    def metric(self, name: str) -> MetricResult:
+        """This clip's result called ``name``."""
+        return _named(self.metrics, name)
+
+
+def _named(results: list[MetricResult], name: str) -> MetricResult:
+    for result in results:
+        if result.name == name:
+            return result
+    raise KeyError(name)
+
 
 @dataclass
 class EvalReport:
@@ -114,10 +125,7 @@ class EvalReport:
 
     def metric(self, name: str) -> MetricResult:
         """The summary result called ``name``."""
-        for result in self.summary:
-            if result.name == name:
-                return result
-        raise KeyError(name)
+        return _named(self.summary, name)
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """Summary table rows ``(metric, value, unit, n, note)`` (see ``report.summary_rows``)."""
