@@ -486,20 +486,17 @@ def _train_flow(component: str, data: Path, out: Path, config: str, resume: bool
                 lr: float, warmup: int, eval_every: int, save_every: int, seed: int, device: str,
                 num_workers: int, precision: str, window_frames: int, augment: bool, quiet: bool,
                 overrides: list[str] | None = None) -> None:
-    import dataclasses
-
     from flowvq_cli.audio.augment import AugmentConfig
     from flowvq_cli.audio.features import AudioFeatureConfig
-    from flowvq_cli.flow import ExpFlowConfig, PoseFlowConfig
     from flowvq_cli.flow.config import with_overrides
     from flowvq_cli.train import TrainConfig, train_expflow, train_poseflow
+    from flowvq_cli.train.flows import model_config as preset_config
 
     if config not in ("tiny", "mini", "base"):
         raise UsageError(f"unknown --config {config!r}; use tiny, mini or base")
     model_config = None
     if overrides:
-        preset = getattr(ExpFlowConfig if component == "expflow" else PoseFlowConfig, config)()
-        preset = dataclasses.replace(preset, audio_dim=AudioFeatureConfig().video_feature_dim)  # the default features
+        preset = preset_config(component, config, AudioFeatureConfig().video_feature_dim)  # the default features
         try:
             model_config = with_overrides(preset, overrides)
         except ValueError as exc:

@@ -83,7 +83,7 @@ def with_overrides(config: FlowConfig, assignments: list[str]) -> FlowConfig:
         ValueError: a malformed assignment, an unknown key (the message lists the known ones) or a value
             the field cannot take.
     """
-    fields = {f.name: f for f in dataclasses.fields(config)}
+    fields = [f.name for f in dataclasses.fields(config)]
     changes: dict[str, Any] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")

@@ -85,13 +85,14 @@ class ExpFlow(SequenceFlow):
         # training latents per class for manifold projection (set_latent_bank); empty until set
         self.register_buffer("latent_bank", torch.zeros(0, EXP_DIM))  # (N, 52)
         self.register_buffer("latent_labels", torch.zeros(0, dtype=torch.long))  # (N,)
-
-    # ---- exp <-> flow space
+        # the blendshapes the audio drives (jaw*, mouth*): what the consistency loss compares with cons_dims="mouth"
+        self.register_buffer("mouth_dims", torch.tensor([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES]),
+                             persistent=False)
 
     def cons_mask(self) -> Tensor | None:
-        if self.config.cons_dims == "all":
-            return None
-        return torch.tensor([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
+        return None if self.config.cons_dims == "all" else self.mouth_dims
+
+    # ---- exp <-> flow space
 
     def to_flow_space(self, x: Tensor) -> tuple[Tensor, Tensor]:
         p = self.eps + (1 - 2 * self.eps) * x.clamp(0.0, 1.0)

@@ -125,7 +125,7 @@ class SequenceFlow(nn.Module):
             x_hat = self.from_flow_space(self.flow.inverse(z_tilde, cond))
             diff = x_hat.diff(dim=1) - x.diff(dim=1)  # (B, T-1, D)
             mask = self.cons_mask()
-            cons = (diff if mask is None else diff[..., mask.to(diff.device)]).pow(2).sum(-1).mean()
+            cons = (diff if mask is None else diff[..., mask]).pow(2).sum(-1).mean()
         return FlowLoss(nll + c.cons_weight * cons, nll, cons, z.detach())
 
     def _log_prob(self, x: Tensor, audio: Tensor, static: Tensor | None, labels: Tensor,
