@@ -1,11 +1,16 @@
 """VQIG vs. the analytic mesh-warp renderer on held-out faces: PSNR/SSIM to the real frames, sharpness, identity.
 
-    python benchmarks/eval_renderers.py DATASET --weights-codebook DIR --weights-vqig DIR [--clips 10]
+    python benchmarks/eval_renderers.py DATASET --weights-codebook DIR [--weights-vqig DIR] [--clips 10]
+        [--trained-on TRAIN_DATASET]
 
-For each val clip (up to ``--clips``) whose face (its ``identity.npy``) no training clip shows — when there
-is none, the val clips are used and the output says that their faces were seen in training, or that the
-whole dataset shares one face — both renderers start from the clip's first frame and its coefficients and
-render every later frame from the clip's coefficients, at the VQIG's resolution:
+Clips: with ``--trained-on``, the clips of DATASET (any split) whose face (``face.txt``, else
+``identity.npy``) no training clip of TRAIN_DATASET shows, e.g. a corpus rendered on a photo kept out of
+training (``flowvq synth EVAL --faces DIR``); without it, DATASET's val clips whose face no training clip
+of DATASET shows — when there is none, the val clips are used and the output says that their faces were
+seen in training, or that the whole dataset shares one face. Both renderers start from the clip's first
+frame and its coefficients and render every later frame from the clip's coefficients, at the codebook's
+resolution. A third row, ``codebook``, is the codebook model's reconstruction of the real frames: the
+sharpest and most faithful picture its decoder can give, which bounds what VQIG can reach.
 
 - PSNR / SSIM of the rendered frames to the clip's real frames (``flowvq_cli.eval.image_metrics``);
 - sharpness: variance of the Laplacian over the face region (the box of the source mesh) of each output
@@ -36,13 +41,13 @@ from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.eval import psnr, sharpness_ratio, ssim
 from flowvq_cli.face import rig
 from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
-from flowvq_cli.train.images import clip_identity_key, to_uint8
+from flowvq_cli.train.images import clip_face_key, to_uint8
 from flowvq_cli.vq import VQGAN
 from flowvq_cli.vqig import VQIG
 
 CHUNK = 16  # frames per VQIG forward
 DLIB_HINT = "unavailable (needs dlib, `pip install .[eval]`)"
-RENDERERS = ("vqig", "warp")
+RENDERERS = ("vqig", "warp", "codebook")
 
 
 @dataclass
@@ -55,15 +60,26 @@ class Scores:
     identity: list[float] = field(default_factory=list)
 
 
+def pick_unseen(root: Path, trained_on: Path, limit: int) -> tuple[list[Clip], str]:
+    """Clips of ``root`` (any split) whose face no training clip of ``trained_on`` shows."""
+    train_keys = {clip_face_key(trained_on, c) for c in read_manifest(trained_on) if c.split == "train"}
+    clips = [c for c in read_manifest(root) if "frames" in c.paths]
+    unseen = [c for c in clips if (k := clip_face_key(root, c)) is not None and k not in train_keys]
+    if not unseen:
+        raise SystemExit(f"every clip of {root} shows a face of {trained_on}'s training clips; render an "
+                         "evaluation corpus on another photo (flowvq synth EVAL --faces DIR)")
+    return unseen[:limit], f"{min(len(unseen), limit)} clips of faces never seen in training ({trained_on})"
+
+
 def pick_clips(root: Path, limit: int) -> tuple[list[Clip], str]:
     """Val clips with frames, unseen faces first; and a sentence on whose faces they show."""
     clips = [c for c in read_manifest(root) if "frames" in c.paths]
-    train_keys = {clip_identity_key(root, c) for c in clips if c.split == "train"}
+    train_keys = {clip_face_key(root, c) for c in clips if c.split == "train"}
     val = [c for c in clips if c.split == "val"]
     if not val:
         raise SystemExit(f"{root} has no val clips with frames.mp4; build it with held-out speakers")
-    unseen = [c for c in val if (k := clip_identity_key(root, c)) is not None and k not in train_keys]
-    all_keys = {clip_identity_key(root, c) for c in clips}
+    unseen = [c for c in val if (k := clip_face_key(root, c)) is not None and k not in train_keys]
+    all_keys = {clip_face_key(root, c) for c in clips}
     if unseen:
         return unseen[:limit], f"{min(len(unseen), limit)} val clips with faces never seen in training"
     if len(all_keys) == 1 and None not in all_keys:
@@ -125,8 +141,14 @@ def identity_distances(models, source: np.ndarray, frames: np.ndarray) -> list[f
     return out
 
 
-def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model: VQIG, max_frames: int,
-                  scores: dict[str, Scores], dlib_models) -> None:
+def codebook_frames(codebook: VQGAN, frames: np.ndarray) -> np.ndarray:
+    """The codebook model's reconstructions (N, S, S, 3) uint8 of frames (N, S, S, 3) uint8."""
+    images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return to_uint8(torch.cat([codebook(images[i:i + CHUNK]).recon for i in range(0, len(images), CHUNK)]))
+
+
+def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model: VQIG | None, codebook: VQGAN,
+                  max_frames: int, scores: dict[str, Scores], dlib_models) -> None:
     real = np.asarray(frames_of.frames(clip))  # (T, S, S, 3) uint8
     coeffs = np.asarray(_load_coeffs(root, clip), dtype=np.float32)
     n = min(len(real), len(coeffs))
@@ -138,8 +160,10 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
     source_rgb = np.array(real[0])  # a writable copy of the memory-mapped frame
     source = torch.from_numpy(source_rgb).permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, S, S)
     warp, box = warp_frames(source_rgb, np.load(identity_path), coeffs[:n], targets)
-    outputs = {"vqig": vqig_frames(model, source, coeffs[:n], targets), "warp": warp}
     gt = real[targets]
+    outputs = {"warp": warp, "codebook": codebook_frames(codebook, gt)}
+    if model is not None:
+        outputs["vqig"] = vqig_frames(model, source, coeffs[:n], targets)
     for name, frames in outputs.items():
         s = scores[name]
         s.psnr += psnr(frames, gt).tolist()
@@ -152,7 +176,7 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
 def line(name: str, s: Scores, identity_note: str) -> str:
     ident = f"{np.mean(s.identity):.3f}" if s.identity else (identity_note or "no face found by dlib")
     finite = [v for v in s.psnr if np.isfinite(v)]
-    return (f"{name:5s} PSNR {np.mean(finite):.2f} dB  SSIM {np.mean(s.ssim):.4f}  "
+    return (f"{name:8s} PSNR {np.mean(finite):.2f} dB  SSIM {np.mean(s.ssim):.4f}  "
             f"sharpness (face, output/source) {np.mean(s.sharpness):.3f}  identity distance {ident}  "
             f"({len(s.psnr)} frames)")
 
@@ -161,24 +185,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--weights-codebook", type=Path, required=True, help="folder from VQGAN.save_pretrained")
-    parser.add_argument("--weights-vqig", type=Path, required=True, help="folder from VQIG.save_pretrained")
+    parser.add_argument("--weights-vqig", type=Path, help="folder from VQIG.save_pretrained (default: no VQIG row)")
+    parser.add_argument("--trained-on", type=Path, help="the training dataset: evaluate DATASET's clips whose face "
+                        "it never showed")
     parser.add_argument("--clips", type=int, default=10, help="val clips to evaluate (default 10)")
     parser.add_argument("--frames", type=int, default=100, help="frames per clip after the source (default 100)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
-    codebook = VQGAN.from_pretrained(args.weights_codebook)
-    model = VQIG.from_pretrained(args.weights_vqig, codebook=codebook)
+    torch.set_grad_enabled(False)
+    codebook = VQGAN.from_pretrained(args.weights_codebook).eval()
+    model = VQIG.from_pretrained(args.weights_vqig, codebook=codebook).eval() if args.weights_vqig else None
     size = codebook.config.image_size
-    clips, note = pick_clips(args.dataset, args.clips)
-    frames_of = FrameTripletDataset(args.dataset, "val", size=size)
+    if args.trained_on is not None:
+        clips, note = pick_unseen(args.dataset, args.trained_on, args.clips)
+    else:
+        clips, note = pick_clips(args.dataset, args.clips)
+    frames_of = FrameTripletDataset(args.dataset, clips[0].split, size=size)  # decodes any clip's frames
     dlib_models, identity_note = identity_model()
     scores = {name: Scores() for name in RENDERERS}
     for clip in clips:
-        evaluate_clip(args.dataset, clip, frames_of, model, args.frames, scores, dlib_models)
+        evaluate_clip(args.dataset, clip, frames_of, model, codebook, args.frames, scores, dlib_models)
     print(f"{note}; {size}² frames, source = each clip's first frame")
     for name in RENDERERS:
-        print(line(name, scores[name], identity_note))
+        if scores[name].psnr:
+            print(line(name, scores[name], identity_note))
     print(f"machine: {machine()}")
 
 

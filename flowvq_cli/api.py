@@ -149,16 +149,17 @@ def prepare_face(face: str | Path | np.ndarray, *, face_index: int = 0) -> Sourc
 
 
 def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
-                chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
+                chunk: int = RENDER_CHUNK, identity: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """The mesh-warp renderer over coefficients (T, 58): frames (H, W, 3) uint8, ``chunk`` at a time;
-    the photo's size with ``paste_back``, else the 256² crop."""
+    the photo's size with ``paste_back``, else the 256² crop. ``identity`` (468, 3), when given, is the
+    face shape of the output frames (default: the photo's own)."""
     from flowvq_cli.face.paste import PasteBack
     from flowvq_cli.render.meshwarp import MeshWarpRenderer
 
     warp = MeshWarpRenderer(source.crop, rig.synthesize(source.identity, source.coeffs[None])[0])
     paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
     for start in range(0, len(coeffs), chunk):
-        meshes = rig.synthesize(source.identity, coeffs[start : start + chunk])
+        meshes = rig.synthesize(source.identity if identity is None else identity, coeffs[start : start + chunk])
         for frame in warp.render(meshes).frames:
             yield paster(frame) if paster is not None else frame
 

@@ -12,6 +12,7 @@ Results go to stdout; progress, warnings and hints go to stderr. Known failures
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import io
 import json
 import os
@@ -285,6 +286,8 @@ def synth(
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Render the face frames (needed to train "
                                          "image models).")] = True,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for speech synthesis.")] = 1,
+    reshape: Annotated[float, typer.Option("--reshape", min=0.0, help="Strength of each clip's random face-shape "
+                       "change (wider, longer, rounder…; 0 = the photo's own shape). Frames only.")] = 1.0,
     preview: Annotated[bool, typer.Option("--preview", help="Write preview.png, a contact sheet across emotions."
                                           )] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Rebuild an existing dataset folder.")] = False,
@@ -295,7 +298,8 @@ def synth(
 
     with _Bar(_progress_on(quiet)) as bar:
         report = synthesize_corpus(out, clips=clips, seed=seed, faces=faces, frames=frames, workers=workers,
-                                   preview=preview, force=force, progress=lambda d, t: bar("synth", d, t))
+                                   preview=preview, force=force, reshape=reshape,
+                                   progress=lambda d, t: bar("synth", d, t))
     typer.echo(str(report.out))
     if report.preview is not None:
         typer.echo(str(report.preview))
@@ -560,6 +564,12 @@ def train_codebook_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, samples/, export/).")],
     config: Annotated[str, typer.Option("--config", help="tiny, mini (CPU) or base (GPU).")] = "mini",
     size: Annotated[int, typer.Option("--size", min=32, help="Image side the codebook learns.")] = 256,
+    crop: Annotated[int | None, typer.Option("--crop", min=8, help="Train on random CROP² squares of the frames "
+                    "(textures at their real scale, (size/crop)² less compute per image); default: whole frames.")
+                    ] = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random colour and lighting changes of "
+                       "the training frames (identity augmentation; the same change on a source and its target).")
+                       ] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 20_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and process.")] = 8,
@@ -570,6 +580,8 @@ def train_codebook_cmd(
     save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
     vgg19_weights: Annotated[Path | None, typer.Option("--vgg19-weights", help="Local VGG19 safetensors for the "
                              "perceptual loss (default: a documented substitute; the log says which ran).")] = None,
+    adversarial_warmup: Annotated[int | None, typer.Option("--adversarial-warmup", min=0, help="Steps before the "
+                                  "adversarial term starts (default: the preset's; mini/base 10000).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
@@ -577,12 +589,18 @@ def train_codebook_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train the VQ codebook (encoder, codebook, decoder, patch discriminator); export it for a bundle."""
+    from flowvq_cli.data.image_augment import ImageAugmentConfig
     from flowvq_cli.train import train_codebook
+    from flowvq_cli.train.images import codebook_configs
 
     cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
                               precision)
-    result = train_codebook(data, out, config=config, train=cfg, resume=resume, size=size,
-                            vgg19_weights=vgg19_weights, quiet=quiet or not sys.stderr.isatty())
+    loss = None
+    if adversarial_warmup is not None and not resume:
+        loss = dataclasses.replace(codebook_configs(config, size)[2], adversarial_warmup_steps=adversarial_warmup)
+    result = train_codebook(data, out, config=config, train=cfg, resume=resume, size=size, loss=loss,
+                            vgg19_weights=vgg19_weights, augment=ImageAugmentConfig() if augment else None,
+                            crop=crop, quiet=quiet or not sys.stderr.isatty())
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
 
@@ -595,6 +613,9 @@ def train_vqig_cmd(
     config: Annotated[str, typer.Option("--config", help="tiny, mini (CPU) or base (GPU).")] = "mini",
     stage: Annotated[str, typer.Option("--stage", help="code, image or both (code level, then image level).")
                      ] = "both",
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random colour and lighting changes of "
+                       "the training frames (identity augmentation; the same change on a source and its target).")
+                       ] = True,
     warm_start_steps: Annotated[int, typer.Option("--warm-start-steps", min=0, help="Steps fitting the warping "
                                                   "network to the mesh-warp renderer's flow first.")] = 0,
     code_steps: Annotated[int | None, typer.Option("--code-steps", min=0, help="Code-level steps with --stage "
@@ -615,13 +636,14 @@ def train_vqig_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train VQIG on a frozen codebook (warm start, code level, image level); export it for a bundle."""
+    from flowvq_cli.data.image_augment import ImageAugmentConfig
     from flowvq_cli.train import train_vqig
 
     cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
                               precision)
     result = train_vqig(data, out, codebook=codebook, config=config, train=cfg, resume=resume, stage=stage,
                         warm_start_steps=warm_start_steps, code_steps=code_steps, vgg19_weights=vgg19_weights,
-                        quiet=quiet or not sys.stderr.isatty())
+                        augment=ImageAugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty())
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
 
@@ -637,11 +659,12 @@ def train_bundle(
     name: Annotated[str, typer.Option("--name", help="Bundle name in flowvq.json.")] = "flowvq-custom",
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing bundle.")] = False,
 ) -> None:
-    """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights."""
+    """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights. A codebook
+    without VQIG is allowed (the first image stage: the bundle renders with the mesh warp until VQIG is added)."""
     from flowvq_cli.checkpoint import write_bundle
 
-    if (codebook is None) != (vqig is None):
-        raise UsageError("--codebook and --vqig go together (VQIG is tied to the codebook it was trained on)")
+    if vqig is not None and codebook is None:
+        raise UsageError("--vqig needs --codebook: VQIG is tied to the codebook it was trained on")
     parts = {}
     chosen = (("expflow", expflow), ("poseflow", poseflow), ("codebook", codebook), ("vqig", vqig))
     for component, folder in ((c, f) for c, f in chosen if f is not None):

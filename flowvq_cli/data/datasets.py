@@ -66,6 +66,7 @@ from flowvq_cli.audio.features import (
     frames_for,
 )
 from flowvq_cli.audio.load import load_audio
+from flowvq_cli.data.image_augment import ImageAugmentConfig, apply_image_augment, sample_image_params
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.errors import InputError
 from flowvq_cli.fsutil import atomic_write, save_npy_atomic, sha256_file
@@ -503,17 +504,20 @@ class FrameTripletDataset(Dataset):
     One item per (clip, target frame) per epoch; the source frame is drawn uniformly among the clip's
     other frames from ``default_rng((seed, epoch, i))``. Frames are decoded once per clip (resized to
     ``size`` by ffmpeg) into ``cache/frames/<key>.npy`` (uint8 (N, S, S, 3)) and read by memory map.
-    A clip's usable frames are min(video frames, coefficient frames).
+    A clip's usable frames are min(video frames, coefficient frames). With ``augment`` the item's source
+    and target frames get one random colour and lighting change
+    (:mod:`~flowvq_cli.data.image_augment`), drawn from ``default_rng((seed, epoch, i, 1))``.
 
     Raises:
         EmptySplitError: no clip of the split has ``frames.mp4`` (or all have fewer than 2 frames).
     """
 
     def __init__(self, root: str | os.PathLike[str], split: str, *, size: int = FRAME_SIZE, seed: int = 0,
-                 cache_dir: str | os.PathLike[str] | None = None):
+                 cache_dir: str | os.PathLike[str] | None = None, augment: ImageAugmentConfig | None = None):
         if size < 8:
             raise ValueError(f"size must be >= 8, got {size}")
         self.root, self.split, self.size, self.seed = Path(root), split, size, seed
+        self.augment = augment
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / CACHE_DIRNAME
         self.epoch = 0
         self.clips = _split_clips(self.root, split, need_frames=True)
@@ -566,15 +570,20 @@ class FrameTripletDataset(Dataset):
         frames, coeffs = self.frames(clip), _load_coeffs(self.root, clip)
         identity_path = clip.path(self.root, "coeffs").parent / IDENTITY_FILE
         identity = torch.from_numpy(np.load(identity_path).astype(np.float32)) if identity_path.is_file() else None
+        source, target = to_unit_range(frames[s]), to_unit_range(frames[t])
+        if self.augment is not None:
+            params = sample_image_params(self._rng(i, AUGMENT_STREAM), self.augment)
+            source, target = apply_image_augment(source, params), apply_image_augment(target, params)
         return FrameTriplet(
-            source=to_unit_range(frames[s]), target=to_unit_range(frames[t]),
+            source=source, target=target,
             source_coeffs=torch.from_numpy(np.array(coeffs[s], dtype=np.float32)),
             target_coeffs=torch.from_numpy(np.array(coeffs[t], dtype=np.float32)),
             identity=identity, clip_id=clip.id, source_index=s, target_index=t,
         )
 
-    def _rng(self, i: int) -> np.random.Generator:
-        return np.random.default_rng((self.seed, self.epoch, i))
+    def _rng(self, i: int, stream: int = 0) -> np.random.Generator:
+        """Item i's random stream (0: source frame, 1: augmentation) in the current epoch."""
+        return np.random.default_rng((self.seed, self.epoch, i) if stream == 0 else (self.seed, self.epoch, i, stream))
 
 
 def _decode_to_cache(video: Path, target: Path, size: int) -> None:

@@ -3,7 +3,9 @@
 Per clip: random English sentences spoken by espeak-ng (voice, rate, pitch and loudness varied by
 emotion) with phoneme timings → visemes with coarticulation → the emotion's style at an intensity,
 blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) → coefficients (T, 58); frames are rendered
-by the mesh-warp renderer on a face photo and stored as the aligned 256² crop.
+by the mesh-warp renderer on a face photo and stored as the aligned 256² crop. With frames, each clip
+also gets its own face shape (:func:`reshape_identity`, ``--reshape``): the photo is warped to a wider,
+longer, rounder … face, so image models trained on few photos see many face shapes (DESIGN §4).
 
 Determinism: everything is drawn from ``numpy.random.default_rng([seed, clip_index])``. espeak-ng keeps
 internal state between calls (the same text spoken twice in one process differs by a few samples and
@@ -16,6 +18,7 @@ splits are by speaker, so validation clips have voices the training never heard.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +38,10 @@ VAL_SPEAKERS = 0.2
 PREVIEW_COLUMNS = 6
 PREVIEW_TILE = 128
 DEFAULT_FACE = Path(__file__).resolve().parents[2] / "examples" / "face.png"
+DEFAULT_RESHAPE = 1.0
+RESHAPE_BUMPS = 4
+FACE_KEY_FILE = "face.txt"
+"""Per clip with frames: sha256 of the face photo it was rendered from (which faces training saw)."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,37 @@ def _speak_all(plans: list[ClipPlan], workers: int):
         yield from pool.map(speak, plans)
 
 
-def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool, clip_dir: Path) -> np.ndarray:
-    """Absolute coefficients (the photo's pose + the clip's head motion); writes frames.mp4 if asked."""
+def reshape_identity(identity: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """A new face shape from ``identity`` (468, 3): the photo's face made wider or longer, deeper or
+    flatter (each axis × exp(U(±0.06·strength))), then reshaped by :data:`RESHAPE_BUMPS` smooth, left-right
+    symmetric Gaussian bumps (a random vertex and its mirror image move by N(0, 0.025·strength·face
+    width) per axis, neighbours within σ ~ U(0.15, 0.3)·face width along). ``strength`` 0 returns a copy."""
+    centre = identity.mean(axis=0)
+    p = (identity - centre).astype(np.float64)  # (468, 3)
+    if strength <= 0:
+        return identity.copy()
+    width = float(np.ptp(p[:, 0]))
+    p *= np.exp(rng.uniform(-0.06, 0.06, 3) * strength)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    for _ in range(RESHAPE_BUMPS):
+        c = p[rng.integers(len(p))]
+        sigma = width * rng.uniform(0.15, 0.3)
+        shift = rng.normal(0.0, 0.025 * strength * width, 3)
+        weights = [np.exp(-((p - cc) ** 2).sum(axis=1) / (2 * sigma**2)) for cc in (c, c * mirror)]  # (468,) ×2
+        p += 0.5 * (weights[0][:, None] * shift + weights[1][:, None] * shift * mirror)
+    return (p + centre).astype(identity.dtype)
+
+
+def _face_key(path: str) -> str:
+    """sha256 of a face photo's bytes: clips rendered from one photo share it, whatever their shape."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool, clip_dir: Path,
+            reshape: float = 0.0) -> np.ndarray:
+    """Absolute coefficients (the photo's pose + the clip's head motion); writes frames.mp4 (the photo
+    with the clip's face shape, :func:`reshape_identity` at ``reshape``), identity.npy (that shape) and
+    face.txt (the photo's key) if asked."""
     from flowvq_cli.api import prepare_face, warp_frames
     from flowvq_cli.face import rig
     from flowvq_cli.video import VideoWriter
@@ -102,21 +138,23 @@ def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool,
     coeffs = coeffs_rel.copy()
     coeffs[:, rig.N_EXP :] += source.coeffs[rig.N_EXP :]
     if frames:
+        identity = reshape_identity(source.identity, np.random.default_rng([*plan.seed, 3]), reshape)
         with VideoWriter(clip_dir / "frames.mp4", fps=FPS, size=(256, 256), force=True) as writer:
-            for frame in warp_frames(source, coeffs, paste_back=False):
+            for frame in warp_frames(source, coeffs, paste_back=False, identity=identity):
                 writer.write(frame)
-        np.save(clip_dir / "identity.npy", source.identity)
+        np.save(clip_dir / "identity.npy", identity)
+        (clip_dir / FACE_KEY_FILE).write_text(_face_key(plan.face) + "\n")
     return coeffs
 
 
-def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, frames: bool) -> Clip:
+def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, frames: bool, reshape: float = 0.0) -> Clip:
     from flowvq_cli.audio.load import save_wav
     from flowvq_cli.data.motion import make_clip_motion
 
     clip_dir = out / CLIP_DIR / plan.id
     clip_dir.mkdir(parents=True, exist_ok=True)
     motion = make_clip_motion(utterance, plan.emotion, plan.intensity, np.random.default_rng([*plan.seed, 2]), FPS)
-    coeffs = _render(plan, motion.coeffs, sources, frames, clip_dir)
+    coeffs = _render(plan, motion.coeffs, sources, frames, clip_dir, reshape)
     save_wav(clip_dir / "audio.wav", utterance.samples, utterance.sample_rate)
     np.save(clip_dir / "coeffs.npy", coeffs.astype(np.float32))
     np.save(clip_dir / "viseme.npy", motion.viseme_track.astype(np.float32))
@@ -131,8 +169,9 @@ def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, frames: boo
 
 def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str | Path | None = None,
                       frames: bool = True, workers: int = 1, preview: bool = False, force: bool = False,
-                      progress=None) -> SynthReport:
-    """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring."""
+                      reshape: float = DEFAULT_RESHAPE, progress=None) -> SynthReport:
+    """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring. ``reshape``:
+    strength of each clip's random face-shape change (:func:`reshape_identity`; 0 = the photo's shape)."""
     from flowvq_cli.data import speech
 
     out = Path(out)
@@ -147,7 +186,7 @@ def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str 
     sources: dict = {}
     records = []
     for done, (plan, utterance) in enumerate(zip(plans, _speak_all(plans, workers), strict=True), 1):
-        records.append(_write_clip(plan, utterance, out, sources, frames))
+        records.append(_write_clip(plan, utterance, out, sources, frames, reshape))
         report.written.append(plan.id)
         if progress is not None:
             progress(done, len(plans))

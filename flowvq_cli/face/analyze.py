@@ -2,8 +2,9 @@
 
 One pipeline for both kinds of input: MediaPipe landmarks in image pixels → similarity alignment to
 the 256² crop template → landmarks in crop pixels → face-model fit (pose + 52 ARKit blendshapes, and
-the subject's neutral identity mesh). A photo is one frame; a video is tracked frame by frame and its
-identity is estimated robustly over all frames.
+the subject's neutral identity mesh) → eyeBlink rescaled by MediaPipe's lid gain (:func:`calibrate_lids`).
+A photo is one frame; a video is tracked frame by frame and its identity is estimated robustly over all
+frames.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from flowvq_cli.face.fit import fit_landmarks
 from flowvq_cli.fsutil import check_input_file
 
 N_MESH = 468  # FaceMesh vertices the face model uses (the 10 iris points are not part of it)
+LID_GAIN = 0.46
+"""How far MediaPipe's eyelid landmarks follow a closing eye: on frames whose eyes the mesh-warp renderer
+closes completely, the fit reads eyeBlink ≈ 0.5 (MediaPipe's lid points never meet): the slope of
+the reading on the true value is 0.44 in video and 0.48 in photo mode. Measured by
+``python benchmarks/lid_gain.py``; :func:`calibrate_lids` divides the fitted eyeBlink by it."""
+BLINK_INDICES = (rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight"))
 OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges
 
 
@@ -82,6 +89,15 @@ def analyze(path: str | Path, *, face_index: int = 0, progress: bool = False,
     return analyze_image(path, face_index=face_index, identity=identity)
 
 
+def calibrate_lids(coeffs: np.ndarray, gain: float = LID_GAIN) -> np.ndarray:
+    """Fitted coefficients (T, 58) with eyeBlink divided by MediaPipe's lid gain (clipped to 1), so a
+    closed eye reads ≈ 1 as the face model means it (and as the renderers close it). A copy."""
+    out = np.array(coeffs, copy=True)
+    idx = list(BLINK_INDICES)
+    out[:, idx] = np.clip(out[:, idx] / gain, 0.0, 1.0)
+    return out
+
+
 def analyze_image(path: str | Path, *, face_index: int = 0, identity: np.ndarray | None = None) -> Analysis:
     """Analyse one photo file: landmarks → crop → fit (identity from the photo itself unless given)."""
     from flowvq_cli.image import load_image
@@ -91,8 +107,9 @@ def analyze_image(path: str | Path, *, face_index: int = 0, identity: np.ndarray
 
 
 def analyze_rgb(rgb: np.ndarray, *, source: str | Path = "the photo", face_index: int = 0,
-                identity: np.ndarray | None = None) -> Analysis:
-    """Analyse one RGB image (H, W, 3) uint8 already in memory; ``source`` names it in messages."""
+                identity: np.ndarray | None = None, calibrate: bool = True) -> Analysis:
+    """Analyse one RGB image (H, W, 3) uint8 already in memory; ``source`` names it in messages.
+    ``calibrate=False`` keeps the raw fitted eyeBlink (see :func:`calibrate_lids`)."""
     from flowvq_cli.face.detect import landmarks_image
 
     lm = landmarks_image(rgb, face_index=face_index, source=str(source)).points  # (478, 3)
@@ -101,16 +118,18 @@ def analyze_rgb(rgb: np.ndarray, *, source: str | Path = "the photo", face_index
     fit = fit_landmarks(crop_lm[None], identity=identity)
     h, w = rgb.shape[:2]
     return Analysis(
-        source=Path(source), kind="image", coeffs=fit.coeffs.astype(np.float32), identity=fit.identity,
+        source=Path(source), kind="image",
+        coeffs=(calibrate_lids(fit.coeffs) if calibrate else fit.coeffs).astype(np.float32), identity=fit.identity,
         landmarks=lm[None].astype(np.float32), crop_matrix=alignment.matrix[None].astype(np.float32),
         valid=np.ones(1, bool), fps=0.0, image_size=(w, h),
     )
 
 
 def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = False,
-                  identity: np.ndarray | None = None) -> Analysis:
+                  identity: np.ndarray | None = None, calibrate: bool = True) -> Analysis:
     """Analyse a video: tracked landmarks per frame, smoothed crops, identity estimated over frames
-    (or the given ``identity`` (468, 3), e.g. from a neutral photo of the same person)."""
+    (or the given ``identity`` (468, 3), e.g. from a neutral photo of the same person).
+    ``calibrate=False`` keeps the raw fitted eyeBlink (see :func:`calibrate_lids`)."""
     from flowvq_cli.face.detect import VideoLandmarker
     from flowvq_cli.video import iter_frames, probe_video
 
@@ -135,7 +154,7 @@ def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = Fal
     clip_crop = align.fixed_alignment([a for a, ok in zip(alignments, valid, strict=True) if ok])
     per_frame = np.stack([a.matrix for a in alignments])[valid]
     fit.coeffs[:, rig.N_EXP :] = rig.rebase_pose(fit.coeffs[:, rig.N_EXP :], per_frame, clip_crop.matrix)
-    coeffs = _fill_invalid(fit.coeffs, valid)
+    coeffs = _fill_invalid(calibrate_lids(fit.coeffs) if calibrate else fit.coeffs, valid)
     return Analysis(
         source=path, kind="video", coeffs=coeffs.astype(np.float32), identity=fit.identity,
         landmarks=lms, crop_matrix=np.repeat(clip_crop.matrix[None], len(lms), axis=0).astype(np.float32),

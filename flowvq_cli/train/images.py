@@ -56,7 +56,9 @@ from flowvq_cli.data.datasets import (
     _load_coeffs,
     collate_triplets,
 )
+from flowvq_cli.data.image_augment import ImageAugmentConfig
 from flowvq_cli.data.manifest import Clip
+from flowvq_cli.data.synth import FACE_KEY_FILE
 from flowvq_cli.errors import UsageError
 from flowvq_cli.face import rig
 from flowvq_cli.image import save_image
@@ -155,13 +157,17 @@ def collate_windowed_triplets(items: Sequence[tuple[FrameTriplet, Tensor]]) -> V
     return VQIGTrainBatch(collate_triplets([t for t, _ in items]), torch.stack([w for _, w in items]))
 
 
-def clip_identity_key(root: str | os.PathLike[str], clip: Clip) -> str | None:
-    """SHA-256 of a clip's ``identity.npy`` (the face its frames show), or None when it has none.
+def clip_face_key(root: str | os.PathLike[str], clip: Clip) -> str | None:
+    """Which face a clip shows: its ``face.txt`` (the photo's sha256, written by ``flowvq synth``, whose
+    clips reshape one photo into many face shapes), else the SHA-256 of its ``identity.npy``, else None.
 
     Two clips rendered from the same photo share the key; a val clip whose key no training clip has shows
     a face the training never saw.
     """
-    path = clip.path(Path(root), "coeffs").parent / IDENTITY_FILE
+    folder = clip.path(Path(root), "coeffs").parent
+    if (folder / FACE_KEY_FILE).is_file():
+        return (folder / FACE_KEY_FILE).read_text().strip()
+    path = folder / IDENTITY_FILE
     if not path.is_file():
         return None
     array = np.ascontiguousarray(np.load(path, allow_pickle=False), dtype=np.float32)
@@ -172,8 +178,8 @@ def _face_note(train_set: FrameTripletDataset, val_set: FrameTripletDataset | No
     """Whether the val clips' faces (identity meshes) occur in the training split, in words."""
     if val_set is None:
         return "no validation split"
-    seen = {clip_identity_key(train_set.root, c) for c in train_set.clips}
-    keys = [clip_identity_key(val_set.root, c) for c in val_set.clips]
+    seen = {clip_face_key(train_set.root, c) for c in train_set.clips}
+    keys = [clip_face_key(val_set.root, c) for c in val_set.clips]
     if any(k is None for k in keys):
         return "unknown (some val clips have no identity.npy)"
     unseen = sum(k not in seen for k in keys)
@@ -182,16 +188,41 @@ def _face_note(train_set: FrameTripletDataset, val_set: FrameTripletDataset | No
     return f"{unseen} of {len(keys)} val clips show faces never seen in training"
 
 
-def _datasets(data: str | os.PathLike[str], size: int, seed: int) -> tuple[FrameTripletDataset,
-                                                                           FrameTripletDataset | None, str]:
-    """Training and val triplets at ``size``² (val None when the split is empty) and a note on the val set."""
-    train_set = FrameTripletDataset(data, "train", size=size, seed=seed)
+def _datasets(data: str | os.PathLike[str], size: int, seed: int,
+              augment: dict[str, Any] | None = None) -> tuple[FrameTripletDataset, FrameTripletDataset | None, str]:
+    """Training and val triplets at ``size``² (val None when the split is empty) and a note on the val set.
+    ``augment`` (an :class:`ImageAugmentConfig` as a dict, or None) changes the training items only."""
+    aug = ImageAugmentConfig(**augment) if augment is not None else None
+    train_set = FrameTripletDataset(data, "train", size=size, seed=seed, augment=aug)
     try:
         val_set = FrameTripletDataset(data, "val", size=size, seed=seed)
         note = f"{len(val_set)} frames of held-out speakers ({len(val_set.clips)} clips)"
     except EmptySplitError as e:
         val_set, note = None, f"none ({e})"
     return train_set, val_set, note
+
+
+class RandomCrops(Dataset):
+    """A :class:`FrameTripletDataset` whose target frames are cut to a random ``crop``² square (codebook
+    training: the convolutions see every texture at its real scale, for (size / crop)² less compute per
+    item). The offset comes from ``default_rng((seed, epoch, i, 2))``; the source frame is dropped."""
+
+    def __init__(self, base: FrameTripletDataset, crop: int):
+        if not 8 <= crop <= base.size:
+            raise UsageError(f"--crop must be in [8, {base.size}] (the frame side), got {crop}")
+        self.base, self.crop = base, crop
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
+
+    def __getitem__(self, i: int) -> FrameTriplet:
+        item = self.base[i]
+        y, x = self.base._rng(i, 2).integers(self.base.size - self.crop + 1, size=2)
+        target = item.target[:, y : y + self.crop, x : x + self.crop].contiguous()  # (3, crop, crop)
+        return dataclasses.replace(item, source=target, target=target, identity=None)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -265,6 +296,8 @@ class _ImageRunSpec(RunSpec):
     stage: str | None = None
     warm_start_steps: int = 0
     code_steps: int = 0
+    augment: dict[str, Any] | None = None  # ImageAugmentConfig of the training items; None = off
+    crop: int | None = None  # codebook: random crop side of the training frames; None = whole frames
 
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(**self.discriminator)
@@ -371,7 +404,8 @@ def _codebook_samples(run_dir: Path, items: list[FrameTriplet]) -> Callable[[nn.
 def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], config: str | VQGANConfig = "mini",
                    train: TrainConfig = TrainConfig(), resume: bool = False, *, size: int = 256,
                    vgg19_weights: str | os.PathLike[str] | None = None, loss: VQGANLossConfig | None = None,
-                   disc_lr: float | None = None, quiet: bool = False, export: bool = True) -> ImageRunResult:
+                   disc_lr: float | None = None, augment: ImageAugmentConfig | None = ImageAugmentConfig(),
+                   crop: int | None = None, quiet: bool = False, export: bool = True) -> ImageRunResult:
     """Train the codebook model (VQGAN + patch discriminator) on the frames of ``data``; export to
     ``out/export/codebook``.
 
@@ -384,6 +418,9 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
             the documented substitute, and ``meta.perceptual_kind`` in the log says so.
         loss: loss weights (default: the preset's); ``adversarial_warmup_steps`` delays the GAN term.
         disc_lr: the discriminator's learning rate (default: ``train.lr``).
+        augment: colour and lighting changes of the training frames (None = off).
+        crop: train on random crop² squares of the frames (None = whole frames); validation and samples
+            use whole frames.
         export: ``save_pretrained`` the newest checkpoint at the end (rank 0).
     """
     run_dir = Path(out)
@@ -395,18 +432,21 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
             loss_cfg = dataclasses.replace(loss_cfg, vgg19_weights=str(Path(vgg19_weights).resolve()))
         name = config if isinstance(config, str) else "custom"
         spec = _ImageRunSpec("codebook", name, model_cfg.to_dict(), str(Path(data).resolve()), size,
-                             dataclasses.asdict(disc_cfg), dataclasses.asdict(loss_cfg))
+                             dataclasses.asdict(disc_cfg), dataclasses.asdict(loss_cfg),
+                             augment=dataclasses.asdict(augment) if augment is not None else None, crop=crop)
         if _is_main_process():
             spec.save(run_dir)
-    train_set, val_set, val_note = _datasets(data, spec.size, train.seed)
+    train_set, val_set, val_note = _datasets(data, spec.size, train.seed, spec.augment)
+    train_items = RandomCrops(train_set, spec.crop) if spec.crop is not None else train_set
     torch.manual_seed(train.seed)  # the same initial weights on every rank and in every rerun
     model, disc = spec.build_codebook(), PatchDiscriminator(spec.discriminator_config())
     criterion = VQGANLoss.from_config(spec.loss_config())
     meta = {"preset": spec.preset, "image_size": spec.size, "perceptual_kind": criterion.perceptual_kind,
             "adversarial_warmup_steps": criterion.config.adversarial_warmup_steps, "validation": val_note,
             "validation_metric": "l1, psnr (dB) of reconstructions in eval mode",
-            "discriminator_parameters": sum(p.numel() for p in disc.parameters())}
-    trainer = Trainer(model, train_set, _codebook_loss_fn(criterion, disc), train, run_dir, val_set=val_set,
+            "discriminator_parameters": sum(p.numel() for p in disc.parameters()),
+            "augment": spec.augment, "crop": spec.crop}
+    trainer = Trainer(model, train_items, _codebook_loss_fn(criterion, disc), train, run_dir, val_set=val_set,
                       eval_fn=_codebook_eval, collate_fn=collate_triplets, meta=meta, component="codebook",
                       quiet=quiet, with_step=True, adversary=_codebook_adversary(criterion, disc, disc_lr or train.lr),
                       sample_fn=_codebook_samples(run_dir, _fixed_items(val_set or train_set, SAMPLE_ITEMS)))
@@ -533,7 +573,7 @@ def vqig_config(config: str | VQIGConfig, codebook: VQGAN) -> VQIGConfig:
 
 
 def _has_identity(dataset: FrameTripletDataset) -> bool:
-    return all(clip_identity_key(dataset.root, c) is not None for c in dataset.clips)
+    return all((c.path(dataset.root, "coeffs").parent / IDENTITY_FILE).is_file() for c in dataset.clips)
 
 
 def _vqig_loss_fn(disc: PatchDiscriminator | None, vgg: VGG19Features | None) -> Callable[..., dict[str, Tensor]]:
@@ -585,7 +625,8 @@ def _vqig_samples(run_dir: Path, items: list[tuple[FrameTriplet, Tensor]]) -> Ca
 
 
 def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], config: str | VQIGConfig,
-               train: TrainConfig, stage: str, warm_start_steps: int, code_steps: int | None) -> _ImageRunSpec:
+               train: TrainConfig, stage: str, warm_start_steps: int, code_steps: int | None,
+               augment: ImageAugmentConfig | None) -> _ImageRunSpec:
     cb = VQGAN.from_pretrained(codebook)
     cfg = vqig_config(config, cb)
     schedule = StageSchedule.build(train.steps, stage, warm_start_steps, code_steps)
@@ -593,14 +634,16 @@ def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], c
     disc = dataclasses.asdict(getattr(DiscriminatorConfig, name)() if name in PRESETS else DiscriminatorConfig.mini())
     return _ImageRunSpec("vqig", name, cfg.to_dict(), str(Path(data).resolve()), cfg.codebook.image_size,
                          disc if stage != "code" else None, codebook=str(Path(codebook).resolve()), stage=stage,
-                         warm_start_steps=schedule.warm_start_steps, code_steps=schedule.code_steps)
+                         warm_start_steps=schedule.warm_start_steps, code_steps=schedule.code_steps,
+                         augment=dataclasses.asdict(augment) if augment is not None else None)
 
 
 def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebook: str | os.PathLike[str],
                config: str | VQIGConfig = "mini", train: TrainConfig = TrainConfig(), resume: bool = False, *,
                stage: str = "both", warm_start_steps: int = 0, code_steps: int | None = None,
                vgg19_weights: str | os.PathLike[str] | None = None, disc_lr: float | None = None,
-               quiet: bool = False, export: bool = True) -> ImageRunResult:
+               augment: ImageAugmentConfig | None = ImageAugmentConfig(), quiet: bool = False,
+               export: bool = True) -> ImageRunResult:
     """Train VQIG on the frozen codebook exported at ``codebook``; export to ``out/export/vqig``.
 
     Args:
@@ -616,16 +659,18 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
         code_steps: code-level steps with ``stage="both"`` (default: half of the steps after the warm start).
         vgg19_weights: local VGG19 safetensors for the image-level perceptual term (else the substitute).
         disc_lr: the discriminator's learning rate (default: ``train.lr``).
+        augment: one colour and lighting change per item, the same on its source and target (None = off).
     """
     run_dir = Path(out)
     spec = _check_resume(run_dir, "vqig", config) if resume else None
     size = spec.size if spec is not None else VQGAN.from_pretrained(codebook).config.image_size
-    train_set, val_set, val_note = _datasets(data, size, train.seed)
+    aug = spec.augment if spec is not None else (dataclasses.asdict(augment) if augment is not None else None)
+    train_set, val_set, val_note = _datasets(data, size, train.seed, aug)
     if spec is None:
         if warm_start_steps and not _has_identity(train_set):
             warm_start_steps = 0
             val_note += "; warm start skipped: a training clip has no identity.npy"
-        spec = _vqig_spec(data, codebook, config, train, stage, warm_start_steps, code_steps)
+        spec = _vqig_spec(data, codebook, config, train, stage, warm_start_steps, code_steps, augment)
         if _is_main_process():
             spec.save(run_dir)
     torch.manual_seed(train.seed)
@@ -639,7 +684,7 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
     val_items = WindowedTriplets(val_set, window) if val_set is not None else None
     meta = {"preset": spec.preset, "image_size": spec.size, "codebook": spec.codebook, "stage": spec.stage,
             "schedule": dataclasses.asdict(schedule), "validation": val_note,
-            "val_faces": _face_note(train_set, val_set),
+            "val_faces": _face_note(train_set, val_set), "augment": spec.augment,
             "perceptual_kind": perceptual_kind(vqig.config.loss.image, vgg) if disc is not None else "none",
             "validation_metric": "l1, psnr (dB), code_accuracy, warp_l1 of eval-mode renders"}
     trainer = Trainer(model, train_items, _vqig_loss_fn(disc, vgg), train, run_dir, val_set=val_items,

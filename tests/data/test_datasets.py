@@ -20,6 +20,7 @@ from flowvq_cli.data.datasets import (
     collate_windows,
     resample_coeffs,
 )
+from flowvq_cli.data.image_augment import ImageAugmentConfig
 from flowvq_cli.labels import EMOTIONS
 
 T, K, L = 10, 2, 3
@@ -148,3 +149,15 @@ def test_frame_triplets(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert identities["s1_happy_video0"].shape == (468, 3) and identities["s1_happy_video1"] is None
     batch = collate_triplets([again[i] for i in (0, 20)])
     assert batch.source.shape == (2, 3, 32, 32) and batch.identity is None
+
+
+def test_frame_triplet_augmentation_changes_source_and_target_alike(root: Path) -> None:
+    plain = FrameTripletDataset(root, "train", size=32)
+    aug = FrameTripletDataset(root, "train", size=32, augment=ImageAugmentConfig(light=0, brightness=0.2))
+    a, p = aug[7], plain[7]
+    assert (a.source_index, a.target_index) == (p.source_index, p.target_index)  # same frames drawn
+    assert not torch.allclose(a.target, p.target)
+    # the test frames are flat grey levels: one change maps equal inputs to equal outputs on both frames
+    assert torch.equal(aug[7].target, a.target)
+    aug.set_epoch(1)
+    assert not torch.equal(aug[7].target, a.target) or aug[7].target_index != a.target_index

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flowvq_cli.data.manifest import read_manifest
-from flowvq_cli.data.synth import synthesize_corpus
+from flowvq_cli.data.synth import FACE_KEY_FILE, reshape_identity, synthesize_corpus
 from flowvq_cli.errors import OutputError
 from flowvq_cli.face import rig
 from flowvq_cli.video import probe_video
@@ -52,3 +52,25 @@ def test_same_seed_gives_identical_coefficients(corpus: Path, tmp_path: Path) ->
 def test_existing_dataset_needs_force(corpus: Path) -> None:
     with pytest.raises(OutputError, match="--force"):
         synthesize_corpus(corpus, clips=1, seed=5, frames=False)
+
+
+def test_each_clip_gets_its_own_face_shape_of_the_same_photo(corpus: Path) -> None:
+    clips = read_manifest(corpus)
+    folders = [c.path(corpus, "coeffs").parent for c in clips]
+    identities = [np.load(f / "identity.npy") for f in folders]
+    assert not np.allclose(identities[0], identities[1])
+    keys = {(f / FACE_KEY_FILE).read_text() for f in folders}
+    assert len(keys) == 1  # one photo: the faces-seen-in-training check must not count shapes as new faces
+
+
+def test_reshape_identity_is_a_moderate_symmetric_change() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(468, 3))
+    base[234:] = base[:234] * np.array([-1.0, 1.0, 1.0])  # left half mirrors the right half
+    assert np.array_equal(reshape_identity(base, np.random.default_rng(1), 0.0), base)
+    width = np.ptp(base[:, 0])
+    for seed in range(5):
+        new = reshape_identity(base, np.random.default_rng(seed), 1.0)
+        moved = np.linalg.norm(new - base, axis=1).mean() / width
+        assert 0.002 < moved < 0.1, moved
+        np.testing.assert_allclose(new[234:] * np.array([-1.0, 1.0, 1.0]), new[:234], atol=1e-9)

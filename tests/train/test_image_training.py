@@ -13,11 +13,13 @@ import torch
 from PIL import Image
 
 from flowvq_cli.checkpoint import load_training_state
+from flowvq_cli.data.datasets import FrameTripletDataset
 from flowvq_cli.data.manifest import read_manifest, write_manifest
 from flowvq_cli.data.synth import synthesize_corpus
 from flowvq_cli.errors import UsageError
 from flowvq_cli.train import TrainConfig, Trainer
 from flowvq_cli.train.images import (
+    RandomCrops,
     StageSchedule,
     codebook_configs,
     train_codebook,
@@ -141,6 +143,27 @@ def test_codebook_resume_repeats_the_uninterrupted_run(codebook_run, data: Path,
     assert resumed.step == whole.step == 8
     assert_same_state(resumed.model_state, whole.model_state)
     assert_same_state(resumed.extra["adversary"]["module"], whole.extra["adversary"]["module"])
+
+
+def test_codebook_trains_on_random_crops_and_validates_on_whole_frames(data: Path, tmp_path: Path) -> None:
+    base = FrameTripletDataset(data, "train", size=SIZE)
+    crops = RandomCrops(base, 16)
+    item = crops[3]
+    assert item.target.shape == (3, 16, 16) and torch.equal(crops[3].target, item.target)
+    whole = base[3].target
+    hits = [(y, x) for y in range(17) for x in range(17) if torch.equal(whole[:, y : y + 16, x : x + 16], item.target)]
+    assert hits  # a window of the item's own frame
+    with pytest.raises(UsageError, match="--crop"):
+        RandomCrops(base, SIZE + 1)
+
+    cfg = dataclasses.replace(TINY, steps=2, eval_every=2, save_every=2)
+    torch.set_num_threads(1)
+    train_codebook(data, tmp_path / "crops", "tiny", cfg, size=SIZE, loss=CODEBOOK_LOSS, crop=16, quiet=True)
+    spec = json.loads((tmp_path / "crops" / "run.json").read_text())
+    assert spec["crop"] == 16 and spec["augment"]["hue_degrees"] > 0  # augmentation is on by default
+    assert log_events(tmp_path / "crops", "start")[0]["meta"]["crop"] == 16
+    grid = np.asarray(Image.open(tmp_path / "crops" / "samples" / "step-000002.png"))
+    assert grid.shape == (4 * SIZE, 2 * SIZE, 3)  # samples on whole frames
 
 
 def test_codebook_presets_follow_the_image_size() -> None:
