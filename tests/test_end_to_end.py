@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from flowvq_cli.api import FlowVQ
+from flowvq_cli.errors import WeightsError
 from flowvq_cli.flow import ExpFlow
 from flowvq_cli.hub import verify
 from flowvq_cli.video import probe_video
@@ -35,11 +39,22 @@ def test_synth_train_bundle_generate(tmp_path: Path, face_png: Path, speech_wav:
     assert bad.returncode != 0 and "unknown ExpFlowConfig field" in bad.stderr and "Traceback" not in bad.stderr
     image_args = ("--config", "tiny", "--steps", "4", "--batch-size", "2", "--warmup", "1", "--eval-every", "2",
                   "--save-every", "2", "-q")
-    codebook = flowvq("train", "codebook", str(data), "--out", str(tmp_path / "codebook"), "--size", "32", *image_args)
+    codebook = flowvq("train", "codebook", str(data), "--out", str(tmp_path / "codebook"), "--size", "32",
+                      "--crop", "16", "--adversarial-warmup", "2", *image_args)
     assert Path(codebook.stdout.strip()) == tmp_path / "codebook" / "export" / "codebook"
     assert list((tmp_path / "codebook" / "samples").glob("step-*.png"))
+    run = json.loads((tmp_path / "codebook" / "run.json").read_text())
+    assert run["crop"] == 16 and run["loss"]["adversarial_warmup_steps"] == 2 and run["augment"] is not None
     flowvq("train", "vqig", str(data), "--out", str(tmp_path / "vqig"), "--codebook", codebook.stdout.strip(),
-           "--warm-start-steps", "1", *image_args)
+           "--warm-start-steps", "1", "--no-augment", *image_args)
+    assert json.loads((tmp_path / "vqig" / "run.json").read_text())["augment"] is None
+    first_stage = tmp_path / "first-stage"  # a codebook without VQIG: renders with the mesh warp
+    flowvq("train", "bundle", str(first_stage), "--expflow", str(tmp_path / "expflow"),
+           "--poseflow", str(tmp_path / "poseflow"), "--codebook", str(tmp_path / "codebook"))
+    assert verify(first_stage).ok and (first_stage / "codebook").is_dir()
+    assert FlowVQ.from_pretrained(first_stage, device="cpu").renderer == "warp"
+    with pytest.raises(WeightsError, match="no VQIG renderer"):
+        FlowVQ.from_pretrained(first_stage, device="cpu", renderer="vqig")
     bundle = tmp_path / "bundle"
     flowvq("train", "bundle", str(bundle), "--expflow", str(tmp_path / "expflow"),
            "--poseflow", str(tmp_path / "poseflow"), "--codebook", str(tmp_path / "codebook"),
