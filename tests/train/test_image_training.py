@@ -224,3 +224,66 @@ def test_stage_schedule() -> None:
         StageSchedule.build(10, "pixels", 0, None)
     with pytest.raises(UsageError, match="code_steps"):
         StageSchedule.build(10, "both", 2, 9)
+
+
+# ---------------------------------------------------------------------------------------------- DDP
+
+DDP_SCRIPT = """
+import dataclasses, sys, torch
+torch.set_num_threads(1)
+from flowvq_cli.checkpoint import load_training_state
+from flowvq_cli.train import TrainConfig
+from flowvq_cli.train.images import train_codebook, train_vqig
+from flowvq_cli.vq import VQGANLossConfig
+from flowvq_cli.vqig import VQIGConfig
+
+component, data, runs = sys.argv[1:4]
+config = TrainConfig(steps=4, batch_size=2, lr=2e-3, warmup=1, eval_every=0, save_every=4, log_every=1,
+                     device="cpu")
+if component == "codebook":
+    loss = dataclasses.replace(VQGANLossConfig.tiny(), adversarial_warmup_steps=2)
+    result = train_codebook(data, f"{runs}/codebook", "tiny", config, size=32, loss=loss, crop=16, quiet=True)
+else:
+    base = VQIGConfig.tiny()
+    image = dataclasses.replace(base.loss.image, adversarial_warmup_steps=1)
+    cfg = dataclasses.replace(base, loss=dataclasses.replace(base.loss, image=image))
+    result = train_vqig(data, f"{runs}/vqig", f"{runs}/codebook/export/codebook", cfg, config, stage="both",
+                        warm_start_steps=1, code_steps=1, quiet=True, export=False)
+# parameters only: buffers such as the quantiser's usage statistics are broadcast from rank 0 at each forward,
+# so after the last step rank 1 holds its own local update (the checkpoint has rank 0's)
+total = sum(p.detach().double().sum().item() for p in result.model.parameters())
+with open(f"{runs}/{component}-rank{result.training.rank}.txt", "w") as fh:
+    fh.write(f"{result.training.world_size} {total!r}")
+"""
+
+
+def test_ddp_two_cpu_processes_train_codebook_and_vqig_in_sync(data: Path, tmp_path: Path) -> None:
+    """torchrun with 2 CPU processes (gloo): both image trainers end with identical parameters on both ranks
+    (codebook on random crops with augmentation and its GAN term, VQIG through its three stages)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    except OSError:
+        pytest.skip("cannot bind a TCP socket on 127.0.0.1, which gloo needs for its rendezvous")
+    script, runs = tmp_path / "ddp_images.py", tmp_path / "runs"
+    runs.mkdir()
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    for component in ("codebook", "vqig"):  # two launches, as a user runs them (VQIG needs the export)
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+                   "--master_addr=127.0.0.1", f"--master_port={port}", str(script), component, str(data), str(runs)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        ranks = [(runs / f"{component}-rank{r}.txt").read_text().split() for r in (0, 1)]
+        assert ranks[0] == ranks[1] and ranks[0][0] == "2"  # the same weights on both ranks, world size 2
+        assert len(log_events(runs / component, "train")) == 4 and len(log_events(runs / component, "start")) == 1
+        saved = load_training_state(runs / component / "checkpoints")
+        assert saved.step == 4 and saved.extra["adversary"]["module"]  # the discriminator is checkpointed
