@@ -126,7 +126,20 @@ class VQIGTrainBatch:
                          target_windows=self.target_windows, pixel_map=pixel_map, mouth_mask=mouth_mask)
 
 
-class WindowedTriplets(Dataset):
+class _TripletView(Dataset):
+    """A view of a :class:`FrameTripletDataset`: same items and epochs, each item changed by ``__getitem__``."""
+
+    def __init__(self, base: FrameTripletDataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
+
+
+class WindowedTriplets(_TripletView):
     """A :class:`FrameTripletDataset` whose items also carry the target frame's coefficient window.
 
     Item ``i`` is ``(triplet, window)``: window (2w+1, 58) holds the coefficients of frames
@@ -137,13 +150,8 @@ class WindowedTriplets(Dataset):
     def __init__(self, base: FrameTripletDataset, window: int):
         if window < 0:
             raise ValueError(f"window must be >= 0, got {window}")
-        self.base, self.window = base, window
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.base.set_epoch(epoch)
+        super().__init__(base)
+        self.window = window
 
     def __getitem__(self, i: int) -> tuple[FrameTriplet, Tensor]:
         n, t, usable = self.base.index[i]
@@ -202,7 +210,7 @@ def _datasets(data: str | os.PathLike[str], size: int, seed: int,
     return train_set, val_set, note
 
 
-class RandomCrops(Dataset):
+class RandomCrops(_TripletView):
     """A :class:`FrameTripletDataset` whose target frames are cut to a random ``crop``² square (codebook
     training: the convolutions see every texture at its real scale, for (size / crop)² less compute per
     item). The offset comes from ``default_rng((seed, epoch, i, 2))``; the source frame is dropped."""
@@ -210,13 +218,8 @@ class RandomCrops(Dataset):
     def __init__(self, base: FrameTripletDataset, crop: int):
         if not 8 <= crop <= base.size:
             raise UsageError(f"--crop must be in [8, {base.size}] (the frame side), got {crop}")
-        self.base, self.crop = base, crop
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.base.set_epoch(epoch)
+        super().__init__(base)
+        self.crop = crop
 
     def __getitem__(self, i: int) -> FrameTriplet:
         item = self.base[i]
