@@ -74,12 +74,13 @@ def pick_unseen(root: Path, trained_on: Path, limit: int) -> tuple[list[Clip], s
 def pick_clips(root: Path, limit: int) -> tuple[list[Clip], str]:
     """Val clips with frames, unseen faces first; and a sentence on whose faces they show."""
     clips = [c for c in read_manifest(root) if "frames" in c.paths]
-    train_keys = {clip_face_key(root, c) for c in clips if c.split == "train"}
+    keys = {c.id: clip_face_key(root, c) for c in clips}  # each clip's face, read once
+    train_keys = {keys[c.id] for c in clips if c.split == "train"}
     val = [c for c in clips if c.split == "val"]
     if not val:
         raise SystemExit(f"{root} has no val clips with frames.mp4; build it with held-out speakers")
-    unseen = [c for c in val if (k := clip_face_key(root, c)) is not None and k not in train_keys]
-    all_keys = {clip_face_key(root, c) for c in clips}
+    unseen = [c for c in val if keys[c.id] is not None and keys[c.id] not in train_keys]
+    all_keys = set(keys.values())
     if unseen:
         return unseen[:limit], f"{min(len(unseen), limit)} val clips with faces never seen in training"
     if len(all_keys) == 1 and None not in all_keys:

@@ -596,7 +596,7 @@ def train_codebook_cmd(
     cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
                               precision)
     loss = None
-    if adversarial_warmup is not None and not resume:
+    if adversarial_warmup is not None:  # a resumed run keeps the settings of its run.json
         loss = dataclasses.replace(codebook_configs(config, size)[2], adversarial_warmup_steps=adversarial_warmup)
     result = train_codebook(data, out, config=config, train=cfg, resume=resume, size=size, loss=loss,
                             vgg19_weights=vgg19_weights, augment=ImageAugmentConfig() if augment else None,

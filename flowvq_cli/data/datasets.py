@@ -96,7 +96,7 @@ IDENTITY_FILE = "identity.npy"
 FRAME_SIZE = 256
 """Side of the aligned crops in ``frames.mp4``."""
 
-SOURCE_STREAM, AUGMENT_STREAM = 0, 1
+SOURCE_STREAM, AUGMENT_STREAM, CROP_STREAM = 0, 1, 2
 """Sub-streams of an item's randomness, so that one kind of draw never shifts the other."""
 
 SourceMode = Literal["first", "random"]
@@ -565,14 +565,14 @@ class FrameTripletDataset(Dataset):
     def __getitem__(self, i: int) -> FrameTriplet:
         n, t, usable = self.index[i]
         clip = self.clips[n]
-        s = int(self._rng(i).integers(usable - 1))
+        s = int(self.rng(i, SOURCE_STREAM).integers(usable - 1))
         s += s >= t  # uniform over the other frames
         frames, coeffs = self.frames(clip), _load_coeffs(self.root, clip)
         identity_path = clip.path(self.root, "coeffs").parent / IDENTITY_FILE
         identity = torch.from_numpy(np.load(identity_path).astype(np.float32)) if identity_path.is_file() else None
         source, target = to_unit_range(frames[s]), to_unit_range(frames[t])
         if self.augment is not None:
-            params = sample_image_params(self._rng(i, AUGMENT_STREAM), self.augment)
+            params = sample_image_params(self.rng(i, AUGMENT_STREAM), self.augment)
             source, target = apply_image_augment(source, params), apply_image_augment(target, params)
         return FrameTriplet(
             source=source, target=target,
@@ -581,9 +581,11 @@ class FrameTripletDataset(Dataset):
             identity=identity, clip_id=clip.id, source_index=s, target_index=t,
         )
 
-    def _rng(self, i: int, stream: int = 0) -> np.random.Generator:
-        """Item i's random stream (0: source frame, 1: augmentation) in the current epoch."""
-        return np.random.default_rng((self.seed, self.epoch, i) if stream == 0 else (self.seed, self.epoch, i, stream))
+    def rng(self, i: int, stream: int) -> np.random.Generator:
+        """Item i's random stream (:data:`SOURCE_STREAM`, :data:`AUGMENT_STREAM`, :data:`CROP_STREAM`) in the
+        current epoch (the source stream keeps the seed tuple it had before the others existed)."""
+        key = (self.seed, self.epoch, i) if stream == SOURCE_STREAM else (self.seed, self.epoch, i, stream)
+        return np.random.default_rng(key)
 
 
 def _decode_to_cache(video: Path, target: Path, size: int) -> None:

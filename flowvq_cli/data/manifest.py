@@ -29,6 +29,10 @@ MANIFEST_NAME = "manifest.jsonl"
 SPLITS = ("train", "val", "test")
 REQUIRED_PATHS = ("coeffs", "audio")
 OPTIONAL_PATHS = ("frames",)
+FACE_KEY_FILE = "face.txt"
+"""Beside a clip's ``coeffs.npy``, when present: sha256 of the face photo its frames were rendered from
+(``flowvq synth`` reshapes one photo into many identity meshes; this says which photo, i.e. which faces a
+training split saw)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ splits are by speaker, so validation clips have voices the training never heard.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flowvq_cli.data.manifest import Clip, assign_splits, read_manifest, write_manifest
+from flowvq_cli.data.manifest import FACE_KEY_FILE, Clip, assign_splits, read_manifest, write_manifest
 from flowvq_cli.errors import InputError, OutputError
+from flowvq_cli.fsutil import sha256_file
 from flowvq_cli.labels import EMOTIONS
 
 FPS = 25.0
@@ -40,8 +40,6 @@ PREVIEW_TILE = 128
 DEFAULT_FACE = Path(__file__).resolve().parents[2] / "examples" / "face.png"
 DEFAULT_RESHAPE = 1.0
 RESHAPE_BUMPS = 4
-FACE_KEY_FILE = "face.txt"
-"""Per clip with frames: sha256 of the face photo it was rendered from (which faces training saw)."""
 
 
 @dataclass(frozen=True)
@@ -102,10 +100,10 @@ def reshape_identity(identity: np.ndarray, rng: np.random.Generator, strength: f
     flatter (each axis × exp(U(±0.06·strength))), then reshaped by :data:`RESHAPE_BUMPS` smooth, left-right
     symmetric Gaussian bumps (a random vertex and its mirror image move by N(0, 0.025·strength·face
     width) per axis, neighbours within σ ~ U(0.15, 0.3)·face width along). ``strength`` 0 returns a copy."""
-    centre = identity.mean(axis=0)
-    p = (identity - centre).astype(np.float64)  # (468, 3)
     if strength <= 0:
         return identity.copy()
+    centre = identity.mean(axis=0)
+    p = (identity - centre).astype(np.float64)  # (468, 3)
     width = float(np.ptp(p[:, 0]))
     p *= np.exp(rng.uniform(-0.06, 0.06, 3) * strength)
     mirror = np.array([-1.0, 1.0, 1.0])
@@ -118,23 +116,18 @@ def reshape_identity(identity: np.ndarray, rng: np.random.Generator, strength: f
     return (p + centre).astype(identity.dtype)
 
 
-def _face_key(path: str) -> str:
-    """sha256 of a face photo's bytes: clips rendered from one photo share it, whatever their shape."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool, clip_dir: Path,
             reshape: float = 0.0) -> np.ndarray:
     """Absolute coefficients (the photo's pose + the clip's head motion); writes frames.mp4 (the photo
     with the clip's face shape, :func:`reshape_identity` at ``reshape``), identity.npy (that shape) and
-    face.txt (the photo's key) if asked."""
+    face.txt (the photo's sha256, shared by every clip of that photo whatever its shape) if asked."""
     from flowvq_cli.api import prepare_face, warp_frames
     from flowvq_cli.face import rig
     from flowvq_cli.video import VideoWriter
 
     if plan.face not in sources:
-        sources[plan.face] = prepare_face(plan.face)
-    source = sources[plan.face]
+        sources[plan.face] = (prepare_face(plan.face), sha256_file(plan.face))  # once per photo
+    source, face_key = sources[plan.face]
     coeffs = coeffs_rel.copy()
     coeffs[:, rig.N_EXP :] += source.coeffs[rig.N_EXP :]
     if frames:
@@ -143,7 +136,7 @@ def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool,
             for frame in warp_frames(source, coeffs, paste_back=False, identity=identity):
                 writer.write(frame)
         np.save(clip_dir / "identity.npy", identity)
-        (clip_dir / FACE_KEY_FILE).write_text(_face_key(plan.face) + "\n")
+        (clip_dir / FACE_KEY_FILE).write_text(face_key + "\n")
     return coeffs
 
 
@@ -185,6 +178,10 @@ def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str 
     report = SynthReport(out=out)
     sources: dict = {}
     records = []
+    if frames:
+        # Import the renderer before the speech pool starts: a module's first import (OpenCV edits sys.path
+        # while it loads) racing the pool's spawn of a worker would hand that worker a broken sys.path.
+        import flowvq_cli.api  # noqa: F401
     for done, (plan, utterance) in enumerate(zip(plans, _speak_all(plans, workers), strict=True), 1):
         records.append(_write_clip(plan, utterance, out, sources, frames, reshape))
         report.written.append(plan.id)

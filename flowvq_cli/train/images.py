@@ -48,6 +48,7 @@ from torch.utils.data import Dataset
 
 from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import (
+    CROP_STREAM,
     IDENTITY_FILE,
     EmptySplitError,
     FrameTriplet,
@@ -57,8 +58,7 @@ from flowvq_cli.data.datasets import (
     collate_triplets,
 )
 from flowvq_cli.data.image_augment import ImageAugmentConfig
-from flowvq_cli.data.manifest import Clip
-from flowvq_cli.data.synth import FACE_KEY_FILE
+from flowvq_cli.data.manifest import FACE_KEY_FILE, Clip
 from flowvq_cli.errors import UsageError
 from flowvq_cli.face import rig
 from flowvq_cli.image import save_image
@@ -223,7 +223,7 @@ class RandomCrops(_TripletView):
 
     def __getitem__(self, i: int) -> FrameTriplet:
         item = self.base[i]
-        y, x = self.base._rng(i, 2).integers(self.base.size - self.crop + 1, size=2)
+        y, x = self.base.rng(i, CROP_STREAM).integers(self.base.size - self.crop + 1, size=2)
         target = item.target[:, y : y + self.crop, x : x + self.crop].contiguous()  # (3, crop, crop)
         return dataclasses.replace(item, source=target, target=target, identity=None)
 

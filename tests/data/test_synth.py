@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowvq_cli.data.manifest import read_manifest
-from flowvq_cli.data.synth import FACE_KEY_FILE, reshape_identity, synthesize_corpus
+from flowvq_cli.data.manifest import FACE_KEY_FILE, read_manifest
+from flowvq_cli.data.synth import reshape_identity, synthesize_corpus
 from flowvq_cli.errors import OutputError
 from flowvq_cli.face import rig
 from flowvq_cli.video import probe_video
