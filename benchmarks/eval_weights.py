@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from flowvq_cli.api import FlowVQ, prepare_face
-    from flowvq_cli.eval.motion import detect_blinks
+    from flowvq_cli.eval.motion import blink_openness, detect_blinks
     from flowvq_cli.eval.run import BLINK_THRESHOLD, SourceInfo, evaluate_clip, load_extras, load_source
     from flowvq_cli.face import rig
     from flowvq_cli.face.analyze import analyze
@@ -93,7 +93,7 @@ def main() -> None:
                                               extras=extras)
             exp = analyze(video, identity=identity).coeffs
             means[emotion] = exp[:, : rig.N_EXP].mean(axis=0)
-            blinks = detect_blinks(1.0 - exp[:, blink].mean(axis=1), threshold=BLINK_THRESHOLD,
+            blinks = detect_blinks(blink_openness(exp[:, blink].mean(axis=1), result.fps), threshold=BLINK_THRESHOLD,
                                    fps=result.fps).rate_per_minute
             pose_std = np.degrees(coeffs[:, rig.N_EXP : rig.N_EXP + 3].std(axis=0))
             row = {"emotion": emotion, "sync": metric(report, "sync correlation (best offset)"),

@@ -33,6 +33,11 @@ FACE_KEY_FILE = "face.txt"
 """Beside a clip's ``coeffs.npy``, when present: sha256 of the face photo its frames were rendered from
 (``flowvq synth`` reshapes one photo into many identity meshes; this says which photo, i.e. which faces a
 training split saw)."""
+STILL_FILE = "still.png"
+"""Beside a clip's ``coeffs.npy``, when present: a 256² photo of the clip's person at rest (``flowvq synth``
+renders the source photo with the clip's face shape and the photo's own expression and pose): what a user
+of a real clip would analyse with ``flowvq analyze still.png --out id.npz`` to fix the identity with
+``--identity``."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowvq_cli.data.manifest import FACE_KEY_FILE, Clip, assign_splits, read_manifest, write_manifest
+from flowvq_cli.data.manifest import FACE_KEY_FILE, STILL_FILE, Clip, assign_splits, read_manifest, write_manifest
 from flowvq_cli.errors import InputError, OutputError
 from flowvq_cli.fsutil import sha256_file
 from flowvq_cli.labels import EMOTIONS
@@ -99,7 +99,8 @@ def reshape_identity(identity: np.ndarray, rng: np.random.Generator, strength: f
     """A new face shape from ``identity`` (468, 3): the photo's face made wider or longer, deeper or
     flatter (each axis × exp(U(±0.06·strength))), then reshaped by :data:`RESHAPE_BUMPS` smooth, left-right
     symmetric Gaussian bumps (a random vertex and its mirror image move by N(0, 0.025·strength·face
-    width) per axis, neighbours within σ ~ U(0.15, 0.3)·face width along). ``strength`` 0 returns a copy."""
+    width) per axis, neighbours within σ ~ U(0.15, 0.3)·face width along), then turned back to face the way
+    the photo's face does (:func:`_face_forward`). ``strength`` 0 returns a copy."""
     if strength <= 0:
         return identity.copy()
     centre = identity.mean(axis=0)
@@ -113,16 +114,33 @@ def reshape_identity(identity: np.ndarray, rng: np.random.Generator, strength: f
         shift = rng.normal(0.0, 0.025 * strength * width, 3)
         weights = [np.exp(-((p - cc) ** 2).sum(axis=1) / (2 * sigma**2)) for cc in (c, c * mirror)]  # (468,) ×2
         p += 0.5 * (weights[0][:, None] * shift + weights[1][:, None] * shift * mirror)
-    return (p + centre).astype(identity.dtype)
+    return _face_forward(p + centre, identity).astype(identity.dtype)
+
+
+def _face_forward(shape: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``shape`` (468, 3) rotated and moved (not scaled) so that its rigid vertices (those no blendshape
+    moves: forehead, nose bridge, temples) best match ``reference``'s: a new face shape, not a turned head.
+    Without it a bump on the forehead tilts the face's own frame by up to 5°, which every analysis reads
+    as head pitch, so the clip's ground-truth pose would disagree with what any analyser can see."""
+    from flowvq_cli.face.fit import procrustes, rigid_weights
+    from flowvq_cli.face.rig import default_rig
+
+    weights = rigid_weights(default_rig())
+    sim = procrustes(shape.astype(np.float64), reference.astype(np.float64)[None], weights)
+    w = weights / weights.sum()
+    rotated = shape @ sim.rotation[0].T
+    return rotated + (w @ reference - w @ rotated)
 
 
 def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool, clip_dir: Path,
             reshape: float = 0.0) -> np.ndarray:
     """Absolute coefficients (the photo's pose + the clip's head motion); writes frames.mp4 (the photo
-    with the clip's face shape, :func:`reshape_identity` at ``reshape``), identity.npy (that shape) and
-    face.txt (the photo's sha256, shared by every clip of that photo whatever its shape) if asked."""
+    with the clip's face shape, :func:`reshape_identity` at ``reshape``), identity.npy (that shape),
+    still.png (that face at rest: the photo's own coefficients) and face.txt (the photo's sha256, shared by
+    every clip of that photo whatever its shape) if asked."""
     from flowvq_cli.api import prepare_face, warp_frames
     from flowvq_cli.face import rig
+    from flowvq_cli.image import save_image
     from flowvq_cli.video import VideoWriter
 
     if plan.face not in sources:
@@ -136,6 +154,8 @@ def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool,
             for frame in warp_frames(source, coeffs, paste_back=False, identity=identity):
                 writer.write(frame)
         np.save(clip_dir / "identity.npy", identity)
+        save_image(clip_dir / STILL_FILE, next(warp_frames(source, source.coeffs[None], paste_back=False,
+                                                          identity=identity)), force=True)
         (clip_dir / FACE_KEY_FILE).write_text(face_key + "\n")
     return coeffs
 

@@ -29,6 +29,7 @@ from flowvq_cli.eval.image_metrics import psnr, ssim, ssim_image
 from flowvq_cli.eval.landmark_metrics import f_lmd, lmd_per_frame, m_lmd
 from flowvq_cli.eval.motion import (
     BlinkResult,
+    blink_openness,
     detect_blinks,
     expression_spread,
     eye_aspect_ratio,
@@ -72,6 +73,7 @@ __all__ = [
     "aggregate_clips",
     "audio_energy_envelope",
     "av_sync",
+    "blink_openness",
     "clip_metrics",
     "cpbd",
     "cpbd_image",

@@ -4,7 +4,9 @@
   Soukupová & Čech 2016) from 68-point landmarks via :func:`eye_aspect_ratio`, or ``1 - eyeBlink``
   from blendshapes. A blink is a run of consecutive frames strictly below a threshold lasting
   0.08–0.48 s (2–12 frames at 25 fps; scaled to other frame rates). Runs that touch the first or
-  last frame are not counted: their length is unknown.
+  last frame are not counted: their length is unknown. ``eyeBlink`` read from a video carries a slow
+  baseline of its own (a lowered gaze or a squint lowers the upper lid too), so :func:`blink_openness`
+  measures it against its rolling median over :data:`BLINK_BASELINE_SECONDS` first.
 - **Jitter**: the norm of the second temporal difference ``x[t+1] - 2 x[t] + x[t-1]`` of each point,
   averaged over points (an acceleration; 0 for still or uniformly moving landmarks).
 - **Diversity** of K samples of the same job with different seeds:
@@ -31,6 +33,9 @@ BLINK_MIN_SECONDS = 2 / 25
 """Shortest blink: 2 frames at 25 fps."""
 BLINK_MAX_SECONDS = 12 / 25
 """Longest blink: 12 frames at 25 fps; longer closures are not blinks."""
+BLINK_BASELINE_SECONDS = 2.0
+"""Window of the rolling median that :func:`blink_openness` takes as the open-eye level (several times a
+blink's length, so a blink never moves it)."""
 LEFT_EYE = np.arange(36, 42)
 RIGHT_EYE = np.arange(42, 48)
 
@@ -84,6 +89,21 @@ def _runs_below(track: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def blink_openness(eye_blink: np.ndarray, fps: float = DEFAULT_FPS) -> np.ndarray:
+    """Eye openness (T,) from an ``eyeBlink`` track (T,): ``1 - (eyeBlink - rolling median)``, the median
+    over :data:`BLINK_BASELINE_SECONDS` centred on each frame (edges use the frames there are). A blink
+    from any resting level then reads as a dip of its own depth; pass it to :func:`detect_blinks` with
+    ``threshold=0.5`` (a closure by at least half the eye's range)."""
+    track = as_track(eye_blink, "eyeBlink track", ndim=1).astype(np.float64)
+    if fps <= 0:
+        raise InputError(f"fps must be positive, got {fps}")
+    half = max(1, round(BLINK_BASELINE_SECONDS * fps / 2))
+    padded = np.pad(track, half, mode="constant", constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)  # (T, 2·half + 1)
+    baseline = np.nanmedian(windows, axis=1)
+    return 1.0 - (track - baseline)
 
 
 def detect_blinks(openness: np.ndarray, threshold: float = EAR_BLINK_THRESHOLD,

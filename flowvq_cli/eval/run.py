@@ -35,7 +35,13 @@ from flowvq_cli.eval.cpbd import cpbd
 from flowvq_cli.eval.fid import NO_WEIGHTS_REASON, FeatureExtractor, fid
 from flowvq_cli.eval.image_metrics import psnr, ssim
 from flowvq_cli.eval.landmark_metrics import f_lmd, m_lmd
-from flowvq_cli.eval.motion import detect_blinks, expression_spread, landmark_jitter, pose_trace_variance
+from flowvq_cli.eval.motion import (
+    blink_openness,
+    detect_blinks,
+    expression_spread,
+    landmark_jitter,
+    pose_trace_variance,
+)
 from flowvq_cli.eval.plots import ClipTracks, write_plots
 from flowvq_cli.eval.report import MetricResult, results_to_json, summarize, summary_rows, unavailable
 from flowvq_cli.eval.sharpness import sharpness_ratio
@@ -50,7 +56,8 @@ EYE_BLINK = (0, 7)
 EXP_DIMS = 52
 POSE = slice(52, 58)
 BLINK_THRESHOLD = 0.5
-"""``1 - eyeBlink`` below this is a closed eye."""
+"""Openness (``1 -`` eyeBlink above its rolling open-eye level, :func:`motion.blink_openness`) below this
+is a closed eye."""
 IDENTITY_FRAMES = 8
 """Frames (evenly spaced) embedded with dlib for the identity metric (the ResNet costs ~0.1 s a face)."""
 MESH_POINTS = 468
@@ -454,7 +461,8 @@ def sync_results(jaw_open: np.ndarray, energy: np.ndarray | None, max_offset: in
 def _motion_results(analysis: Any) -> list[MetricResult]:
     """Blink rate from ``eyeBlink``; jitter of the MediaPipe mesh (image pixels) over tracked frames."""
     blink = analysis.coeffs[:, list(EYE_BLINK)].astype(np.float64).mean(axis=1)  # (T,)
-    rate = detect_blinks(1.0 - blink, threshold=BLINK_THRESHOLD, fps=analysis.fps).rate_per_minute
+    rate = detect_blinks(blink_openness(blink, analysis.fps), threshold=BLINK_THRESHOLD,
+                         fps=analysis.fps).rate_per_minute
     valid = np.asarray(analysis.valid, bool)
     if valid.size < 3:
         return [_s("blink rate", [rate]), _u("jitter", "needs at least 3 frames")]

@@ -5,9 +5,10 @@ Per frame, alternately (``FitConfig.pose_iters`` times):
 1. **pose**: weighted similarity Procrustes (Umeyama) of the current model shape
    ``identity + basis . exp`` onto the landmarks. The first pass trusts only *rigid* vertices (those no
    blendshape moves); later passes add every vertex with a small weight.
-2. **expression**: frontalise the landmarks with that pose and solve the bounded least squares
-   ``min ||basis . exp - (frontal - identity)||²`` with ``0 <= exp <= 1`` for all frames at once:
-   FISTA on the 52×52 normal matrix, then a few batched active-set Newton steps on the free variables.
+2. **expression**: frontalise the landmarks with that pose and solve the bounded, ridge-regularised least
+   squares ``min ||W (basis . exp - (frontal - identity))||² + frame_prior |exp|²`` with ``0 <= exp <= 1``
+   (``W`` weighs depth by ``FitConfig.depth_weight``) for all frames at once: FISTA on the 52×52 normal
+   matrix, then a few batched active-set Newton steps on the free variables.
 
 Identity. If none is given it is estimated (``estimate_identity``): with one frame, identity =
 frontalised landmarks minus ``basis . exp`` (exp fitted against the canonical face, with the ridge prior
@@ -30,6 +31,7 @@ import numpy as np
 from flowvq_cli.errors import InputError
 from flowvq_cli.face import canonical
 from flowvq_cli.face.rig import (
+    ARKIT_NAMES,
     EXP_SLICE,
     N_COEFFS,
     N_EXP,
@@ -54,13 +56,25 @@ class FitConfig:
         newton_iters: batched active-set Newton steps after FISTA.
         identity_rounds: identity re-estimations (multi-frame, identity unknown).
         rest_quantile: per-blendshape quantile over frames taken as "at rest" (multi-frame identity).
-        frame_prior: ridge weight (cm²) on exp in every per-frame fit. Blendshapes that move few vertices
-            by little (eyeLook*, eyeWide) are weakly observable in 468 landmarks; without a prior, 0.4 px of
-            landmark jitter makes them flicker by ±0.2 between frames of a still face. 1 cm² cuts that to
-            below 0.08 and costs jawOpen-scale shapes about 1 % of their value.
-        sparsity: L1 weight (cm²) on exp (exp >= 0, so a linear term). 0 keeps ``fit(synthesise(c)) == c``
-            exact; on rendered frames (``benchmarks/synth_consistency.py``) 0.5 lowers the exp error from
-            0.17 to 0.10 by silencing small spurious activations, at the cost of shrinking weak blendshapes.
+        frame_prior: ridge weight (cm²) on exp in every per-frame fit. MediaPipe's landmarks follow a face's
+            deformation only in part and with a bias of their own that depends on the face (the synthetic
+            frames of ``benchmarks/synth_consistency.py`` show it: a brow lowered by a third of its range
+            moves MediaPipe's brow points by almost nothing, and a still face reads browDown 0.6 on one
+            side). Without a prior those biases land in blendshapes that move few vertices by little
+            (eyeLook*, brows, mouthPress), up to 1. 3 cm² takes the exp error on those frames from 0.16 to
+            0.08 and *raises* the mean correlation of the driven blendshapes with the truth (0.35 → 0.38);
+            it shrinks jawOpen-scale shapes by about 1 %, and eyeBlink (which :data:`analyze.LID_GAIN`
+            rescales) by more. ``FitConfig.exact()`` turns it off.
+        prior_exempt: blendshapes the frame prior leaves alone. The eyelids are well observed (their
+            reading correlates 0.65–0.75 with the truth on rendered frames) and MediaPipe's under-reading
+            of a closed eye is corrected by :data:`analyze.LID_GAIN`, which the prior would halve.
+        depth_weight: weight of the landmarks' depth (z) in the exp fit, relative to x and y (1). MediaPipe
+            infers depth from a 2D image largely from its face prior, so its z disagrees with the face
+            model's more than x/y do; 0.5 lowers the exp error on rendered frames by about 0.01 and leaves
+            an exact (noise-free) fit exact. The pose fit uses all three axes at full weight.
+        sparsity: L1 weight (cm²) on exp (exp >= 0, so a linear term). It lowers the exp error further by
+            silencing every weak blendshape (0.5 sets most of them to 0 and cuts their correlation with the
+            truth), so it is off.
         photo_prior: ridge weight (cm²) pulling exp towards 0 when a single photo is split into identity
             and expression. Without it, every way the subject's face differs from the canonical one is
             read as expression (a wider face = mouthStretch and eyeLookOut at 1); with it, only deformations
@@ -74,13 +88,20 @@ class FitConfig:
     identity_rounds: int = 2
     rest_quantile: float = 0.5
     photo_prior: float = 20.0
-    frame_prior: float = 0.0
+    frame_prior: float = 3.0
+    depth_weight: float = 0.5
+    prior_exempt: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
     sparsity: float = 0.0
 
     @classmethod
     def tiny(cls) -> FitConfig:
         """Cheapest settings (tests of plumbing, not accuracy)."""
         return cls(pose_iters=1, fista_iters=10, newton_iters=1, identity_rounds=1)
+
+    @classmethod
+    def exact(cls) -> FitConfig:
+        """No per-frame prior: ``fit(synthesise(c)) == c`` for noise-free model landmarks."""
+        return cls(frame_prior=0.0)
 
 
 @dataclass(frozen=True)
@@ -145,18 +166,35 @@ def procrustes(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> _
 
 
 @lru_cache(maxsize=4)
-def _rigid_weights(rig: FaceRig) -> np.ndarray:
+def rigid_weights(rig: FaceRig) -> np.ndarray:
     """(468,) 1 on vertices no blendshape moves (> ``RIGID_TOLERANCE``), else 0."""
     motion = np.linalg.norm(rig.basis, axis=2).max(axis=0)  # (468,)
     return (motion < RIGID_TOLERANCE).astype(np.float64)
 
 
-@lru_cache(maxsize=4)
-def _normal_matrix(rig: FaceRig) -> tuple[np.ndarray, float]:
-    """Normal matrix G = B Bᵀ (52, 52) of the flattened basis and its largest eigenvalue."""
-    flat = rig.basis.reshape(N_EXP, -1).astype(np.float64)
+def _axis_weights(depth_weight: float) -> np.ndarray:
+    """(3,) per-axis weights of the exp fit: x and y 1, z ``depth_weight``."""
+    return np.array([1.0, 1.0, depth_weight])
+
+
+@lru_cache(maxsize=8)
+def _weighted_basis(rig: FaceRig, depth_weight: float) -> np.ndarray:
+    """The basis with its z components scaled by ``depth_weight``, flattened: (52, 1404) float64."""
+    return (rig.basis.astype(np.float64) * _axis_weights(depth_weight)).reshape(N_EXP, -1)
+
+
+@lru_cache(maxsize=8)
+def _normal_matrix(rig: FaceRig, depth_weight: float = 1.0) -> tuple[np.ndarray, float]:
+    """Normal matrix G = B Bᵀ (52, 52) of the flattened (depth-weighted) basis and its largest eigenvalue."""
+    flat = _weighted_basis(rig, depth_weight)
     gram = flat @ flat.T
     return gram, float(np.linalg.eigvalsh(gram)[-1])
+
+
+def _weighted_rhs(rig: FaceRig, frontal: np.ndarray, identity: np.ndarray, depth_weight: float) -> np.ndarray:
+    """Bᵀ r with the same axis weights on the residual r = frontal - identity: (T, 468, 3) -> (T, 52)."""
+    residual = (frontal - identity) * _axis_weights(depth_weight)
+    return residual.reshape(len(frontal), -1) @ _weighted_basis(rig, depth_weight).T
 
 
 def solve_box_qp(
@@ -188,22 +226,27 @@ def solve_box_qp(
 
 
 def _fit_exp(
-    rig: FaceRig, frontal: np.ndarray, identity: np.ndarray, config: FitConfig, ridge: float = 0.0
+    rig: FaceRig, frontal: np.ndarray, identity: np.ndarray, config: FitConfig, ridge: float | np.ndarray = 0.0
 ) -> np.ndarray:
-    """Bounded exp (T, 52) for frontalised shapes (T, 468, 3) around identity (468, 3); ``ridge`` adds
-    ``ridge * |exp|²`` to the objective."""
-    gram, lip = _normal_matrix(rig)
-    flat = rig.basis.reshape(N_EXP, -1).astype(np.float64)
-    rhs = (frontal - identity).reshape(len(frontal), -1) @ flat.T - config.sparsity  # (T, 52)
-    return solve_box_qp(gram + ridge * np.eye(N_EXP), rhs, lip + ridge, config)
+    """Bounded exp (T, 52) for frontalised shapes (T, 468, 3) around identity (468, 3); ``ridge`` (a scalar
+    or one weight per blendshape, (52,)) adds ``Σ ridge_k exp_k²`` to the objective."""
+    gram, lip = _normal_matrix(rig, config.depth_weight)
+    rhs = _weighted_rhs(rig, frontal, identity, config.depth_weight) - config.sparsity  # (T, 52)
+    ridge = np.broadcast_to(np.asarray(ridge, dtype=np.float64), (N_EXP,))
+    return solve_box_qp(gram + np.diag(ridge), rhs, lip + float(ridge.max()), config)
 
 
-def _unconstrained_exp(rig: FaceRig, frontal: np.ndarray, identity: np.ndarray) -> np.ndarray:
+def frame_ridge(config: FitConfig) -> np.ndarray:
+    """(52,) per-blendshape ridge of the per-frame fit: ``frame_prior``, 0 on ``prior_exempt``."""
+    ridge = np.full(N_EXP, config.frame_prior)
+    ridge[[ARKIT_NAMES.index(n) for n in config.prior_exempt]] = 0.0
+    return ridge
+
+
+def _unconstrained_exp(rig: FaceRig, frontal: np.ndarray, identity: np.ndarray, depth_weight: float) -> np.ndarray:
     """Least-squares exp without bounds: (T, 468, 3) -> (T, 52)."""
-    gram, _ = _normal_matrix(rig)
-    flat = rig.basis.reshape(N_EXP, -1).astype(np.float64)
-    rhs = (frontal - identity).reshape(len(frontal), -1) @ flat.T
-    return np.linalg.solve(gram, rhs.T).T
+    gram, _ = _normal_matrix(rig, depth_weight)
+    return np.linalg.solve(gram, _weighted_rhs(rig, frontal, identity, depth_weight).T).T
 
 
 def _shapes(rig: FaceRig, identity: np.ndarray, exp: np.ndarray) -> np.ndarray:
@@ -212,10 +255,10 @@ def _shapes(rig: FaceRig, identity: np.ndarray, exp: np.ndarray) -> np.ndarray:
 
 
 def _fit_pose_exp(
-    rig: FaceRig, points: np.ndarray, identity: np.ndarray, config: FitConfig, ridge: float = 0.0
+    rig: FaceRig, points: np.ndarray, identity: np.ndarray, config: FitConfig, ridge: float | np.ndarray = 0.0
 ) -> tuple[_Similarity, np.ndarray]:
     """Alternate pose and exp for known identity: points (T, 468, 3) -> (similarity, exp (T, 52))."""
-    rigid = _rigid_weights(rig)
+    rigid = rigid_weights(rig)
     exp = np.zeros((len(points), N_EXP))
     sim = procrustes(identity, points, rigid)
     for it in range(config.pose_iters):
@@ -233,7 +276,7 @@ def normalize_identity(identity: np.ndarray, rig: FaceRig | None = None) -> np.n
     """
     rig = rig or default_rig()
     identity = np.asarray(identity, dtype=np.float64)
-    sim = procrustes(identity, rig.neutral.astype(np.float64)[None], _rigid_weights(rig))
+    sim = procrustes(identity, rig.neutral.astype(np.float64)[None], rigid_weights(rig))
     return sim.apply(identity)[0]
 
 
@@ -250,7 +293,7 @@ def estimate_identity(
     for _ in range(config.identity_rounds):
         sim, _ = _fit_pose_exp(rig, points, identity, config)
         frontal = sim.invert(points)
-        u = _unconstrained_exp(rig, frontal, identity)  # (T, 52)
+        u = _unconstrained_exp(rig, frontal, identity, config.depth_weight)  # (T, 52)
         rest = np.quantile(u, config.rest_quantile, axis=0)  # (52,)
         residual = np.median(frontal - _shapes(rig, np.zeros_like(identity), u), axis=0)
         identity = normalize_identity(residual + _shapes(rig, np.zeros_like(identity), rest[None])[0], rig)
@@ -290,13 +333,18 @@ def fit_landmarks(
     """
     config = config or FitConfig()
     points = _check_landmarks(landmarks)
+    ridge = frame_ridge(config)
     if identity is None:
         identity = estimate_identity(points, rig, config)
+        if len(points) == 1:
+            # A photo split into identity + expression: that split already explains the photo exactly, so
+            # a refit without prior returns its exp (a second prior would shrink the photo's smile again).
+            ridge = np.zeros(N_EXP)
     identity = np.asarray(identity, dtype=np.float64)
     if identity.shape != (canonical.N_VERTICES, 3):
         raise InputError(f"identity must have shape ({canonical.N_VERTICES}, 3), got {identity.shape}")
     rig = rig or rig_for(identity)  # the identity's own blink fields, as synthesis uses
-    sim, exp = _fit_pose_exp(rig, points, identity, config, ridge=config.frame_prior)
+    sim, exp = _fit_pose_exp(rig, points, identity, config, ridge=ridge)
     coeffs = np.empty((len(points), N_COEFFS), dtype=np.float32)
     coeffs[:, EXP_SLICE] = exp
     coeffs[:, POSE_SLICE] = transform_to_pose(sim.scale, sim.rotation, sim.offset)

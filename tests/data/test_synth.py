@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowvq_cli.data.manifest import FACE_KEY_FILE, read_manifest
+from flowvq_cli.data.manifest import FACE_KEY_FILE, STILL_FILE, read_manifest
 from flowvq_cli.data.synth import reshape_identity, synthesize_corpus
 from flowvq_cli.errors import OutputError
 from flowvq_cli.face import rig
@@ -63,14 +63,38 @@ def test_each_clip_gets_its_own_face_shape_of_the_same_photo(corpus: Path) -> No
     assert len(keys) == 1  # one photo: the faces-seen-in-training check must not count shapes as new faces
 
 
+def test_each_clip_has_a_still_of_its_face_at_rest(corpus: Path) -> None:
+    from flowvq_cli.face import rig
+    from flowvq_cli.face.analyze import analyze_image, analyze_video
+
+    clip = read_manifest(corpus)[0]
+    folder = clip.path(corpus, "coeffs").parent
+    still = analyze_image(folder / STILL_FILE)  # a photo `flowvq analyze` finds one face in
+    assert still.image_size == (256, 256)
+    # Its identity is the one the clip's frames are read against (benchmarks/synth_consistency.py): the
+    # mouth's motion comes back.
+    frames = analyze_video(clip.path(corpus, "frames"), identity=still.identity)
+    truth = np.load(clip.path(corpus, "coeffs"))
+    jaw = rig.ARKIT_NAMES.index("jawOpen")
+    n = min(len(truth), len(frames.coeffs))
+    assert np.corrcoef(frames.coeffs[:n, jaw], truth[:n, jaw])[0, 1] > 0.8
+
+
 def test_reshape_identity_is_a_moderate_symmetric_change() -> None:
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=(468, 3))
-    base[234:] = base[:234] * np.array([-1.0, 1.0, 1.0])  # left half mirrors the right half
+    from flowvq_cli.face import canonical
+    from flowvq_cli.face.fit import procrustes, rigid_weights
+    from flowvq_cli.face.rig import default_rig
+
+    base = default_rig().neutral.astype(np.float64)
+    base = 0.5 * (base + canonical.mirror_field(base))  # exactly left-right symmetric
     assert np.array_equal(reshape_identity(base, np.random.default_rng(1), 0.0), base)
     width = np.ptp(base[:, 0])
+    weights = rigid_weights(default_rig())
     for seed in range(5):
         new = reshape_identity(base, np.random.default_rng(seed), 1.0)
         moved = np.linalg.norm(new - base, axis=1).mean() / width
         assert 0.002 < moved < 0.1, moved
-        np.testing.assert_allclose(new[234:] * np.array([-1.0, 1.0, 1.0]), new[:234], atol=1e-9)
+        np.testing.assert_allclose(canonical.mirror_field(new), new, atol=1e-6)
+        # A new face, not a turned head: its rigid vertices face the way the original's do.
+        rotation = procrustes(new, base[None], weights).rotation[0]
+        assert np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))) < 0.01

@@ -7,6 +7,7 @@ import pytest
 
 from flowvq_cli.errors import InputError
 from flowvq_cli.eval.motion import (
+    blink_openness,
     detect_blinks,
     expression_spread,
     eye_aspect_ratio,
@@ -33,6 +34,28 @@ def test_blink_length_scales_with_fps() -> None:
     ear[100:103] = 0.0  # 3 frames at 50 fps = 0.06 s: too short
     ear[200:210] = 0.0  # 0.2 s: blink
     assert detect_blinks(ear, fps=50).events == ((200, 210),)
+
+
+def test_blinks_from_eye_blink_over_a_resting_lid_level() -> None:
+    # 8 s at 25 fps: lids resting at 0.1, then lowered to 0.45 for 3 s (a downward gaze) with reading noise,
+    # and two real blinks (to 1.0 for 4 frames) at either level.
+    rng = np.random.default_rng(0)
+    eye_blink = np.full(200, 0.1)
+    eye_blink[60:135] = 0.45
+    eye_blink += rng.uniform(-0.08, 0.08, 200)
+    eye_blink[30:34] = 1.0
+    eye_blink[100:104] = 1.0
+    # Against the fixed 0.5 threshold the noisy lowered lids flicker across it: spurious short "blinks".
+    assert detect_blinks(1.0 - eye_blink, threshold=0.5, fps=25).count > 2
+    openness = blink_openness(eye_blink, fps=25)
+    assert detect_blinks(openness, threshold=0.5, fps=25).events == ((30, 34), (100, 104))
+    assert np.median(np.abs(openness - 1.0)) < 0.1
+
+
+def test_blink_openness_of_a_still_eye_is_one() -> None:
+    np.testing.assert_allclose(blink_openness(np.full(10, 0.3), fps=25), 1.0)
+    with pytest.raises(InputError):
+        blink_openness(np.zeros(5), fps=0)
 
 
 def test_eye_aspect_ratio_of_a_known_eye() -> None:

@@ -80,11 +80,12 @@ def test_noise_free_fit_is_exact_and_batched() -> None:
     identity = random_identity(rng)
     coeffs = random_coeffs(rng, 50)
     points = rig.synthesize(identity, coeffs)
-    result = fit_landmarks(points, identity=identity)
+    result = fit_landmarks(points, identity=identity, config=FitConfig.exact())
     assert result.coeffs.shape == (50, N_COEFFS) and result.coeffs.dtype == np.float32
     np.testing.assert_allclose(result.coeffs, coeffs, atol=1e-3)
     assert result.rms_px.max() < 1e-2
-    one_by_one = np.concatenate([fit_landmarks(p, identity=identity).coeffs for p in points[:5]])
+    one_by_one = np.concatenate([fit_landmarks(p, identity=identity, config=FitConfig.exact()).coeffs
+                                 for p in points[:5]])
     np.testing.assert_allclose(one_by_one, result.coeffs[:5], atol=1e-4)
 
 
@@ -92,9 +93,38 @@ def test_single_frame_identity_explains_the_frame() -> None:
     rng = np.random.default_rng(3)
     identity = random_identity(rng)
     points = rig.synthesize(identity, random_coeffs(rng, 1))
-    result = fit_landmarks(points[0])
+    result = fit_landmarks(points[0], config=FitConfig.exact())
     assert result.rms_px[0] < 1e-2
     np.testing.assert_allclose(estimate_identity(points), result.identity, atol=1e-4)
+
+
+def test_frame_prior_silences_weak_blendshapes_under_a_landmark_bias() -> None:
+    # A still, neutral face whose landmarks carry a fixed 0.5 px bias (as MediaPipe's reading of a face
+    # differs from the face model's): without the prior the bias is read as weak blendshapes well above
+    # 0.1; with it they stay small, while a real jawOpen is still read almost in full.
+    rng = np.random.default_rng(11)
+    identity = random_identity(rng)
+    coeffs = np.zeros((2, N_COEFFS), np.float32)
+    coeffs[:, 52:] = random_coeffs(rng, 1)[0, 52:]
+    coeffs[1, rig.ARKIT_NAMES.index("jawOpen")] = 0.6
+    points = rig.synthesize(identity, coeffs) + rng.normal(0.0, 0.5, (1, 468, 3))
+    exact = fit_landmarks(points, identity=identity, config=FitConfig.exact()).coeffs
+    prior = fit_landmarks(points, identity=identity).coeffs
+    jaw = rig.ARKIT_NAMES.index("jawOpen")
+    weak = [i for i in range(N_EXP) if i != jaw]
+    assert exact[0, weak].max() > 0.1
+    assert np.abs(prior[:, weak]).mean() < 0.5 * np.abs(exact[:, weak]).mean()
+    assert abs(prior[1, jaw] - 0.6) < 0.05
+
+
+def test_depth_weight_keeps_an_exact_fit_exact() -> None:
+    rng = np.random.default_rng(5)
+    identity = random_identity(rng)
+    coeffs = random_coeffs(rng, 8)
+    points = rig.synthesize(identity, coeffs)
+    for w in (1.0, 0.25):
+        fitted = fit_landmarks(points, identity=identity, config=FitConfig(frame_prior=0.0, depth_weight=w))
+        np.testing.assert_allclose(fitted.coeffs, coeffs, atol=1e-3)
 
 
 def test_mirrored_landmarks_give_mirrored_coeffs() -> None:
@@ -104,8 +134,12 @@ def test_mirrored_landmarks_give_mirrored_coeffs() -> None:
     points = rig.synthesize(identity, coeffs)
     mirrored = points[:, canonical.mirror_index()] * [-1, 1, 1] + [rig.CROP_SIZE, 0, 0]
     mirrored_identity = canonical.mirror_field(identity)
-    result = fit_landmarks(mirrored, identity=mirrored_identity)
+    result = fit_landmarks(mirrored, identity=mirrored_identity, config=FitConfig.exact())
     np.testing.assert_allclose(result.coeffs, rig.mirror_coeffs(coeffs), atol=1e-3)
+    # With the default prior the fit is no longer exact, but still mirror-symmetric.
+    plain = fit_landmarks(points, identity=identity).coeffs
+    np.testing.assert_allclose(fit_landmarks(mirrored, identity=mirrored_identity).coeffs,
+                               rig.mirror_coeffs(plain), atol=2e-3)
 
 
 def test_box_qp_matches_brute_force_kkt() -> None:
