@@ -21,10 +21,10 @@ from flowvq_cli.face.fit import fit_landmarks
 from flowvq_cli.fsutil import check_input_file
 
 N_MESH = 468  # FaceMesh vertices the face model uses (the 10 iris points are not part of it)
-LID_GAIN = 0.53
+LID_GAIN = 0.60
 """How far MediaPipe's eyelid landmarks follow a closing eye: on frames whose eyes the mesh-warp renderer
 closes completely, the fit reads eyeBlink ≈ 0.5 (MediaPipe's lid points never meet): the slope of
-the reading on the true value is 0.54 in video and 0.52 in photo mode. Measured by
+the reading on the true value is 0.60 in video and 0.59 in photo mode. Measured by
 ``python benchmarks/lid_gain.py``; :func:`calibrate_lids` divides the fitted eyeBlink by it."""
 BLINK_INDICES = (rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight"))
 OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges

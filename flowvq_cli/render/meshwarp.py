@@ -10,7 +10,11 @@ ring half of it, and the crop border stays put, so the surroundings bend smoothl
 Triangles are rasterised into a triangle-id image far-to-near (the face over the ring, and within the
 face by depth), which handles self-occlusion under yaw. Where the target's lips part further than the
 source's, the *mouth interior* (dark cavity, upper and lower teeth, tongue) is painted between the
-inner-lip contours, faded in by how much wider the opening is than the source's at that column.
+inner-lip contours, faded in by how much wider the opening is than the source's at that column. Where an
+eye closes (the target's lids nearer than the source's), the *closed lid* is drawn over it, faded in with
+the closure: from the fold above the eye down to the lash line, pixels darker than the skin under the eye
+are lightened towards it, and a soft lash line is drawn. Without it a closing eye only pulls down whatever
+lies above it, which on a hooded lid or behind glasses is dark: the eye looks narrowed, not shut.
 
 Outputs are the frames, the dense backward flow (for every output pixel, the source pixel it samples:
 what the VQIG warping network is warm-started on) and the mouth-interior mask.
@@ -52,6 +56,12 @@ class MeshWarpConfig:
     tongue_rgb: tuple[int, int, int] = (176, 84, 88)
     min_gap_px: float = 0.75  # lips closer than this are treated as closed
     fade_gap: float = 0.06  # extra opening (mouth widths) over the source's at which the interior is opaque
+    lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid paint starts
+    lid_full: float = 0.9  # closure at which it reaches lid_opacity
+    lid_opacity: float = 0.85  # the painted lid's opacity over the warped pixels (some texture shows through)
+    lid_skin_quantile: float = 0.5  # skin pixels under the eye brighter than this quantile give the lid colour
+    lash_shade: float = 0.5  # lash line colour = lid colour × this
+    lash_opacity: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,38 @@ class WarpResult:
     frames: np.ndarray
     flow: np.ndarray
     mouth_mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Eye:
+    """Vertex indices of one eye, each ordered from the image's left to its right (canonical x)."""
+
+    upper: np.ndarray  # upper lid contour (lash line), corners included
+    lower: np.ndarray  # lower lid contour, corners included
+    fold: np.ndarray  # the next ring of vertices above the upper contour
+    below: np.ndarray  # the next ring of vertices below the lower contour
+
+
+@cache
+def _eyes() -> tuple[_Eye, _Eye]:
+    """Both eyes' contours and the ring above each upper lid (found from the triangles)."""
+    can = load_canonical()
+    v = np.asarray(can.vertices)
+    tris = np.asarray(can.triangles)
+    eyes = []
+    for side in ("left", "right"):
+        upper = np.asarray(can.groups[f"eye_upper_{side}"])
+        lower = np.asarray(can.groups[f"eye_lower_{side}"])
+        contour = set(upper.tolist()) | set(lower.tolist())
+        rings = []
+        for lid, above in ((np.setdiff1d(upper, lower), True), (np.setdiff1d(lower, upper), False)):
+            touching = np.unique(tris[np.isin(tris, lid).any(axis=1)])
+            # Canonical y points up: the fold is the ring of neighbours above the upper contour, ``below``
+            # the ring under the lower one.
+            rings.append(np.array([i for i in touching if i not in contour
+                                   and (v[i, 1] > v[lid, 1].min() if above else v[i, 1] < v[lid, 1].max())]))
+        eyes.append(_Eye(*(idx[np.argsort(v[idx, 0])] for idx in (upper, lower, *rings))))
+    return eyes[0], eyes[1]
 
 
 @cache
@@ -119,6 +161,9 @@ class MeshWarpRenderer:
         self.outer_tris = tri[~inside]  # indices into [oval, rings, border]
         self.outer_src = pts
         self.mouth_colour_scale = self._source_brightness()
+        self.eyes = _eyes()
+        self.lid_rgb = [self._lid_colour(eye) for eye in self.eyes]
+        self.eye_gap = [self._eye_gap(self.source_mesh[:, :2], eye) for eye in self.eyes]
 
     # -- control points -------------------------------------------------------------------------
     def _ring_points(self, mesh2d: np.ndarray) -> np.ndarray:
@@ -190,6 +235,10 @@ class MeshWarpRenderer:
         mouth = alpha > MOUTH_MASK_ALPHA
         if (alpha > 0).any():
             frame = self._paint_mouth(frame, tgt2d, alpha)
+        for eye, rgb, gap in zip(self.eyes, self.lid_rgb, self.eye_gap, strict=True):
+            closure = 1.0 - self._eye_gap(tgt2d, eye) / gap if gap > 0 else 0.0
+            if closure > self.config.lid_from:
+                frame = self._paint_lid(frame, tgt2d, eye, rgb, closure)
         return frame, flow, mouth
 
     def render(self, target_meshes: np.ndarray) -> WarpResult:
@@ -197,6 +246,58 @@ class MeshWarpRenderer:
         outs = [self.render_one(m) for m in np.asarray(target_meshes)]
         return WarpResult(frames=np.stack([o[0] for o in outs]), flow=np.stack([o[1] for o in outs]),
                           mouth_mask=np.stack([o[2] for o in outs]))
+
+    # -- closed eyelids -------------------------------------------------------------------------
+    @staticmethod
+    def _eye_gap(mesh2d: np.ndarray, eye: _Eye) -> float:
+        """Mean lid opening (pixels) over the eye's width: lower contour minus upper, column by column."""
+        up, lo = mesh2d[eye.upper], mesh2d[eye.lower]
+        x = np.linspace(up[0, 0], up[-1, 0], 9)[1:-1]
+        return float(np.mean(np.interp(x, lo[:, 0], lo[:, 1]) - np.interp(x, up[:, 0], up[:, 1])))
+
+    def _lid_colour(self, eye: _Eye) -> np.ndarray:
+        """(3,) float32 RGB of the skin around the source's eye: the brighter pixels of the band under the
+        lower lid (the upper lid's own band holds lashes and shadow, and behind glasses the rim)."""
+        src = self.source_mesh[:, :2]
+        band = np.zeros(self.source.shape[:2], np.uint8)
+        poly = np.vstack([src[eye.lower], src[eye.below][::-1]])
+        cv2.fillPoly(band, [np.round(poly * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        pixels = self.source[band > 0].astype(np.float32)
+        if len(pixels) < 4:  # a tiny face: the eye's bounding box and its surroundings
+            x0, y0 = np.floor(src[eye.upper].min(axis=0) - 2).astype(int)
+            x1, y1 = np.ceil(src[eye.lower].max(axis=0) + 2).astype(int)
+            pixels = self.source[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1].reshape(-1, 3).astype(np.float32)
+        luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+        bright = pixels[luma >= np.quantile(luma, self.config.lid_skin_quantile)]
+        return np.median(bright, axis=0).astype(np.float32)
+
+    def _paint_lid(self, frame: np.ndarray, tgt2d: np.ndarray, eye: _Eye, rgb: np.ndarray,
+                   closure: float) -> np.ndarray:
+        """Blend the closed lid (fold → lash line, soft-edged) and its lash line into ``frame``."""
+        c = self.config
+        s = c.size
+        strength = c.lid_opacity * float(np.clip((closure - c.lid_from) / (c.lid_full - c.lid_from), 0.0, 1.0))
+        poly = np.vstack([tgt2d[eye.fold], tgt2d[eye.lower][::-1]])
+        mask = np.zeros((s, s), np.float32)
+        cv2.fillPoly(mask, [np.round(poly * SUBPIXEL).astype(np.int32)], 1.0, lineType=cv2.LINE_AA,
+                     shift=SUBPIXEL_BITS)
+        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 3, 0)
+        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 4, s)
+        if x1 <= x0 or y1 <= y0:
+            return frame
+        patch = frame[y0:y1, x0:x1].astype(np.float32)
+        # Lighten only: pixels darker than the lid's skin (the iris, the lid's shadow, a rim dragged down)
+        # move towards it, lighter ones (the lid's own highlights) stay.
+        skin = np.maximum(patch, rgb)
+        lash = np.zeros((s, s), np.float32)
+        line = np.round(tgt2d[eye.upper] * SUBPIXEL).astype(np.int32)
+        cv2.polylines(lash, [line], isClosed=False, color=1.0, thickness=1, lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
+        lash_a = c.lash_opacity * lash[y0:y1, x0:x1, None]
+        skin = skin * (1.0 - lash_a) + (rgb * c.lash_shade) * lash_a
+        alpha = cv2.GaussianBlur(mask[y0:y1, x0:x1], (0, 0), 0.7)[..., None] * strength
+        out = frame.copy()
+        out[y0:y1, x0:x1] = np.clip(alpha * skin + (1.0 - alpha) * patch, 0, 255).astype(np.uint8)
+        return out
 
     # -- mouth interior -------------------------------------------------------------------------
     def _mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray:

@@ -117,11 +117,12 @@ def test_overlay_photo_draws_on_the_face(photo: an.Analysis, face_rgb: np.ndarra
     assert ys.min() >= lm[:, 1].min() - 5 and ys.max() <= lm[:, 1].max() + 5
 
 
-def test_closed_eyes_read_as_closed_after_the_lid_calibration(face_png: Path) -> None:
-    """MediaPipe's lid points stop halfway on a closed eye; the calibrated fit reads the blink whole."""
+@pytest.mark.parametrize("photo", ["face.png", "face2.png"])  # face2: small eyes behind thick glasses
+def test_closed_eyes_read_as_closed_after_the_lid_calibration(photo: str) -> None:
+    """MediaPipe's lid points stop short on a closed eye; the calibrated fit reads the blink whole."""
     from flowvq_cli.api import prepare_face, warp_frames
 
-    src = prepare_face(face_png)
+    src = prepare_face(Path(__file__).resolve().parents[2] / "examples" / photo)
     blink = list(an.BLINK_INDICES)
     coeffs = np.repeat(src.coeffs[None], 2, axis=0)
     coeffs[:, blink] = np.array([[0.0], [1.0]])  # open, closed (the mesh warp closes the lids completely)
@@ -129,5 +130,5 @@ def test_closed_eyes_read_as_closed_after_the_lid_calibration(face_png: Path) ->
     raw = an.analyze_rgb(closed_frame, identity=src.identity, calibrate=False).coeffs[0, blink]
     closed = an.analyze_rgb(closed_frame, identity=src.identity).coeffs[0, blink]
     opened = an.analyze_rgb(open_frame, identity=src.identity).coeffs[0, blink]
-    assert raw.mean() < 0.6 and closed.mean() > 0.8 and opened.max() < 0.2, (raw, closed, opened)
+    assert raw.mean() < 0.75 and closed.mean() > 0.8 and opened.max() < 0.2, (raw, closed, opened)
     np.testing.assert_allclose(closed, np.clip(raw / an.LID_GAIN, 0, 1), atol=1e-6)

@@ -85,3 +85,32 @@ def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, sourc
     assert (result.flow >= -1).all() and (result.flow <= 257).all()
     left, right = result.frames[0].astype(float), result.frames[2].astype(float)
     assert np.abs(left - right).mean() > 3  # turning left and right give different pictures
+
+
+def test_a_closing_eye_gets_a_lid_and_an_open_one_is_untouched(face_png: Path) -> None:
+    """Behind thick glasses the warp alone drags the dark rim over a closing eye; the painted lid lightens it.
+    Eyes that stay open are rendered exactly as without the lid paint."""
+    from dataclasses import replace
+
+    from flowvq_cli.face.canonical import load_canonical
+    from flowvq_cli.render.meshwarp import MeshWarpConfig
+
+    photo = face_png.parent / "face2.png"
+    a = analyze_image(photo)
+    crop = align.crop(load_image(photo), align.Alignment.from_matrix(a.crop_matrix[0]))
+    mesh = rig.synthesize(a.identity, a.coeffs[0][None])[0]
+    coeffs = np.repeat(a.coeffs[0][None], 2, axis=0)
+    blink = [rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight")]
+    coeffs[:, blink] = np.array([[0.0], [1.0]])
+    targets = rig.synthesize(a.identity, coeffs)
+    painted = MeshWarpRenderer(crop, mesh).render(targets).frames
+    plain = MeshWarpRenderer(crop, mesh, replace(MeshWarpConfig(), lid_from=1.0)).render(targets).frames
+    np.testing.assert_array_equal(painted[0], plain[0])
+    luma = np.array([0.299, 0.587, 0.114])
+    groups = load_canonical().groups
+    for eye in ("left", "right"):
+        idx = np.concatenate([groups[f"eye_upper_{eye}"], groups[f"eye_lower_{eye}"]])
+        x0, y0 = np.floor(mesh[idx, :2].min(axis=0)).astype(int)
+        x1, y1 = np.ceil(mesh[idx, :2].max(axis=0)).astype(int)
+        region = (slice(y0, y1 + 1), slice(x0, x1 + 1))  # where the open eye was
+        assert (painted[1][region] @ luma).mean() > (plain[1][region] @ luma).mean() + 10
