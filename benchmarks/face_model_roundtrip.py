@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine
 
+SINGLE_READS = ("jawOpen", "mouthSmileLeft", "browDownLeft", "eyeLookInLeft", "eyeBlinkLeft")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,6 +65,14 @@ def main() -> None:
         print(f"{label}: exp MAE {err.mean():.4f} (active entries {err[c[:, : rig.N_EXP] > 0].mean():.4f}), "
               f"pitch/yaw/roll error {angles[0]:.3f}/{angles[1]:.3f}/{angles[2]:.3f} deg, "
               f"{args.n / seconds:.0f} frames/s")
+    # One blendshape at 0.6 on the canonical face, no noise: how much the fit's settings shrink each kind.
+    single = []
+    for name in SINGLE_READS:
+        one = np.zeros((1, rig.N_COEFFS))
+        one[0, rig.ARKIT_NAMES.index(name)] = 0.6
+        read = fit_landmarks(rig.synthesize(v, one), identity=v, config=config).coeffs[0]
+        single.append(f"{name} {read[rig.ARKIT_NAMES.index(name)]:.2f}")
+    print("0.6 of one blendshape, noise-free, reads: " + ", ".join(single))
 
 
 if __name__ == "__main__":
