@@ -150,12 +150,14 @@ def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool,
     coeffs[:, rig.N_EXP :] += source.coeffs[rig.N_EXP :]
     if frames:
         identity = reshape_identity(source.identity, np.random.default_rng([*plan.seed, 3]), reshape)
+        # One renderer for the still (the photo's own coefficients) and the clip's frames after it.
+        frames_out = warp_frames(source, np.vstack([source.coeffs[None], coeffs]), paste_back=False,
+                                 identity=identity)
+        save_image(clip_dir / STILL_FILE, next(frames_out), force=True)
         with VideoWriter(clip_dir / "frames.mp4", fps=FPS, size=(256, 256), force=True) as writer:
-            for frame in warp_frames(source, coeffs, paste_back=False, identity=identity):
+            for frame in frames_out:
                 writer.write(frame)
         np.save(clip_dir / "identity.npy", identity)
-        save_image(clip_dir / STILL_FILE, next(warp_frames(source, source.coeffs[None], paste_back=False,
-                                                          identity=identity)), force=True)
         (clip_dir / FACE_KEY_FILE).write_text(face_key + "\n")
     return coeffs
 

@@ -278,23 +278,25 @@ class MeshWarpRenderer:
         s = c.size
         strength = c.lid_opacity * float(np.clip((closure - c.lid_from) / (c.lid_full - c.lid_from), 0.0, 1.0))
         poly = np.vstack([tgt2d[eye.fold], tgt2d[eye.lower][::-1]])
-        mask = np.zeros((s, s), np.float32)
-        cv2.fillPoly(mask, [np.round(poly * SUBPIXEL).astype(np.int32)], 1.0, lineType=cv2.LINE_AA,
-                     shift=SUBPIXEL_BITS)
         x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 3, 0)
         x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 4, s)
         if x1 <= x0 or y1 <= y0:
             return frame
+        # Mask and lash line drawn in the eye's box only (this runs on every frame with a closing eye).
+        shift = np.array([x0, y0], np.float64)
+        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+        cv2.fillPoly(mask, [np.round((poly - shift) * SUBPIXEL).astype(np.int32)], 1.0, lineType=cv2.LINE_AA,
+                     shift=SUBPIXEL_BITS)
         patch = frame[y0:y1, x0:x1].astype(np.float32)
         # Lighten only: pixels darker than the lid's skin (the iris, the lid's shadow, a rim dragged down)
         # move towards it, lighter ones (the lid's own highlights) stay.
         skin = np.maximum(patch, rgb)
-        lash = np.zeros((s, s), np.float32)
-        line = np.round(tgt2d[eye.upper] * SUBPIXEL).astype(np.int32)
+        lash = np.zeros_like(mask)
+        line = np.round((tgt2d[eye.upper] - shift) * SUBPIXEL).astype(np.int32)
         cv2.polylines(lash, [line], isClosed=False, color=1.0, thickness=1, lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
-        lash_a = c.lash_opacity * lash[y0:y1, x0:x1, None]
+        lash_a = c.lash_opacity * lash[..., None]
         skin = skin * (1.0 - lash_a) + (rgb * c.lash_shade) * lash_a
-        alpha = cv2.GaussianBlur(mask[y0:y1, x0:x1], (0, 0), 0.7)[..., None] * strength
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * strength
         out = frame.copy()
         out[y0:y1, x0:x1] = np.clip(alpha * skin + (1.0 - alpha) * patch, 0, 255).astype(np.uint8)
         return out
