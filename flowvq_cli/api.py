@@ -28,6 +28,7 @@ from flowvq_cli import __version__
 from flowvq_cli.errors import InputError, OutputError, UsageError, WeightsError
 from flowvq_cli.face import align, export, rig
 from flowvq_cli.face.analyze import Analysis, analyze_rgb
+from flowvq_cli.flow.eyes import check_eyes, eye_motion
 from flowvq_cli.labels import EMOTIONS, INTENSITIES
 
 RENDER_CHUNK = 25  # frames rendered and encoded per step (one second at 25 fps)
@@ -259,8 +260,12 @@ class FlowVQ:
 
     def motion(self, source: SourceFace, feats: np.ndarray, *, emotion: str, intensity: int, seed: int,
                temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
-               exp_latents: torch.Tensor | None = None, project: bool = False) -> np.ndarray:
-        """Coefficients (T, 58): sampled expression + head motion relative to the photo's own pose.
+               exp_latents: torch.Tensor | None = None, project: bool = False, eyes: str = "auto",
+               fps: float = DEFAULT_FPS) -> np.ndarray:
+        """Coefficients (T, 58) at ``fps``: sampled expression + head motion relative to the photo's own pose.
+
+        ``eyes``: ``auto`` tops the sampled blinks up to the emotion's natural rate and takes the gaze from
+        the corpus's fixation model, ``model`` keeps the flow's samples (:mod:`flowvq_cli.flow.eyes`).
 
         ``project``: the paper's manifold projection of sampled latents onto the training latents. Off by
         default: on the shipped weights it removes blinks (rare, tail-of-the-prior latents are pulled to
@@ -276,6 +281,7 @@ class FlowVQ:
             delta = self._pose_delta(audio, n, gen, temperature, pose)
         coeffs = np.empty((n, rig.N_COEFFS), np.float32)
         coeffs[:, : rig.N_EXP] = np.clip(exp, 0.0, 1.0)
+        coeffs[:, : rig.N_EXP] = eye_motion(coeffs[:, : rig.N_EXP], fps, emotion, seed, eyes)
         coeffs[:, rig.N_EXP :] = source.coeffs[rig.N_EXP :] + pose_scale * delta
         return coeffs
 
@@ -305,25 +311,26 @@ class FlowVQ:
                  seed: int = 0, temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
                  fps: float = DEFAULT_FPS, out: str | Path | None = None, write: bool = True,
                  paste_back: bool = True, force: bool = False, face_index: int = 0,
-                 coeffs_out: str | Path | None = None, project: bool = False,
+                 coeffs_out: str | Path | None = None, project: bool = False, eyes: str = "auto",
                  progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
         """One video from a photo, a speech recording and an emotion label."""
         emotion, intensity = check_emotion(emotion, intensity)
         return self._run(face, audio, emotion=emotion, intensity=intensity, seed=seed, temperature=temperature,
                          pose=pose, pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back,
                          force=force, face_index=face_index, coeffs_out=coeffs_out, progress=progress,
-                         project=project)
+                         project=project, eyes=eyes)
 
     def transfer(self, face: str | Path, audio: str | Path, ref: str | Path, *, ref_emotion: str = "neutral",
                  seed: int = 0, pose: str | Path = "generated", pose_scale: float = 1.0, fps: float = DEFAULT_FPS,
                  out: str | Path | None = None, write: bool = True, paste_back: bool = True, force: bool = False,
-                 face_index: int = 0, coeffs_out: str | Path | None = None,
+                 face_index: int = 0, coeffs_out: str | Path | None = None, eyes: str = "auto",
                  progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
         """Emotion from a reference clip: its coefficients → latents by the flow's forward pass → reused
         (looped back and forth or trimmed) with the new audio. ``pose="reference"`` also takes its head motion."""
         from flowvq_cli.audio.features import audio_features
         from flowvq_cli.face.analyze import analyze
 
+        check_eyes(eyes)
         ref_analysis = analyze(ref)
         ref_feats = audio_features(ref, fps=fps)
         n = min(len(ref_feats), len(ref_analysis.coeffs))
@@ -337,12 +344,13 @@ class FlowVQ:
         return self._run(face, audio, emotion=ref_emotion, intensity=2, seed=seed, temperature=1.0, pose=pose,
                          pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back, force=force,
                          face_index=face_index, coeffs_out=coeffs_out, progress=progress, exp_latents=z,
-                         out_tag="transfer")
+                         out_tag="transfer", eyes=eyes)
 
     def _run(self, face, audio, *, emotion: str, intensity: int, seed: int, temperature: float,
              pose, pose_scale: float, fps: float, out, write: bool, paste_back: bool, force: bool,
              face_index: int, coeffs_out, progress, exp_latents: torch.Tensor | None = None,
-             out_tag: str | None = None, project: bool = False) -> GenerationResult:
+             out_tag: str | None = None, project: bool = False, eyes: str = "auto") -> GenerationResult:
+        check_eyes(eyes)
         if not isinstance(pose, np.ndarray) and str(pose) not in POSE_KINDS and not Path(pose).is_file():
             raise UsageError(f"--pose must be generated, still or a coefficient file (.npz/.csv); got {pose!r}")
         path = resolve_output(out, face, audio, out_tag or emotion, seed, force=force) if write else None
@@ -364,7 +372,8 @@ class FlowVQ:
         feats, duration = stage("audio_features", lambda: self.audio_features(audio, fps))
         coeffs = stage("motion", lambda: self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
                                                      temperature=temperature, pose=pose, pose_scale=pose_scale,
-                                                     exp_latents=exp_latents, project=project))
+                                                     exp_latents=exp_latents, project=project, eyes=eyes,
+                                                     fps=fps))
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
                                   weights=self.weights_id, timings=timings)
@@ -434,7 +443,7 @@ def _limit_size(rgb: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- batch
 
 JOB_FIELDS = ("face", "audio", "emotion", "intensity", "seed", "out", "pose", "pose_scale", "temperature", "ref",
-              "ref_emotion", "coeffs")
+              "ref_emotion", "coeffs", "eyes")
 
 
 @dataclass(frozen=True)
@@ -454,6 +463,7 @@ class Job:
     ref: str | None = None
     ref_emotion: str = "neutral"
     coeffs: str | None = None
+    eyes: str = "auto"
 
 
 def read_jobs(path: str | Path) -> list[Job]:
@@ -497,7 +507,8 @@ def _job(path: Path, n: int, row: dict) -> Job:
                    intensity=int(row.get("intensity", 2)), seed=int(row.get("seed", 0)), out=rel(row.get("out")),
                    pose=_job_pose(row.get("pose", "generated"), rel), pose_scale=float(row.get("pose_scale", 1.0)),
                    temperature=float(row.get("temperature", 1.0)), ref=rel(row.get("ref")),
-                   ref_emotion=row.get("ref_emotion", "neutral"), coeffs=rel(row.get("coeffs")))
+                   ref_emotion=row.get("ref_emotion", "neutral"), coeffs=rel(row.get("coeffs")),
+                   eyes=row.get("eyes", "auto"))
     except ValueError as exc:
         raise InputError(f"{path}:{n}: {exc}") from None
 
@@ -561,7 +572,7 @@ def _run_job(model: FlowVQ, job: Job, target: Path, *, force: bool, paste_back: 
     if job.ref:
         return model.transfer(job.face, job.audio, job.ref, ref_emotion=job.ref_emotion, seed=job.seed, pose=job.pose,
                               pose_scale=job.pose_scale, fps=fps, out=target, paste_back=paste_back, force=force,
-                              coeffs_out=job.coeffs)
+                              coeffs_out=job.coeffs, eyes=job.eyes)
     return model.generate(job.face, job.audio, emotion=job.emotion, intensity=job.intensity, seed=job.seed,
                           temperature=job.temperature, pose=job.pose, pose_scale=job.pose_scale, fps=fps, out=target,
-                          paste_back=paste_back, force=force, coeffs_out=job.coeffs)
+                          paste_back=paste_back, force=force, coeffs_out=job.coeffs, eyes=job.eyes)

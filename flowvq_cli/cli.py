@@ -180,6 +180,9 @@ def generate(
                                                help="Sampling temperature (diversity).")] = 1.0,
     project: Annotated[bool, typer.Option("--project/--no-project", help="Manifold projection of the sampled "
                                           "latents (the paper's; smoother, but suppresses blinks).")] = False,
+    eyes: Annotated[str, typer.Option("--eyes", help="auto (the flow's blinks topped up to the emotion's natural "
+                                      "rate, gaze from the fixation model) or model (ExpFlow's samples only).")
+                    ] = "auto",
     renderer: Annotated[str, typer.Option("--renderer", help="auto, vqig or warp (analytic, no weights).")] = "auto",
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
                                                 "default: the bundle shipped in weights/.")] = None,
@@ -212,7 +215,7 @@ def generate(
             result = fv.generate(face, audio, emotion=emotion, intensity=intensity, seed=seed + k,
                                  temperature=temperature, pose=pose, pose_scale=pose_scale, fps=fps, out=out,
                                  paste_back=paste_back, force=force, face_index=face_index, coeffs_out=coeffs_k,
-                                 project=project, progress=bar)
+                                 project=project, eyes=eyes, progress=bar)
             summaries.append(result.summary())
     _print_results(summaries, as_json)
 
@@ -247,6 +250,8 @@ def transfer(
     pose: Annotated[str, typer.Option("--pose", help="generated, still, reference, or a coefficient file.")
                     ] = "generated",
     pose_scale: Annotated[float, typer.Option("--pose-scale", min=0.0, help="Scale the head motion.")] = 1.0,
+    eyes: Annotated[str, typer.Option("--eyes", help="auto (blinks topped up to a natural rate, gaze from the "
+                                      "fixation model) or model (the flow's output only).")] = "auto",
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
@@ -263,7 +268,8 @@ def transfer(
     fv = FlowVQ.from_pretrained(weights, device=device)
     with _Bar(_progress_on(quiet)) as bar:
         result = fv.transfer(face, audio, ref, ref_emotion=ref_emotion, seed=seed, pose=pose, pose_scale=pose_scale,
-                             fps=fps, out=out, paste_back=paste_back, force=force, coeffs_out=coeffs, progress=bar)
+                             fps=fps, out=out, paste_back=paste_back, force=force, coeffs_out=coeffs, eyes=eyes,
+                             progress=bar)
     _print_results([result.summary()], as_json)
 
 
@@ -360,7 +366,7 @@ Examples:
   flowvq batch jobs.jsonl --shard 2/4 --skip-existing --report report.json
 
 Job columns: face, audio (required); emotion, intensity, seed, out, pose, pose_scale, temperature,
-ref and ref_emotion (a transfer job), coeffs. Relative paths are relative to the job file.
+ref and ref_emotion (a transfer job), coeffs, eyes. Relative paths are relative to the job file.
 """
 
 

@@ -56,6 +56,21 @@ def test_seeds_are_reproducible_and_distinct(model: FlowVQ, face_png: Path, spee
     assert np.ptp(still.coeffs[:, 52:], axis=0).max() == 0.0
 
 
+def test_eyes_auto_changes_only_the_eyes(model: FlowVQ, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
+    from flowvq_cli.flow.eyes import EYE_INDICES, GAZE_INDICES
+
+    auto = model.generate(face_png, speech_wav, emotion="sad", seed=5, write=False)
+    flow_only = model.generate(face_png, speech_wav, emotion="sad", seed=5, eyes="model", write=False)
+    eyes = [*EYE_INDICES, *GAZE_INDICES]
+    others = [i for i in range(58) if i not in eyes]
+    np.testing.assert_array_equal(auto.coeffs[:, others], flow_only.coeffs[:, others])
+    assert np.all(auto.coeffs[:, list(EYE_INDICES)] >= flow_only.coeffs[:, list(EYE_INDICES)])
+    proc = run_cli("generate", str(face_png), str(speech_wav), "--eyes", "off", "--out", str(tmp_path / "x.mp4"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr  # a usage error, like an unknown emotion
+    assert "unknown --eyes 'off'" in proc.stderr and "model" in proc.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_cli_writes_a_playable_mp4(tiny_bundle: Path, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
     proc = run_cli("generate", str(face_png), str(speech_wav), "--emotion", "angry", "--seed", "3",
                    "--weights", str(tiny_bundle), "--out", str(tmp_path) + "/", "--json",
