@@ -58,6 +58,7 @@ class Scores:
     ssim: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
     identity: list[float] = field(default_factory=list)
+    visible: list[float] = field(default_factory=list)  # VQIG's occlusion mask, mean per frame (1 = photo)
 
 
 def pick_unseen(root: Path, trained_on: Path, limit: int) -> tuple[list[Clip], str]:
@@ -90,14 +91,21 @@ def pick_clips(root: Path, limit: int) -> tuple[list[Clip], str]:
                          "are on faces seen in training")
 
 
-def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """VQIG renders of frames ``targets`` (N,) from ``source`` (1, 3, S, S) = frame 0 → (N, S, S, 3) uint8."""
+def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray,
+                targets: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """VQIG renders of frames ``targets`` (N,) from ``source`` (1, 3, S, S) = frame 0 → (N, S, S, 3) uint8,
+    and the mean of its occlusion mask per frame (how much of the photo it calls visible)."""
     w, last = model.config.window, len(coeffs) - 1
     windows = torch.from_numpy(np.stack([coeffs[np.clip(np.arange(t - w, t + w + 1), 0, last)]
                                          for t in targets])).float()  # (N, 2w+1, 58)
     cache = model.prepare_source(source, torch.from_numpy(coeffs[:1]).float())
-    out = [model.render_prepared(cache, windows[i:i + CHUNK]).cpu() for i in range(0, len(windows), CHUNK)]
-    return to_uint8(torch.cat(out))
+    frames, visible = [], []
+    with torch.inference_mode():
+        for i in range(0, len(windows), CHUNK):
+            out = model.predict(cache, windows[i:i + CHUNK])
+            frames.append(model.decode(out).float().clamp(-1.0, 1.0).cpu())
+            visible += out.occlusion.float().mean(dim=(1, 2, 3)).tolist()
+    return to_uint8(torch.cat(frames)), visible
 
 
 def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray,
@@ -164,7 +172,8 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
     gt = real[targets]
     outputs = {"warp": warp, "codebook": codebook_frames(codebook, gt)}
     if model is not None:
-        outputs["vqig"] = vqig_frames(model, source, coeffs[:n], targets)
+        outputs["vqig"], visible = vqig_frames(model, source, coeffs[:n], targets)
+        scores["vqig"].visible += visible
     for name, frames in outputs.items():
         s = scores[name]
         s.psnr += psnr(frames, gt).tolist()
@@ -211,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in RENDERERS:
         if scores[name].psnr:
             print(line(name, scores[name], identity_note))
+    if scores["vqig"].visible:
+        print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
+              f"(compose {model.config.compose})")
     print(f"machine: {machine()}")
 
 

@@ -626,6 +626,10 @@ def train_vqig_cmd(
                                                   "network to the mesh-warp renderer's flow first.")] = 0,
     code_steps: Annotated[int | None, typer.Option("--code-steps", min=0, help="Code-level steps with --stage "
                                                    "both (default: half of the rest).")] = None,
+    compose: Annotated[bool | None, typer.Option("--compose/--no-compose", help="Paste the warped photo over the "
+                       "decoded frame where it is visible (default: the preset's, off).")] = None,
+    init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this exported VQIG (same "
+                         "codebook and preset), e.g. to fine-tune with --stage image --compose.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps (all stages).")] = 20_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Triplets per step and process.")] = 8,
@@ -649,7 +653,8 @@ def train_vqig_cmd(
                               precision)
     result = train_vqig(data, out, codebook=codebook, config=config, train=cfg, resume=resume, stage=stage,
                         warm_start_steps=warm_start_steps, code_steps=code_steps, vgg19_weights=vgg19_weights,
-                        augment=ImageAugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty())
+                        augment=ImageAugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty(),
+                        compose=compose, init_from=init_from)
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
 

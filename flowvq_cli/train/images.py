@@ -301,6 +301,7 @@ class _ImageRunSpec(RunSpec):
     code_steps: int = 0
     augment: dict[str, Any] | None = None  # ImageAugmentConfig of the training items; None = off
     crop: int | None = None  # codebook: random crop side of the training frames; None = whole frames
+    init_from: str | None = None  # vqig: exported VQIG whose weights a fresh run starts from
 
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(**self.discriminator)
@@ -554,9 +555,13 @@ class VQIGObjective(nn.Module):
                     "code_accuracy": c.accuracy, **tag}
         if discriminator is None:
             raise ValueError("the image-level stage needs the discriminator")
-        i = self.vqig.image_level_loss(batch.vqig(), discriminator, step - self.schedule.image_start, vgg)
+        inputs = batch.vqig()
+        if self.vqig.config.compose and self.vqig.config.loss.occlusion_weight and batch.triplets.identity is not None:
+            inputs = batch.vqig(*mesh_warp_targets(batch.triplets))  # the mouth mask teaches the occlusion
+        i = self.vqig.image_level_loss(inputs, discriminator, step - self.schedule.image_start, vgg)
         return {"loss": i.total, "rec": i.reconstruction, "per": i.perceptual, "adv": i.adversarial,
-                "adv_weight": i.adversarial_weight, "ce": i.cross_entropy, "fake": i.fake, **tag}
+                "adv_weight": i.adversarial_weight, "ce": i.cross_entropy, "occ": i.occlusion, "fake": i.fake,
+                **tag}
 
 
 def vqig_config(config: str | VQIGConfig, codebook: VQGAN) -> VQIGConfig:
@@ -629,16 +634,31 @@ def _vqig_samples(run_dir: Path, items: list[tuple[FrameTriplet, Tensor]]) -> Ca
 
 def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], config: str | VQIGConfig,
                train: TrainConfig, stage: str, warm_start_steps: int, code_steps: int | None,
-               augment: ImageAugmentConfig | None) -> _ImageRunSpec:
+               augment: ImageAugmentConfig | None, compose: bool | None,
+               init_from: str | os.PathLike[str] | None) -> _ImageRunSpec:
     cb = VQGAN.from_pretrained(codebook)
     cfg = vqig_config(config, cb)
+    if compose is not None:
+        cfg = dataclasses.replace(cfg, compose=compose)
     schedule = StageSchedule.build(train.steps, stage, warm_start_steps, code_steps)
     name = config if isinstance(config, str) else "custom"
     disc = dataclasses.asdict(getattr(DiscriminatorConfig, name)() if name in PRESETS else DiscriminatorConfig.mini())
     return _ImageRunSpec("vqig", name, cfg.to_dict(), str(Path(data).resolve()), cfg.codebook.image_size,
                          disc if stage != "code" else None, codebook=str(Path(codebook).resolve()), stage=stage,
                          warm_start_steps=schedule.warm_start_steps, code_steps=schedule.code_steps,
-                         augment=dataclasses.asdict(augment) if augment is not None else None)
+                         augment=dataclasses.asdict(augment) if augment is not None else None,
+                         init_from=str(Path(init_from).resolve()) if init_from is not None else None)
+
+
+def _init_vqig(vqig: VQIG, init_from: str) -> None:
+    """Load an exported VQIG's own weights into ``vqig`` (same codebook weights, same architecture; the
+    switches ``compose`` and ``fidelity_w`` and the loss weights may differ)."""
+    start = VQIG.from_pretrained(init_from, codebook=vqig.codebook)
+    switches = {"compose": vqig.config.compose, "fidelity_w": vqig.config.fidelity_w, "loss": vqig.config.loss}
+    if dataclasses.replace(start.config, **switches) != vqig.config:
+        raise UsageError(f"--init-from {init_from}: that VQIG has another architecture than config "
+                         f"{vqig.config}; start from a VQIG trained with the same preset")
+    vqig._owned().load_state_dict(start._owned().state_dict())
 
 
 def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebook: str | os.PathLike[str],
@@ -646,7 +666,8 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
                stage: str = "both", warm_start_steps: int = 0, code_steps: int | None = None,
                vgg19_weights: str | os.PathLike[str] | None = None, disc_lr: float | None = None,
                augment: ImageAugmentConfig | None = ImageAugmentConfig(), quiet: bool = False,
-               export: bool = True) -> ImageRunResult:
+               export: bool = True, compose: bool | None = None,
+               init_from: str | os.PathLike[str] | None = None) -> ImageRunResult:
     """Train VQIG on the frozen codebook exported at ``codebook``; export to ``out/export/vqig``.
 
     Args:
@@ -663,9 +684,13 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
         vgg19_weights: local VGG19 safetensors for the image-level perceptual term (else the substitute).
         disc_lr: the discriminator's learning rate (default: ``train.lr``).
         augment: one colour and lighting change per item, the same on its source and target (None = off).
+        compose: override the preset's ``VQIGConfig.compose`` (None = keep it).
+        init_from: an exported VQIG (``RUN/export/vqig``) on the same codebook whose weights a fresh run
+            starts from (fine-tuning, e.g. ``stage="image"`` with ``compose=True``); a resumed run ignores it.
     """
     run_dir = Path(out)
     spec = _check_resume(run_dir, "vqig", config) if resume else None
+    fresh = spec is None
     size = spec.size if spec is not None else VQGAN.from_pretrained(codebook).config.image_size
     aug = spec.augment if spec is not None else (dataclasses.asdict(augment) if augment is not None else None)
     train_set, val_set, val_note = _datasets(data, size, train.seed, aug)
@@ -673,11 +698,14 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
         if warm_start_steps and not _has_identity(train_set):
             warm_start_steps = 0
             val_note += "; warm start skipped: a training clip has no identity.npy"
-        spec = _vqig_spec(data, codebook, config, train, stage, warm_start_steps, code_steps, augment)
+        spec = _vqig_spec(data, codebook, config, train, stage, warm_start_steps, code_steps, augment, compose,
+                          init_from)
         if _is_main_process():
             spec.save(run_dir)
     torch.manual_seed(train.seed)
     vqig = spec.build_vqig()
+    if fresh and spec.init_from is not None:
+        _init_vqig(vqig, spec.init_from)
     schedule = StageSchedule(train.steps, spec.warm_start_steps, spec.code_steps)
     model = VQIGObjective(vqig, schedule)
     disc = PatchDiscriminator(spec.discriminator_config()) if spec.discriminator is not None else None
@@ -686,6 +714,7 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
     train_items = WindowedTriplets(train_set, window)
     val_items = WindowedTriplets(val_set, window) if val_set is not None else None
     meta = {"preset": spec.preset, "image_size": spec.size, "codebook": spec.codebook, "stage": spec.stage,
+            "compose": vqig.config.compose, "init_from": spec.init_from,
             "schedule": dataclasses.asdict(schedule), "validation": val_note,
             "val_faces": _face_note(train_set, val_set), "augment": spec.augment,
             "perceptual_kind": perceptual_kind(vqig.config.loss.image, vgg) if disc is not None else "none",

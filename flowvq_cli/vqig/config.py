@@ -29,6 +29,7 @@ class VQIGLossConfig:
     Image level (stage 2)::
 
         L_img = λ_rec‖Î − I_gt‖₁ + L_per + λ_adv·L_adv + image_code_weight·CE(logits, idx_gt)
+                + occlusion_weight·BCE(o, 1 − mouth)     (with ``compose`` and a mesh-warp mouth mask)
 
     Attributes:
         ce_weight: weight of the code cross-entropy.
@@ -41,6 +42,11 @@ class VQIGLossConfig:
             adversarial), shared with the codebook model's loss.
         image_code_weight: cross-entropy kept in the image stage so the predicted codes stay anchored to the
             GT frame's codes while the image losses fine-tune the networks; 0 = off.
+        occlusion_weight: with ``VQIGConfig.compose``, binary cross-entropy between W's occlusion mask o and
+            "visible everywhere but the mouth interior the mesh-warp renderer paints" (the one region the
+            photo has no pixels for). Trained on one face, the codebook reproduces that face about as well
+            as the warped photo does, so the image loss alone gives o no reason to leave its initial value
+            anywhere; this term teaches W where the photo must give way; 0 = off.
     """
 
     ce_weight: float = 1.0
@@ -49,10 +55,11 @@ class VQIGLossConfig:
     flow_weight: float = 1.0
     image: VQGANLossConfig = field(default_factory=VQGANLossConfig)
     image_code_weight: float = 0.5
+    occlusion_weight: float = 1.0
 
     def __post_init__(self) -> None:
         weights = (self.ce_weight, self.feature_weight, self.warp_image_weight, self.flow_weight,
-                   self.image_code_weight)
+                   self.image_code_weight, self.occlusion_weight)
         if min(weights) < 0:
             raise ValueError(f"loss weights must be >= 0, got {weights}")
 
@@ -90,6 +97,11 @@ class VQIGConfig:
         fidelity_levels: decoder levels that receive the skip (0 = full resolution; each level halves).
         fidelity_reduction: hidden width of a feature transformation = level width / this.
         fidelity_kernel: kernel side of the transformation's first convolution.
+        compose: paste the source image, warped by W's flow, over the decoded frame wherever W's occlusion
+            mask says the source is visible (``frame = o·warp(source) + (1 − o)·G(codes)``, the occlusion
+            mask o upsampled to the frame), as FOMM composes its output; the codebook then paints only
+            what the photo lacks (the inside of an opening mouth, uncovered background). An addition to
+            the paper for identity on unseen faces; off in the presets (see ``benchmarks/eval_renderers.py``).
         init_gain: scale of the initial weights of every layer whose output is added to or modulates an
             existing signal (flow offsets, AdaIN scales, fidelity scale/shift), so training starts near
             the identity warp and the pure codebook decoder.
@@ -118,6 +130,7 @@ class VQIGConfig:
     fidelity_levels: tuple[int, ...] = (1, 2, 3)
     fidelity_reduction: int = 2
     fidelity_kernel: int = 3
+    compose: bool = False
     init_gain: float = 0.01
     occlusion_init: float = 3.0
     loss: VQIGLossConfig = field(default_factory=VQIGLossConfig)

@@ -92,6 +92,7 @@ class VQIGOutput:
         motion: (B, d_m) motion descriptor m.
         flow: (B, 2, S, S) normalised backward flow; occlusion: (B, 1, S, S) in [0, 1].
         skip_features: {level: (B, C_l, H/2^l, W/2^l)} warped source features for the fidelity skip.
+        warped: (B, 3, H, W) the source image warped by ``flow``, with ``config.compose`` (else None).
     """
 
     logits: torch.Tensor
@@ -101,6 +102,7 @@ class VQIGOutput:
     flow: torch.Tensor
     occlusion: torch.Tensor
     skip_features: dict[int, torch.Tensor]
+    warped: torch.Tensor | None = None
 
     @property
     def indices(self) -> torch.Tensor:
@@ -179,15 +181,17 @@ class VQIG(nn.Module):
                  for lv, f in cache.levels.items()}
         skips.update({lv: f for lv, f in tail.levels.items() if lv in self.config.fidelity_levels})
         z_fused = self.fuse(tail.out, cache.z_s, m)  # (B, d, h, w)
+        warped = warp(cache.image.expand(b, -1, -1, -1), motion.flow) if self.config.compose else None
         return VQIGOutput(logits=self.transformer(z_fused), z_fused=z_fused, z_w=tail.out, motion=m,
-                          flow=motion.flow, occlusion=motion.occlusion, skip_features=skips)
+                          flow=motion.flow, occlusion=motion.occlusion, skip_features=skips, warped=warped)
 
     def forward(self, source: torch.Tensor, source_coeffs: torch.Tensor, windows: torch.Tensor) -> VQIGOutput:
         """source (B, 3, H, W), source_coeffs (B, K), windows (B, 2w+1, K) → :class:`VQIGOutput`."""
         return self.predict(self.encode_source(source, source_coeffs), windows)
 
     def decode(self, out: VQIGOutput, fidelity_w: float | None = None, straight_through: bool = False) -> torch.Tensor:
-        """Predicted codes → images (B, 3, H, W) through the frozen decoder (and the fidelity skip).
+        """Predicted codes → images (B, 3, H, W) through the frozen decoder (and the fidelity skip), composed
+        with the warped source where it is visible when ``config.compose``.
 
         Args:
             out: the prediction.
@@ -198,9 +202,15 @@ class VQIG(nn.Module):
         z_q = self._lookup(out.logits, tuple(out.z_fused.shape), straight_through)  # (B, d, h, w)
         decoder = self.codebook.decoder
         if self.fidelity is None:
-            return decoder(z_q)
-        w = self.config.fidelity_w if fidelity_w is None else fidelity_w
-        return self.fidelity(decoder, z_q, out.skip_features, w)
+            frames = decoder(z_q)
+        else:
+            w = self.config.fidelity_w if fidelity_w is None else fidelity_w
+            frames = self.fidelity(decoder, z_q, out.skip_features, w)
+        if out.warped is None:
+            return frames
+        visible = F.interpolate(out.occlusion, size=tuple(frames.shape[-2:]), mode="bilinear", align_corners=False)
+        visible = visible.to(frames.dtype)  # (B, 1, H, W)
+        return visible * out.warped.to(frames.dtype) + (1.0 - visible) * frames
 
     def warped_image(self, cache: SourceCache, out: VQIGOutput) -> torch.Tensor:
         """I_w: the source image warped by the predicted flow (B, 3, H, W) (not masked)."""
@@ -314,8 +324,9 @@ class VQIG(nn.Module):
     def image_level_loss(self, batch: VQIGBatch, disc: PatchDiscriminator, step: int,
                          vgg: VGG19Features | None = None) -> ImageLevelLoss:
         """Stage 2 (image level) at training ``step``: the decoded frame (straight-through code lookup,
-        fidelity skip at ``config.fidelity_w``) against the GT frame. ``vgg``: VGG19 features when the image
-        loss names VGG19 weights. ``disc``'s parameters receive no gradient."""
+        fidelity skip at ``config.fidelity_w``) against the GT frame; with ``config.compose`` and the batch's
+        mesh-warp mouth mask, also the occlusion term. ``vgg``: VGG19 features when the image loss names VGG19
+        weights. ``disc``'s parameters receive no gradient."""
         cfg = self.loss_config
         out = self.forward(batch.source, batch.source_coeffs, batch.target_windows)
         fake = self.decode(out, straight_through=True).float()  # (B, 3, H, W)
@@ -324,10 +335,14 @@ class VQIG(nn.Module):
         if cfg.image_code_weight:
             indices, _ = self.encode_target(batch.target)
             ce = F.cross_entropy(out.logits.float().flatten(0, 1), indices.flatten())
-        return ImageLevelLoss(total=terms.total + cfg.image_code_weight * ce, reconstruction=terms.reconstruction,
-                              perceptual=terms.perceptual, adversarial=terms.adversarial,
-                              adversarial_weight=terms.adversarial_weight, cross_entropy=ce.detach(),
-                              perceptual_kind=perceptual_kind(cfg.image, vgg), fake=fake.detach())
+        occ = fake.new_zeros(())
+        if self.config.compose and cfg.occlusion_weight and batch.mouth_mask is not None:
+            occ = occlusion_loss(out.occlusion, batch.mouth_mask)
+        return ImageLevelLoss(total=terms.total + cfg.image_code_weight * ce + cfg.occlusion_weight * occ,
+                              reconstruction=terms.reconstruction, perceptual=terms.perceptual,
+                              adversarial=terms.adversarial, adversarial_weight=terms.adversarial_weight,
+                              cross_entropy=ce.detach(), perceptual_kind=perceptual_kind(cfg.image, vgg),
+                              fake=fake.detach(), occlusion=occ.detach())
 
     def discriminator_loss(self, batch: VQIGBatch, fake: torch.Tensor, disc: PatchDiscriminator) -> DiscriminatorLoss:
         """The discriminator's objective on the batch's GT frames and ``ImageLevelLoss.fake``."""
@@ -369,6 +384,15 @@ class VQIG(nn.Module):
         model = cls(config, codebook)
         load_state_checked(model._owned(), read_safetensors(directory / WEIGHTS_NAME, "VQIG model"), "VQIG model")
         return model.to(device).eval()
+
+
+def occlusion_loss(occlusion: torch.Tensor, mouth_mask: torch.Tensor) -> torch.Tensor:
+    """BCE between an occlusion mask (B, 1, h, w) in [0, 1] and 1 − the mesh-warp renderer's mouth mask
+    (B, H, W) bool, at the mask's resolution (scalar, float32)."""
+    size = tuple(mouth_mask.shape[-2:])
+    visible = F.interpolate(occlusion.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    target = (~mouth_mask.bool()).float()
+    return F.binary_cross_entropy(visible.clamp(1e-4, 1 - 1e-4), target)
 
 
 def codebook_fingerprint(codebook: VQGAN) -> str:

@@ -100,6 +100,7 @@ class ImageLevelLoss:
     cross_entropy: torch.Tensor
     perceptual_kind: str
     fake: torch.Tensor
+    occlusion: torch.Tensor  # the occlusion-mask term (unweighted; 0 without compose or a mouth mask)
 
 
 @dataclass

@@ -215,6 +215,27 @@ def test_vqig_resume_repeats_the_uninterrupted_run(vqig_run, codebook_run, data:
     assert_same_state(resumed.extra["adversary"]["module"], whole.extra["adversary"]["module"])
 
 
+def test_vqig_fine_tune_from_an_export_with_compose(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    tune = dataclasses.replace(VQIG_TRAIN, steps=1, lr=1e-12, warmup=0, eval_every=0, save_every=1)
+    result = train_vqig(data, tmp_path / "tuned", codebook_run.export_dir, vqig_config(), tune, stage="image",
+                        compose=True, init_from=vqig_run.export_dir, quiet=True)
+    meta = log_events(tmp_path / "tuned", "start")[0]["meta"]
+    assert meta["compose"] is True and meta["init_from"] == str(vqig_run.export_dir.resolve())
+    start = VQIG.from_pretrained(vqig_run.export_dir, codebook=VQGAN.from_pretrained(codebook_run.export_dir))
+    tuned = result.model
+    assert tuned.config.compose and not start.config.compose
+    for (name, a), (_, b) in zip(start._owned().state_dict().items(), tuned._owned().state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-8, rtol=0, msg=name)  # one step at lr 1e-12: the export's weights
+    exported = VQIG.from_pretrained(result.export_dir, codebook=start.codebook)
+    assert exported.config.compose  # the switch travels with the weights
+    other = tmp_path / "one-layer"
+    VQIG(dataclasses.replace(vqig_config(), transformer_layers=1), start.codebook).save_pretrained(other)
+    with pytest.raises(UsageError, match="another architecture"):
+        train_vqig(data, tmp_path / "bad", codebook_run.export_dir, vqig_config(), tune, stage="image",
+                   init_from=other, quiet=True)
+
+
 def test_stage_schedule() -> None:
     both = StageSchedule.build(10, "both", 2, None)
     assert [both.stage_at(s) for s in (0, 1, 2, 5, 6, 9)] == ["warm_start"] * 2 + ["code"] * 2 + ["image"] * 2

@@ -243,6 +243,47 @@ def test_fidelity_skip_off_and_on() -> None:
         assert torch.equal(plain.decode(out_plain), plain.codebook.decoder(z_plain))
 
 
+def test_compose_pastes_the_warped_source_where_it_is_visible() -> None:
+    model = tiny_vqig(compose=True).eval()
+    plain = tiny_vqig(compose=False).eval()  # same seed: same weights, no composition
+    batch = make_batch(model.config)
+    with torch.no_grad():
+        out = model(batch.source, batch.source_coeffs, batch.target_windows)
+        assert out.warped is not None and plain(batch.source, batch.source_coeffs, batch.target_windows).warped is None
+        torch.testing.assert_close(out.warped, warp(batch.source, out.flow))
+        codes_only = plain.decode(plain(batch.source, batch.source_coeffs, batch.target_windows))
+        visible = F.interpolate(out.occlusion, size=codes_only.shape[-2:], mode="bilinear", align_corners=False)
+        torch.testing.assert_close(model.decode(out), visible * out.warped + (1 - visible) * codes_only)
+        out.occlusion.fill_(1.0)  # everything visible: the frame is the warped photo, whatever the codes
+        torch.testing.assert_close(model.decode(out), out.warped)
+    model.train()
+    loss = model.image_level_loss(batch, tiny_disc(), step=0)
+    assert loss.occlusion == 0  # no mesh-warp mouth mask in the batch: no occlusion term
+    loss.total.backward()  # the composed frame trains W (flow and occlusion) directly
+    for head in (model.warping.flow_head, model.warping.occlusion_head):
+        assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+
+
+def test_occlusion_term_teaches_the_mouth_mask() -> None:
+    from flowvq_cli.vqig.generator import occlusion_loss
+
+    mouth = torch.zeros(2, 32, 32, dtype=torch.bool)
+    mouth[:, 20:26, 10:22] = True
+    right = (~mouth).float()[:, None]  # (B, 1, H, W): visible except the mouth
+    assert occlusion_loss(right, mouth) < 1e-3 < occlusion_loss(torch.full_like(right, 0.95), mouth)
+    model = tiny_vqig(compose=True).train()
+    batch = make_batch(model.config, with_flow=True)
+    opt = torch.optim.Adam(model.warping.occlusion_head.parameters(), lr=0.05)
+    terms = []
+    for _ in range(25):
+        opt.zero_grad()
+        loss = model.image_level_loss(batch, tiny_disc(), step=0)
+        loss.total.backward()
+        opt.step()
+        terms.append(float(loss.occlusion))
+    assert terms[0] > 0 and terms[-1] < 0.6 * terms[0]
+
+
 def test_image_level_warp_variant() -> None:
     """warp_level 0: the source image itself is warped and fully re-encoded (the paper's wording)."""
     model = tiny_vqig(warp_level=0).train()

@@ -1,0 +1,76 @@
+"""VQIG rendering speed: frames per second at the preset's resolution, rendered in batches.
+
+    python benchmarks/bench_vqig.py [--config mini] [--frames 64] [--batch 8] [--device auto]
+                                    [--weights-codebook C --weights-vqig V] [--compose]
+
+The source photo is encoded once (``prepare_source``), then ``--frames`` coefficient windows are rendered
+``--batch`` at a time with ``render_prepared`` (``torch.inference_mode``; bf16 autocast on a GPU), as
+``flowvq generate --renderer vqig`` does. Speed does not depend on the weights, so without
+``--weights-*`` the preset's architecture is timed with random weights (``--compose`` switches the
+composition on). One warm-up batch is not timed. Prints frames per second and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="mini", choices=("tiny", "mini", "base"))
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--weights-codebook", type=Path)
+    ap.add_argument("--weights-vqig", type=Path)
+    ap.add_argument("--compose", action="store_true")
+    args = ap.parse_args()
+
+    from flowvq_cli.api import resolve_device
+    from flowvq_cli.vq import VQGAN, VQGANConfig
+    from flowvq_cli.vqig import VQIG, VQIGConfig
+
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    if args.weights_vqig is not None:
+        codebook = VQGAN.from_pretrained(args.weights_codebook)
+        model = VQIG.from_pretrained(args.weights_vqig, codebook=codebook, device=device)
+        what = f"weights {args.weights_vqig}"
+    else:
+        config = getattr(VQIGConfig, args.config)()
+        config = dataclasses.replace(config, codebook=getattr(VQGANConfig, args.config)(), compose=args.compose)
+        model = VQIG(config, VQGAN(config.codebook)).to(device).eval()
+        what = f"preset {args.config}, random weights"
+    cfg = model.config
+    size = cfg.codebook.image_size
+    source = torch.rand(1, 3, size, size) * 2 - 1
+    coeffs = torch.rand(1, cfg.coeff_dim) * 0.3
+    windows = coeffs[:, None] + 0.05 * torch.randn(args.frames, cfg.window_frames, cfg.coeff_dim)
+    cache = model.prepare_source(source, coeffs)
+    model.render_prepared(cache, windows[: args.batch])  # warm-up (allocations, cuDNN autotuning)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(0, args.frames, args.batch):
+        model.render_prepared(cache, windows[i : i + args.batch])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    print(f"VQIG ({what}; compose {cfg.compose}) at {size}², batch {args.batch}, {device}: "
+          f"{args.frames / seconds:.1f} frames/s ({args.frames} frames in {seconds:.2f} s, threads "
+          f"{torch.get_num_threads()})")
+    print(f"machine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()

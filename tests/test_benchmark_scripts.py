@@ -1,0 +1,31 @@
+"""Benchmark scripts run as a user runs them and print their figure (smoke tests at tiny sizes)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_bench_vqig_prints_frames_per_second() -> None:
+    out = run_script("benchmarks/bench_vqig.py", "--config", "tiny", "--frames", "4", "--batch", "2", "--compose",
+                     "--device", "cpu")
+    assert re.search(r"compose True\) at 32², batch 2, cpu: [\d.]+ frames/s", out), out
+    assert out.splitlines()[-1].startswith("machine: ")
+
+
+def test_eye_motion_compares_the_modes() -> None:
+    out = run_script("benchmarks/eye_motion.py", "--seeds", "1", "--pair", "examples/face.png", "examples/speech.wav")
+    for mode in ("auto", "model"):
+        assert re.search(rf"face.png \+ speech.wav --eyes {mode} *: [\d.]+ blinks/min", out), out
+    gaze = [ln for ln in out.splitlines() if "gaze up/down" in ln]
+    assert len(gaze) == 2 and all("happy" in ln and "sad" in ln for ln in gaze)
