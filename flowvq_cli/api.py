@@ -280,8 +280,7 @@ class FlowVQ:
                                       z=exp_latents)[0].cpu().numpy()
             delta = self._pose_delta(audio, n, gen, temperature, pose)
         coeffs = np.empty((n, rig.N_COEFFS), np.float32)
-        coeffs[:, : rig.N_EXP] = np.clip(exp, 0.0, 1.0)
-        coeffs[:, : rig.N_EXP] = eye_motion(coeffs[:, : rig.N_EXP], fps, emotion, seed, eyes)
+        coeffs[:, : rig.N_EXP] = eye_motion(np.clip(exp, 0.0, 1.0), fps, emotion, seed, eyes)
         coeffs[:, rig.N_EXP :] = source.coeffs[rig.N_EXP :] + pose_scale * delta
         return coeffs
 

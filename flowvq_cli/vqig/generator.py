@@ -214,6 +214,8 @@ class VQIG(nn.Module):
 
     def warped_image(self, cache: SourceCache, out: VQIGOutput) -> torch.Tensor:
         """I_w: the source image warped by the predicted flow (B, 3, H, W) (not masked)."""
+        if out.warped is not None:  # already warped for the composition
+            return out.warped
         b = out.flow.shape[0]
         return warp(cache.image.expand(b, -1, -1, -1), out.flow)
 
