@@ -100,11 +100,10 @@ def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray,
                                          for t in targets])).float()  # (N, 2w+1, 58)
     cache = model.prepare_source(source, torch.from_numpy(coeffs[:1]).float())
     frames, visible = [], []
-    with torch.inference_mode():
-        for i in range(0, len(windows), CHUNK):
-            out = model.predict(cache, windows[i:i + CHUNK])
-            frames.append(model.decode(out).float().clamp(-1.0, 1.0).cpu())
-            visible += out.occlusion.float().mean(dim=(1, 2, 3)).tolist()
+    for i in range(0, len(windows), CHUNK):
+        rendered, out = model.render_prepared(cache, windows[i:i + CHUNK], return_output=True)
+        frames.append(rendered.cpu())
+        visible += out.occlusion.float().mean(dim=(1, 2, 3)).tolist()
     return to_uint8(torch.cat(frames)), visible
 
 

@@ -47,6 +47,7 @@ from flowvq_cli.vqig.losses import (
     code_accuracy,
     discriminator_loss,
     image_terms,
+    occlusion_loss,
     perceptual_kind,
 )
 from flowvq_cli.vqig.mapping import MappingNetwork
@@ -260,12 +261,14 @@ class VQIG(nn.Module):
         with self._inference():
             return self.encode_source(source.to(self.device), source_coeffs.to(self.device))
 
-    def render_prepared(self, cache: SourceCache, windows: torch.Tensor,
-                        fidelity_w: float | None = None) -> torch.Tensor:
-        """Frames for coefficient windows (B, 2w+1, K) of a prepared source → (B, 3, H, W) float32 in [-1, 1]."""
+    def render_prepared(self, cache: SourceCache, windows: torch.Tensor, fidelity_w: float | None = None,
+                        return_output: bool = False) -> torch.Tensor | tuple[torch.Tensor, VQIGOutput]:
+        """Frames for coefficient windows (B, 2w+1, K) of a prepared source → (B, 3, H, W) float32 in [-1, 1];
+        with ``return_output`` also the :class:`VQIGOutput` they were decoded from (flow, occlusion, ...)."""
         with self._inference():
             out = self.predict(cache, windows.to(self.device))
-            return self.decode(out, fidelity_w).float().clamp(-1.0, 1.0)
+            frames = self.decode(out, fidelity_w).float().clamp(-1.0, 1.0)
+        return (frames, out) if return_output else frames
 
     def render(self, source: torch.Tensor, source_coeffs: torch.Tensor, target_coeff_windows: torch.Tensor,
                fidelity_w: float | None = None) -> torch.Tensor:
@@ -386,15 +389,6 @@ class VQIG(nn.Module):
         model = cls(config, codebook)
         load_state_checked(model._owned(), read_safetensors(directory / WEIGHTS_NAME, "VQIG model"), "VQIG model")
         return model.to(device).eval()
-
-
-def occlusion_loss(occlusion: torch.Tensor, mouth_mask: torch.Tensor) -> torch.Tensor:
-    """BCE between an occlusion mask (B, 1, h, w) in [0, 1] and 1 − the mesh-warp renderer's mouth mask
-    (B, H, W) bool, at the mask's resolution (scalar, float32)."""
-    size = tuple(mouth_mask.shape[-2:])
-    visible = F.interpolate(occlusion.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
-    target = (~mouth_mask.bool()).float()
-    return F.binary_cross_entropy(visible.clamp(1e-4, 1 - 1e-4), target)
 
 
 def codebook_fingerprint(codebook: VQGAN) -> str:

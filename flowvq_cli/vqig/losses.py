@@ -175,3 +175,12 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, discriminator: Pa
 def code_accuracy(logits: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Share of positions whose argmax of logits (B, T, N) equals indices (B, h, w) (scalar)."""
     return (logits.argmax(dim=-1) == indices.flatten(1)).float().mean()
+
+
+def occlusion_loss(occlusion: torch.Tensor, mouth_mask: torch.Tensor) -> torch.Tensor:
+    """BCE between an occlusion mask (B, 1, h, w) in [0, 1] and 1 − the mesh-warp renderer's mouth mask
+    (B, H, W) bool, at the mask's resolution (scalar, float32)."""
+    size = tuple(mouth_mask.shape[-2:])
+    visible = F.interpolate(occlusion.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    target = (~mouth_mask.bool()).float()
+    return F.binary_cross_entropy(visible.clamp(1e-4, 1 - 1e-4), target)

@@ -265,7 +265,7 @@ def test_compose_pastes_the_warped_source_where_it_is_visible() -> None:
 
 
 def test_occlusion_term_teaches_the_mouth_mask() -> None:
-    from flowvq_cli.vqig.generator import occlusion_loss
+    from flowvq_cli.vqig.losses import occlusion_loss
 
     mouth = torch.zeros(2, 32, 32, dtype=torch.bool)
     mouth[:, 20:26, 10:22] = True
