@@ -1,13 +1,16 @@
 """VQIG rendering speed: frames per second at the preset's resolution, rendered in batches.
 
     python benchmarks/bench_vqig.py [--config mini] [--frames 64] [--batch 8] [--device auto]
-                                    [--weights-codebook C --weights-vqig V] [--compose]
+                                    [--weights-codebook C --weights-vqig V] [--compose] [--mesh-prior]
 
 The source photo is encoded once (``prepare_source``), then ``--frames`` coefficient windows are rendered
 ``--batch`` at a time with ``render_prepared`` (``torch.inference_mode``; bf16 autocast on a GPU), as
 ``flowvq generate --renderer vqig`` does. Speed does not depend on the weights, so without
 ``--weights-*`` the preset's architecture is timed with random weights (``--compose`` switches the
-composition on). One warm-up batch is not timed. Prints frames per second and the machine.
+composition on, ``--mesh-prior`` the mesh-warp motion prior). The source is a random image, except with the
+mesh prior: then it is ``examples/face.png``'s aligned crop, and the timed loop includes the mesh-warp
+renderer that computes each frame's motion, as in ``generate``. One warm-up batch is not timed. Prints
+frames per second and the machine.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine
 
+from flowvq_cli.face import rig
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,6 +39,7 @@ def main() -> None:
     ap.add_argument("--weights-codebook", type=Path)
     ap.add_argument("--weights-vqig", type=Path)
     ap.add_argument("--compose", action="store_true")
+    ap.add_argument("--mesh-prior", action="store_true", help="implies --compose")
     args = ap.parse_args()
 
     from flowvq_cli.api import resolve_device
@@ -48,28 +54,65 @@ def main() -> None:
         what = f"weights {args.weights_vqig}"
     else:
         config = getattr(VQIGConfig, args.config)()
-        config = dataclasses.replace(config, codebook=getattr(VQGANConfig, args.config)(), compose=args.compose)
+        config = dataclasses.replace(config, codebook=getattr(VQGANConfig, args.config)(),
+                                     compose=args.compose or args.mesh_prior, mesh_prior=args.mesh_prior)
         model = VQIG(config, VQGAN(config.codebook)).to(device).eval()
         what = f"preset {args.config}, random weights"
     cfg = model.config
     size = cfg.codebook.image_size
     source = torch.rand(1, 3, size, size) * 2 - 1
     coeffs = torch.rand(1, cfg.coeff_dim) * 0.3
+    motion = None
+    if cfg.mesh_prior:
+        source, coeffs, motion = mesh_motion(size)
     windows = coeffs[:, None] + 0.05 * torch.randn(args.frames, cfg.window_frames, cfg.coeff_dim)
+    windows[..., : rig.N_EXP].clamp_(0.0, 1.0)
     cache = model.prepare_source(source, coeffs)
-    model.render_prepared(cache, windows[: args.batch])  # warm-up (allocations, cuDNN autotuning)
+
+    def render(batch: torch.Tensor) -> None:
+        prior = motion(batch[:, cfg.window]) if motion is not None else None
+        model.render_prepared(cache, batch, prior=prior)
+
+    render(windows[: args.batch])  # warm-up (allocations, cuDNN autotuning)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for i in range(0, args.frames, args.batch):
-        model.render_prepared(cache, windows[i : i + args.batch])
+        render(windows[i : i + args.batch])
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(f"VQIG ({what}; compose {cfg.compose}) at {size}², batch {args.batch}, {device}: "
+    print(f"VQIG ({what}; compose {cfg.compose}, mesh prior {cfg.mesh_prior}) at {size}², batch {args.batch}, "
+          f"{device}: "
           f"{args.frames / seconds:.1f} frames/s ({args.frames} frames in {seconds:.2f} s, threads "
           f"{torch.get_num_threads()})")
     print(f"machine: {machine()}")
+
+
+def mesh_motion(size: int):
+    """examples/face.png's crop (1, 3, S, S) and coefficients (1, 58), and a function from frame coefficients
+    (B, 58) to their :class:`MeshPrior` (the mesh-warp renderer's motion)."""
+    import cv2
+    import numpy as np
+
+    from flowvq_cli.api import prepare_face
+    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+    from flowvq_cli.vqig import MeshPrior
+
+    face = prepare_face(Path(__file__).resolve().parents[1] / "examples" / "face.png")
+    crop = face.crop
+    if crop.shape[0] != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    scale = size / rig.CROP_SIZE
+    renderer = MeshWarpRenderer(crop, rig.synthesize(face.identity, face.coeffs[None])[0] * scale,
+                                MeshWarpConfig(size=size))
+
+    def motion(frame_coeffs: torch.Tensor) -> MeshPrior:
+        result = renderer.render(rig.synthesize(face.identity, frame_coeffs.double().numpy()) * scale)
+        return MeshPrior.from_pixel_map(result.flow, result.paint)
+
+    source = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return source, torch.from_numpy(face.coeffs[None].astype(np.float32)), motion
 
 
 if __name__ == "__main__":

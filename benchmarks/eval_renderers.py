@@ -43,7 +43,7 @@ from flowvq_cli.face import rig
 from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
 from flowvq_cli.train.images import clip_face_key, to_uint8
 from flowvq_cli.vq import VQGAN
-from flowvq_cli.vqig import VQIG
+from flowvq_cli.vqig import VQIG, MeshPrior
 
 CHUNK = 16  # frames per VQIG forward
 DLIB_HINT = "unavailable (needs dlib, `pip install .[eval]`)"
@@ -91,25 +91,32 @@ def pick_clips(root: Path, limit: int) -> tuple[list[Clip], str]:
                          "are on faces seen in training")
 
 
-def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray,
-                targets: np.ndarray) -> tuple[np.ndarray, list[float]]:
+def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray, targets: np.ndarray,
+                mesh: MeshWarpRenderer, meshes: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """VQIG renders of frames ``targets`` (N,) from ``source`` (1, 3, S, S) = frame 0 → (N, S, S, 3) uint8,
-    and the mean of its occlusion mask per frame (how much of the photo it calls visible)."""
+    and the mean of its visibility mask per frame (how much of the photo it uses). ``mesh`` (the source's
+    mesh-warp renderer) and ``meshes`` (N, 468, 3), the target meshes, give a ``mesh_prior`` VQIG its motion."""
     w, last = model.config.window, len(coeffs) - 1
     windows = torch.from_numpy(np.stack([coeffs[np.clip(np.arange(t - w, t + w + 1), 0, last)]
                                          for t in targets])).float()  # (N, 2w+1, 58)
     cache = model.prepare_source(source, torch.from_numpy(coeffs[:1]).float())
     frames, visible = [], []
     for i in range(0, len(windows), CHUNK):
-        rendered, out = model.render_prepared(cache, windows[i:i + CHUNK], return_output=True)
+        prior = None
+        if model.config.mesh_prior:
+            motion = mesh.render(meshes[i:i + CHUNK])
+            prior = MeshPrior.from_pixel_map(motion.flow, motion.paint)
+        rendered, out = model.render_prepared(cache, windows[i:i + CHUNK], return_output=True, prior=prior)
         frames.append(rendered.cpu())
-        visible += out.occlusion.float().mean(dim=(1, 2, 3)).tolist()
+        visible += out.visibility(tuple(rendered.shape[-2:])).float().mean(dim=(1, 2, 3)).tolist()
     return to_uint8(torch.cat(frames)), visible
 
 
+
 def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray,
-                targets: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Mesh-warp renders (N, S, S, 3) of frames ``targets`` from frame 0, and the source mesh's face box."""
+                targets: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], MeshWarpRenderer, np.ndarray]:
+    """Mesh-warp renders (N, S, S, 3) of frames ``targets`` from frame 0, the source mesh's face box, the
+    renderer and the target meshes (N, 468, 3)."""
     size = source_rgb.shape[0]
     scale = size / rig.CROP_SIZE
     meshes = rig.synthesize(identity, np.concatenate([coeffs[:1], coeffs[targets]])) * scale  # (1+N, 468, 3)
@@ -119,7 +126,7 @@ def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray
     x0, y0 = np.floor(meshes[0, :, :2].min(axis=0)).astype(int)
     x1, y1 = np.ceil(meshes[0, :, :2].max(axis=0)).astype(int)
     box = (max(0, x0), max(0, y0), min(size, x1), min(size, y1))
-    return frames, box
+    return frames, box, renderer, meshes[1:]
 
 
 def identity_model():
@@ -167,11 +174,11 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
         return
     source_rgb = np.array(real[0])  # a writable copy of the memory-mapped frame
     source = torch.from_numpy(source_rgb).permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, S, S)
-    warp, box = warp_frames(source_rgb, np.load(identity_path), coeffs[:n], targets)
+    warp, box, mesh, meshes = warp_frames(source_rgb, np.load(identity_path), coeffs[:n], targets)
     gt = real[targets]
     outputs = {"warp": warp, "codebook": codebook_frames(codebook, gt)}
     if model is not None:
-        outputs["vqig"], visible = vqig_frames(model, source, coeffs[:n], targets)
+        outputs["vqig"], visible = vqig_frames(model, source, coeffs[:n], targets, mesh, meshes)
         scores["vqig"].visible += visible
     for name, frames in outputs.items():
         s = scores[name]
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
             print(line(name, scores[name], identity_note))
     if scores["vqig"].visible:
         print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
-              f"(compose {model.config.compose})")
+              f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior})")
     print(f"machine: {machine()}")
 
 

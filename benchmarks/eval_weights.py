@@ -1,10 +1,12 @@
 """Does a weights bundle make convincing videos? `generate` with default settings, measured on the output.
 
     python benchmarks/eval_weights.py --weights weights/flowvq-mini [--out runs/eval-weights] [--seed 0]
+        [--renderer auto|vqig|warp]
         [--pair examples/face.png examples/speech.wav] [--pair examples/face2.png examples/speech2.wav]
 
 For every (photo, speech) pair and each of neutral, angry, happy, sad and surprised, one video is made with
-`flowvq generate`'s defaults (the bundle's renderer, generated head motion, temperature 1) and measured:
+`flowvq generate`'s defaults (the bundle's renderer unless ``--renderer``, generated head motion, temperature 1)
+and measured:
 
 - lip sync: `flowvq evaluate`'s substitute, the correlation of the re-analysed mouth opening (jawOpen) with the
   audio's energy envelope at the best audio-video offset (±5 frames), and that offset;
@@ -59,6 +61,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/eval-weights"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pair", nargs=2, type=Path, action="append", metavar=("PHOTO", "SPEECH"))
+    ap.add_argument("--renderer", default="auto", choices=("auto", "vqig", "warp"))
     args = ap.parse_args()
 
     from flowvq_cli.api import FlowVQ, prepare_face
@@ -67,7 +70,7 @@ def main() -> None:
     from flowvq_cli.face import rig
     from flowvq_cli.face.analyze import analyze
 
-    model = FlowVQ.from_pretrained(args.weights)
+    model = FlowVQ.from_pretrained(args.weights, renderer=args.renderer)
     extras = load_extras()
     names = rig.ARKIT_NAMES
     blink = [names.index("eyeBlinkLeft"), names.index("eyeBlinkRight")]

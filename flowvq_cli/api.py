@@ -169,10 +169,12 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
                 chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
     """The learned renderer: the source crop is encoded once, then each frame is rendered from a window of
     ±w target coefficient frames (edges repeated), ``chunk`` frames per batch; frames at the photo's size
-    with ``paste_back``, else 256²."""
+    with ``paste_back``, else 256². A ``mesh_prior`` VQIG also gets each frame's mesh-warp motion."""
     import cv2
 
     from flowvq_cli.face.paste import PasteBack
+    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+    from flowvq_cli.vqig import MeshPrior
 
     size = vqig.codebook.config.image_size
     crop_size = source.crop.shape[0]
@@ -184,11 +186,20 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     w = vqig.config.window
     padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
     paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
+    scale = size / rig.CROP_SIZE
+    mesh = None
+    if vqig.config.mesh_prior:
+        source_mesh = rig.synthesize(source.identity, source.coeffs[None])[0] * scale
+        mesh = MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=size))
     for start in range(0, len(coeffs), chunk):
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
+        prior = None
+        if mesh is not None:
+            motion = mesh.render(rig.synthesize(source.identity, np.asarray(coeffs)[idx]) * scale)
+            prior = MeshPrior.from_pixel_map(motion.flow, motion.paint)
         with torch.inference_mode():
-            out = vqig.render_prepared(cache, windows.to(device))  # (B, 3, S, S) in [-1, 1]
+            out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
         frames = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for frame in frames:
             if size != crop_size:

@@ -628,6 +628,13 @@ def train_vqig_cmd(
                                                    "both (default: half of the rest).")] = None,
     compose: Annotated[bool | None, typer.Option("--compose/--no-compose", help="Paste the warped photo over the "
                        "decoded frame where it is visible (default: the preset's, off).")] = None,
+    mesh_prior: Annotated[bool | None, typer.Option("--mesh-prior/--no-mesh-prior", help="Warp on the mesh-warp "
+                          "renderer's motion (W learns a residual) and let the codebook paint where that renderer "
+                          "paints (mouth, closing lids); implies --compose; needs identity.npy per clip "
+                          "(default: the preset's, off).")] = None,
+    prior_residual: Annotated[bool | None, typer.Option("--prior-residual/--no-prior-residual", help="With "
+                              "--mesh-prior: W adds a learnt offset to the mesh-warp flow (default), or not.")
+                              ] = None,
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this exported VQIG (same "
                          "codebook and preset), e.g. to fine-tune with --stage image --compose.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
@@ -654,7 +661,8 @@ def train_vqig_cmd(
     result = train_vqig(data, out, codebook=codebook, config=config, train=cfg, resume=resume, stage=stage,
                         warm_start_steps=warm_start_steps, code_steps=code_steps, vgg19_weights=vgg19_weights,
                         augment=ImageAugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty(),
-                        compose=compose, init_from=init_from)
+                        compose=compose, mesh_prior=mesh_prior, prior_residual=prior_residual,
+                        init_from=init_from)
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
 

@@ -47,9 +47,9 @@ def face_rgb(face_png: Path) -> np.ndarray:
     return np.asarray(Image.open(face_png).convert("RGB"))
 
 
-def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False) -> Path:
+def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False, mesh_prior: bool = False) -> Path:
     """A real, untrained weights bundle (tiny ExpFlow + PoseFlow at the real audio feature size; with
-    ``renderer``, also a tiny codebook + VQIG)."""
+    ``renderer``, also a tiny codebook + VQIG, on the mesh-warp motion with ``mesh_prior``)."""
     import dataclasses
 
     import torch
@@ -71,7 +71,9 @@ def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False) -> Path:
 
         codebook = VQGAN(VQGANConfig.tiny()).eval()
         codebook.save_pretrained(parts / "codebook")
-        VQIG(dataclasses.replace(VQIGConfig.tiny(), codebook=codebook.config), codebook).save_pretrained(parts / "vqig")
+        config = dataclasses.replace(VQIGConfig.tiny(), codebook=codebook.config, compose=mesh_prior,
+                                     mesh_prior=mesh_prior)
+        VQIG(config, codebook).save_pretrained(parts / "vqig")
         components.update(codebook=parts / "codebook", vqig=parts / "vqig")
     write_bundle(out, components, name="tiny-test")
     return out
@@ -80,6 +82,11 @@ def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False) -> Path:
 @pytest.fixture(scope="session")
 def tiny_renderer_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_bundle(tmp_path_factory.mktemp("weights") / "tiny-vqig", renderer=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("weights") / "tiny-prior", renderer=True, mesh_prior=True)
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,11 @@ def run_script(*args: str) -> str:
 def test_bench_vqig_prints_frames_per_second() -> None:
     out = run_script("benchmarks/bench_vqig.py", "--config", "tiny", "--frames", "4", "--batch", "2", "--compose",
                      "--device", "cpu")
-    assert re.search(r"compose True\) at 32², batch 2, cpu: [\d.]+ frames/s", out), out
+    assert re.search(r"compose True, mesh prior False\) at 32², batch 2, cpu: [\d.]+ frames/s", out), out
     assert out.splitlines()[-1].startswith("machine: ")
+    out = run_script("benchmarks/bench_vqig.py", "--config", "tiny", "--frames", "4", "--batch", "2", "--mesh-prior",
+                     "--device", "cpu")  # on the example photo, the mesh-warp motion timed with it
+    assert re.search(r"compose True, mesh prior True\) at 32², batch 2, cpu: [\d.]+ frames/s", out), out
 
 
 def test_eye_motion_compares_the_modes() -> None:

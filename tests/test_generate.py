@@ -222,6 +222,37 @@ def test_vqig_renderer_path(tiny_renderer_bundle: Path, tiny_bundle: Path, face_
     assert_one_line_error(proc, "no VQIG renderer", "--renderer warp")
 
 
+def test_vqig_on_the_mesh_prior_renders_close_to_the_mesh_warp(tiny_prior_bundle: Path, face_png: Path) -> None:
+    """A ``mesh_prior`` VQIG gets each frame's mesh-warp motion from the pipeline: with its occlusion mask
+    calling the whole photo visible, its frames are the mesh warp's at its resolution wherever that renderer
+    paints nothing."""
+    import cv2
+    import torch
+
+    from flowvq_cli.face import rig
+    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+
+    model = FlowVQ.from_pretrained(tiny_prior_bundle, device="cpu")
+    assert model.vqig.config.mesh_prior
+    with torch.no_grad():
+        model.vqig.warping.occlusion_head.bias.fill_(30.0)  # sigmoid → 1: all visible
+    source = model.prepare_face(face_png)
+    coeffs = np.repeat(source.coeffs[None], 4, axis=0)
+    coeffs[:, rig.N_EXP + 1] += np.radians([-12.0, -4.0, 4.0, 12.0])  # the head turns
+    coeffs[:, rig.ARKIT_NAMES.index("jawOpen")] = 0.6
+    frames = np.stack(list(model.render(source, coeffs, paste_back=False)))  # (4, 256, 256, 3)
+    small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in frames]).astype(float)
+    scale = 32 / rig.CROP_SIZE
+    crop = cv2.resize(source.crop, (32, 32), interpolation=cv2.INTER_AREA)
+    mesh = MeshWarpRenderer(crop, rig.synthesize(source.identity, source.coeffs[None])[0] * scale,
+                            MeshWarpConfig(size=32))
+    warp = mesh.render(rig.synthesize(source.identity, coeffs) * scale)
+    photo = warp.paint == 0  # (4, 32, 32)
+    close = np.abs(small - warp.frames).mean(axis=-1)[photo].mean()
+    swapped = np.abs(small - warp.frames[::-1]).mean(axis=-1)[photo].mean()  # each frame vs the other turn
+    assert close < 4.0 and close < 0.3 * swapped
+
+
 def test_evaluate_command_on_a_generated_video(model: FlowVQ, face_png: Path, speech_wav: Path,
                                                tmp_path: Path) -> None:
     video = tmp_path / "face_speech_happy_s1.mp4"

@@ -67,11 +67,14 @@ class MeshWarpConfig:
 @dataclass(frozen=True)
 class WarpResult:
     """frames (B, H, W, 3) uint8; flow (B, H, W, 2) float32 = source (x, y) sampled by each output pixel;
-    mouth_mask (B, H, W) bool = painted mouth interior (its flow is only a placeholder)."""
+    mouth_mask (B, H, W) bool = painted mouth interior (its flow is only a placeholder); paint (B, H, W)
+    float32 in [0, 1] = the opacity of everything painted over the warped photo (mouth interior, closing
+    lids): where the photo has nothing to offer."""
 
     frames: np.ndarray
     flow: np.ndarray
     mouth_mask: np.ndarray
+    paint: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -215,8 +218,9 @@ class MeshWarpRenderer:
             cv2.fillConvexPoly(ids, fixed[i], int(i), lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         return ids
 
-    def render_one(self, target_mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One target mesh (468, 3) → (frame (H, W, 3) uint8, flow (H, W, 2), mouth mask (H, W))."""
+    def render_one(self, target_mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One target mesh (468, 3) → (frame (H, W, 3) uint8, flow (H, W, 2), mouth mask (H, W), paint
+        opacity (H, W) float32)."""
         s = self.config.size
         tgt2d = np.asarray(target_mesh[:, :2], np.float64)
         outer_dst = self._outer_targets(tgt2d)
@@ -233,18 +237,20 @@ class MeshWarpRenderer:
         frame = cv2.remap(self.source, flow[..., 0], flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         alpha = self._mouth_alpha(tgt2d)  # (H, W) float32 in [0, 1]
         mouth = alpha > MOUTH_MASK_ALPHA
+        paint = alpha.copy()
         if (alpha > 0).any():
             frame = self._paint_mouth(frame, tgt2d, alpha)
         for eye, rgb, gap in zip(self.eyes, self.lid_rgb, self.eye_gap, strict=True):
             closure = 1.0 - self._eye_gap(tgt2d, eye) / gap if gap > 0 else 0.0
             if closure > self.config.lid_from:
-                frame = self._paint_lid(frame, tgt2d, eye, rgb, closure)
-        return frame, flow, mouth
+                frame = self._paint_lid(frame, tgt2d, eye, rgb, closure, paint)
+        return frame, flow, mouth, paint
 
     def render(self, target_meshes: np.ndarray) -> WarpResult:
         """Batch of target meshes (B, 468, 3) → :class:`WarpResult` with B frames."""
         outs = [self.render_one(m) for m in np.asarray(target_meshes)]
         return WarpResult(frames=np.stack([o[0] for o in outs]), flow=np.stack([o[1] for o in outs]),
+                          paint=np.stack([o[3] for o in outs]),
                           mouth_mask=np.stack([o[2] for o in outs]))
 
     # -- closed eyelids -------------------------------------------------------------------------
@@ -272,8 +278,9 @@ class MeshWarpRenderer:
         return np.median(bright, axis=0).astype(np.float32)
 
     def _paint_lid(self, frame: np.ndarray, tgt2d: np.ndarray, eye: _Eye, rgb: np.ndarray,
-                   closure: float) -> np.ndarray:
-        """Blend the closed lid (fold → lash line, soft-edged) and its lash line into ``frame``."""
+                   closure: float, paint: np.ndarray | None = None) -> np.ndarray:
+        """Blend the closed lid (fold → lash line, soft-edged) and its lash line into ``frame``; its opacity
+        is max-ed into ``paint`` (H, W) when given."""
         c = self.config
         s = c.size
         strength = c.lid_opacity * float(np.clip((closure - c.lid_from) / (c.lid_full - c.lid_from), 0.0, 1.0))
@@ -299,6 +306,8 @@ class MeshWarpRenderer:
         alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * strength
         out = frame.copy()
         out[y0:y1, x0:x1] = np.clip(alpha * skin + (1.0 - alpha) * patch, 0, 255).astype(np.uint8)
+        if paint is not None:
+            np.maximum(paint[y0:y1, x0:x1], alpha[..., 0], out=paint[y0:y1, x0:x1])
         return out
 
     # -- mouth interior -------------------------------------------------------------------------

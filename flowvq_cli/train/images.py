@@ -74,6 +74,7 @@ from flowvq_cli.vq import (
     load_vgg19_features,
 )
 from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig
+from flowvq_cli.vqig.layers import scale_init_
 from flowvq_cli.vqig.losses import code_accuracy, discriminator_loss, perceptual_kind
 
 from .flows import EXPORT_DIRNAME, PRESETS
@@ -119,11 +120,18 @@ class VQIGTrainBatch:
     def to(self, device: torch.device | str) -> VQIGTrainBatch:
         return VQIGTrainBatch(self.triplets.to(device), self.target_windows.to(device))
 
-    def vqig(self, pixel_map: Tensor | None = None, mouth_mask: Tensor | None = None) -> VQIGBatch:
-        """The :class:`VQIGBatch` of these triplets, with the mesh-warp flow of the warm start when given."""
+    def vqig(self, pixel_map: Tensor | None = None, mouth_mask: Tensor | None = None,
+             paint: Tensor | None = None) -> VQIGBatch:
+        """The :class:`VQIGBatch` of these triplets, with the mesh-warp renderer's flow, mouth mask and paint
+        opacity (:func:`mesh_warp_targets`) when given."""
         t = self.triplets
         return VQIGBatch(source=t.source, source_coeffs=t.source_coeffs, target=t.target,
-                         target_windows=self.target_windows, pixel_map=pixel_map, mouth_mask=mouth_mask)
+                         target_windows=self.target_windows, pixel_map=pixel_map, mouth_mask=mouth_mask,
+                         paint=paint)
+
+    def vqig_with_mesh(self) -> VQIGBatch:
+        """:meth:`vqig` with everything the mesh-warp renderer gives (needs the clips' identity meshes)."""
+        return self.vqig(*mesh_warp_targets(self.triplets))
 
 
 class _TripletView(Dataset):
@@ -500,15 +508,16 @@ class StageSchedule:
         return CODE if step < self.image_start else IMAGE
 
 
-def mesh_warp_targets(batch: FrameTripletBatch) -> tuple[Tensor, Tensor]:
+def mesh_warp_targets(batch: FrameTripletBatch) -> tuple[Tensor, Tensor, Tensor]:
     """The mesh-warp renderer's backward map from each source frame to its target's coefficients.
 
     The source and target meshes are ``rig.synthesize(identity, coeffs)`` (256² crop pixels) scaled to
     the frames' side S; the renderer warps the source frame (uint8) to the target mesh.
 
     Returns:
-        pixel_map (B, S, S, 2) float32 source pixel coordinates (x, y) per output pixel, and
-        mouth_mask (B, S, S) bool (painted mouth interior), on the batch's device.
+        pixel_map (B, S, S, 2) float32 source pixel coordinates (x, y) per output pixel,
+        mouth_mask (B, S, S) bool (painted mouth interior) and paint (B, S, S) float32 (the opacity of
+        everything painted: mouth interior, closing lids), on the batch's device.
 
     Raises:
         ValueError: the batch has no identity meshes.
@@ -521,15 +530,17 @@ def mesh_warp_targets(batch: FrameTripletBatch) -> tuple[Tensor, Tensor]:
     identity = batch.identity.detach().cpu().double().numpy()  # (B, 468, 3)
     coeffs = torch.stack([batch.source_coeffs, batch.target_coeffs], dim=1).detach().cpu().double().numpy()
     warp_config = MeshWarpConfig(size=size)
-    maps, masks = [], []
+    maps, masks, paints = [], [], []
     for b in range(len(sources)):
         meshes = rig.synthesize(identity[b], coeffs[b]) * scale  # (2, 468, 3): source, target
         result = MeshWarpRenderer(sources[b], meshes[0], warp_config).render(meshes[1:])
         maps.append(result.flow[0])
         masks.append(result.mouth_mask[0])
+        paints.append(result.paint[0])
     device = batch.source.device
     return (torch.from_numpy(np.stack(maps)).float().to(device),
-            torch.from_numpy(np.stack(masks)).to(device))
+            torch.from_numpy(np.stack(masks)).to(device),
+            torch.from_numpy(np.stack(paints)).float().to(device))
 
 
 class VQIGObjective(nn.Module):
@@ -546,18 +557,21 @@ class VQIGObjective(nn.Module):
         (B, 3, H, W), the decoded frames (detached) for the discriminator."""
         stage = self.schedule.stage_at(step)
         tag = {"stage": torch.tensor(float(STAGE_INDEX[stage]))}
+        cfg = self.vqig.config
         if stage == WARM_START:
-            flow = self.vqig.warm_start_loss(batch.vqig(*mesh_warp_targets(batch.triplets)))
+            flow = self.vqig.warm_start_loss(batch.vqig_with_mesh())
             return {"loss": flow, "flow": flow.detach(), **tag}
         if stage == CODE:
-            c = self.vqig.code_level_loss(batch.vqig())
+            c = self.vqig.code_level_loss(batch.vqig_with_mesh() if cfg.mesh_prior else batch.vqig())
             return {"loss": c.total, "ce": c.cross_entropy, "feature": c.feature, "warp_l1": c.warp_image,
                     "code_accuracy": c.accuracy, **tag}
         if discriminator is None:
             raise ValueError("the image-level stage needs the discriminator")
         inputs = batch.vqig()
-        if self.vqig.config.compose and self.vqig.config.loss.occlusion_weight and batch.triplets.identity is not None:
-            inputs = batch.vqig(*mesh_warp_targets(batch.triplets))  # the mouth mask teaches the occlusion
+        occlusion_term = (cfg.compose and not cfg.mesh_prior and cfg.loss.occlusion_weight
+                          and batch.triplets.identity is not None)
+        if cfg.mesh_prior or occlusion_term:  # the prior, or the mouth mask that teaches the occlusion
+            inputs = batch.vqig_with_mesh()
         i = self.vqig.image_level_loss(inputs, discriminator, step - self.schedule.image_start, vgg)
         return {"loss": i.total, "rec": i.reconstruction, "per": i.perceptual, "adv": i.adversarial,
                 "adv_weight": i.adversarial_weight, "ce": i.cross_entropy, "occ": i.occlusion, "fake": i.fake,
@@ -606,9 +620,9 @@ def _vqig_adversary(config: VQIGConfig, disc: PatchDiscriminator, lr: float) -> 
 
 def _vqig_eval(model: nn.Module, batch: VQIGTrainBatch) -> dict[str, Tensor]:
     vqig: VQIG = model.vqig
-    b = batch.vqig()
+    b = batch.vqig_with_mesh() if vqig.config.mesh_prior else batch.vqig()
     cache = vqig.encode_source(b.source, b.source_coeffs)
-    out = vqig.predict(cache, b.target_windows)
+    out = vqig.predict(cache, b.target_windows, vqig.batch_prior(b))
     frames = vqig.decode(out).float().clamp(-1, 1)
     indices, _ = vqig.encode_target(b.target)
     return {"l1": F.l1_loss(frames, b.target), "psnr": psnr_per_image(frames, b.target).mean(),
@@ -624,8 +638,9 @@ def _vqig_samples(run_dir: Path, items: list[tuple[FrameTriplet, Tensor]]) -> Ca
         vqig: VQIG = model.vqig
         was_training = vqig.training
         vqig.eval()
-        b = batch.to(vqig.device).vqig()
-        frames = vqig.decode(vqig(b.source, b.source_coeffs, b.target_windows)).float()
+        on_device = batch.to(vqig.device)
+        b = on_device.vqig_with_mesh() if vqig.config.mesh_prior else on_device.vqig()
+        frames = vqig.decode(vqig(b.source, b.source_coeffs, b.target_windows, vqig.batch_prior(b))).float()
         vqig.train(was_training)
         save_grid(_sample_path(run_dir, step), [batch.triplets.source, batch.target, frames.cpu()])
 
@@ -634,12 +649,18 @@ def _vqig_samples(run_dir: Path, items: list[tuple[FrameTriplet, Tensor]]) -> Ca
 
 def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], config: str | VQIGConfig,
                train: TrainConfig, stage: str, warm_start_steps: int, code_steps: int | None,
-               augment: ImageAugmentConfig | None, compose: bool | None,
-               init_from: str | os.PathLike[str] | None) -> _ImageRunSpec:
+               augment: ImageAugmentConfig | None, compose: bool | None, mesh_prior: bool | None,
+               prior_residual: bool | None, init_from: str | os.PathLike[str] | None) -> _ImageRunSpec:
     cb = VQGAN.from_pretrained(codebook)
     cfg = vqig_config(config, cb)
     if compose is not None:
         cfg = dataclasses.replace(cfg, compose=compose)
+    if mesh_prior is not None:
+        if mesh_prior and compose is False:
+            raise UsageError("--mesh-prior needs --compose (the prior says where the warped photo is visible)")
+        cfg = dataclasses.replace(cfg, mesh_prior=mesh_prior, compose=cfg.compose or mesh_prior)
+    if prior_residual is not None:
+        cfg = dataclasses.replace(cfg, prior_residual=prior_residual)
     schedule = StageSchedule.build(train.steps, stage, warm_start_steps, code_steps)
     name = config if isinstance(config, str) else "custom"
     disc = dataclasses.asdict(getattr(DiscriminatorConfig, name)() if name in PRESETS else DiscriminatorConfig.mini())
@@ -652,13 +673,24 @@ def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], c
 
 def _init_vqig(vqig: VQIG, init_from: str) -> None:
     """Load an exported VQIG's own weights into ``vqig`` (same codebook weights, same architecture; the
-    switches ``compose`` and ``fidelity_w`` and the loss weights may differ)."""
+    switches ``compose``, ``mesh_prior`` and ``fidelity_w`` and the loss weights may differ). Starting a
+    ``mesh_prior`` run from a VQIG without it, W's flow and occlusion heads are re-initialised: the flow's
+    output becomes a residual on the prior (the whole motion it learnt would count twice), and the mask
+    starts at all visible (the prior marks what the photo lacks)."""
     start = VQIG.from_pretrained(init_from, codebook=vqig.codebook)
-    switches = {"compose": vqig.config.compose, "fidelity_w": vqig.config.fidelity_w, "loss": vqig.config.loss}
-    if dataclasses.replace(start.config, **switches) != vqig.config:
+    cfg = vqig.config
+    switches = {"compose": cfg.compose, "mesh_prior": cfg.mesh_prior, "prior_residual": cfg.prior_residual,
+                "fidelity_w": cfg.fidelity_w, "loss": cfg.loss}
+    if dataclasses.replace(start.config, **switches) != cfg:
         raise UsageError(f"--init-from {init_from}: that VQIG has another architecture than config "
-                         f"{vqig.config}; start from a VQIG trained with the same preset")
+                         f"{cfg}; start from a VQIG trained with the same preset")
     vqig._owned().load_state_dict(start._owned().state_dict())
+    if cfg.mesh_prior and not start.config.mesh_prior:
+        head = vqig.warping.flow_head
+        with torch.no_grad():
+            head.reset_parameters()
+        scale_init_(head, cfg.init_gain)
+        vqig.warping.init_occlusion()
 
 
 def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebook: str | os.PathLike[str],
@@ -666,7 +698,8 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
                stage: str = "both", warm_start_steps: int = 0, code_steps: int | None = None,
                vgg19_weights: str | os.PathLike[str] | None = None, disc_lr: float | None = None,
                augment: ImageAugmentConfig | None = ImageAugmentConfig(), quiet: bool = False,
-               export: bool = True, compose: bool | None = None,
+               export: bool = True, compose: bool | None = None, mesh_prior: bool | None = None,
+               prior_residual: bool | None = None,
                init_from: str | os.PathLike[str] | None = None) -> ImageRunResult:
     """Train VQIG on the frozen codebook exported at ``codebook``; export to ``out/export/vqig``.
 
@@ -685,6 +718,9 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
         disc_lr: the discriminator's learning rate (default: ``train.lr``).
         augment: one colour and lighting change per item, the same on its source and target (None = off).
         compose: override the preset's ``VQIGConfig.compose`` (None = keep it).
+        mesh_prior: override the preset's ``VQIGConfig.mesh_prior`` (None = keep it); True implies
+            ``compose`` and needs every training clip's ``identity.npy``.
+        prior_residual: override ``VQIGConfig.prior_residual`` (None = keep it).
         init_from: an exported VQIG (``RUN/export/vqig``) on the same codebook whose weights a fresh run
             starts from (fine-tuning, e.g. ``stage="image"`` with ``compose=True``); a resumed run ignores it.
     """
@@ -699,7 +735,10 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
             warm_start_steps = 0
             val_note += "; warm start skipped: a training clip has no identity.npy"
         spec = _vqig_spec(data, codebook, config, train, stage, warm_start_steps, code_steps, augment, compose,
-                          init_from)
+                          mesh_prior, prior_residual, init_from)
+        if VQIGConfig.from_dict(dict(spec.model_config)).mesh_prior and not _has_identity(train_set):
+            raise UsageError(f"--mesh-prior needs the mesh-warp renderer's motion, so every training clip of {data} "
+                             "needs its identity.npy (made by flowvq prepare / synth)")
         if _is_main_process():
             spec.save(run_dir)
     torch.manual_seed(train.seed)
@@ -714,7 +753,8 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
     train_items = WindowedTriplets(train_set, window)
     val_items = WindowedTriplets(val_set, window) if val_set is not None else None
     meta = {"preset": spec.preset, "image_size": spec.size, "codebook": spec.codebook, "stage": spec.stage,
-            "compose": vqig.config.compose, "init_from": spec.init_from,
+            "compose": vqig.config.compose, "mesh_prior": vqig.config.mesh_prior,
+            "prior_residual": vqig.config.prior_residual, "init_from": spec.init_from,
             "schedule": dataclasses.asdict(schedule), "validation": val_note,
             "val_faces": _face_note(train_set, val_set), "augment": spec.augment,
             "perceptual_kind": perceptual_kind(vqig.config.loss.image, vgg) if disc is not None else "none",

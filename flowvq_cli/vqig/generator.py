@@ -52,7 +52,15 @@ from flowvq_cli.vqig.losses import (
 )
 from flowvq_cli.vqig.mapping import MappingNetwork
 from flowvq_cli.vqig.transformer import CodeTransformer
-from flowvq_cli.vqig.warp import WarpNetwork, flow_from_pixel_map, flow_warm_start_loss, warp
+from flowvq_cli.vqig.warp import (
+    MeshPrior,
+    WarpNetwork,
+    flow_from_pixel_map,
+    flow_warm_start_loss,
+    identity_flow,
+    resize_flow,
+    warp,
+)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -91,9 +99,11 @@ class VQIGOutput:
         z_fused: (B, d, h, w) ẑ, the fuse network's output (compared with the GT's quantised latents).
         z_w: (B, d, h, w) the warped encoder's output.
         motion: (B, d_m) motion descriptor m.
-        flow: (B, 2, S, S) normalised backward flow; occlusion: (B, 1, S, S) in [0, 1].
+        flow: (B, 2, S, S) normalised backward flow (with ``config.mesh_prior``: the prior's flow, plus W's
+            residual with ``prior_residual``, at the prior's resolution); occlusion: (B, 1, S, S) W's mask.
         skip_features: {level: (B, C_l, H/2^l, W/2^l)} warped source features for the fidelity skip.
         warped: (B, 3, H, W) the source image warped by ``flow``, with ``config.compose`` (else None).
+        paint: (B, 1, H, W) the mesh prior's paint opacity (occluded on top of ``occlusion``), or None.
     """
 
     logits: torch.Tensor
@@ -104,6 +114,11 @@ class VQIGOutput:
     occlusion: torch.Tensor
     skip_features: dict[int, torch.Tensor]
     warped: torch.Tensor | None = None
+    paint: torch.Tensor | None = None
+
+    def visibility(self, size: tuple[int, int]) -> torch.Tensor:
+        """(B, 1, *size) how much of the warped photo is used: the occlusion mask, times 1 − ``paint``."""
+        return _visibility(self.occlusion, self.paint, size)
 
     @property
     def indices(self) -> torch.Tensor:
@@ -168,27 +183,49 @@ class VQIG(nn.Module):
         return SourceCache(image=source, coeffs=source_coeffs, z_s=z_s, entry=head.out, levels=levels,
                            warp_features=self.warping.encode_source(source))
 
-    def predict(self, cache: SourceCache, windows: torch.Tensor) -> VQIGOutput:
-        """Coefficient windows (B, 2w+1, K) for a cached source (batch B or 1) → :class:`VQIGOutput`."""
+    def predict(self, cache: SourceCache, windows: torch.Tensor, prior: MeshPrior | None = None) -> VQIGOutput:
+        """Coefficient windows (B, 2w+1, K) for a cached source (batch B or 1) → :class:`VQIGOutput`;
+        ``prior``: the mesh-warp renderer's motion for the B frames, needed (only) with ``config.mesh_prior``."""
         b = windows.shape[0]
         if cache.entry.shape[0] not in (1, b):
             raise ValueError(f"a source batch of {cache.entry.shape[0]} cannot drive {b} frames; pass 1 source "
                              "or one per frame")
         m = self.mapping(windows, cache.coeffs)  # (B, d_m)
         motion = self.warping(cache.warp_features, m)
-        entry = self._warp_visible(cache.entry.expand(b, -1, -1, -1), motion.flow, motion.occlusion)
+        flow = self._with_prior(motion.flow, prior, b)
+        paint = prior.paint.to(self.device) if prior is not None else None
+        entry = self._warp_visible(cache.entry.expand(b, -1, -1, -1), flow, motion.occlusion, paint)
         tail = self.warped_encoder.tail(entry)  # z_w (B, d, h, w)
-        skips = {lv: self._warp_visible(f.expand(b, -1, -1, -1), motion.flow, motion.occlusion)
+        skips = {lv: self._warp_visible(f.expand(b, -1, -1, -1), flow, motion.occlusion, paint)
                  for lv, f in cache.levels.items()}
         skips.update({lv: f for lv, f in tail.levels.items() if lv in self.config.fidelity_levels})
         z_fused = self.fuse(tail.out, cache.z_s, m)  # (B, d, h, w)
-        warped = warp(cache.image.expand(b, -1, -1, -1), motion.flow) if self.config.compose else None
-        return VQIGOutput(logits=self.transformer(z_fused), z_fused=z_fused, z_w=tail.out, motion=m,
-                          flow=motion.flow, occlusion=motion.occlusion, skip_features=skips, warped=warped)
+        warped = warp(cache.image.expand(b, -1, -1, -1), flow) if self.config.compose else None
+        return VQIGOutput(logits=self.transformer(z_fused), z_fused=z_fused, z_w=tail.out, motion=m, flow=flow,
+                          occlusion=motion.occlusion, skip_features=skips, warped=warped, paint=paint)
 
-    def forward(self, source: torch.Tensor, source_coeffs: torch.Tensor, windows: torch.Tensor) -> VQIGOutput:
+    def forward(self, source: torch.Tensor, source_coeffs: torch.Tensor, windows: torch.Tensor,
+                prior: MeshPrior | None = None) -> VQIGOutput:
         """source (B, 3, H, W), source_coeffs (B, K), windows (B, 2w+1, K) → :class:`VQIGOutput`."""
-        return self.predict(self.encode_source(source, source_coeffs), windows)
+        return self.predict(self.encode_source(source, source_coeffs), windows, prior)
+
+    def _with_prior(self, flow: torch.Tensor, prior: MeshPrior | None, b: int) -> torch.Tensor:
+        """W's flow (B, 2, S, S) → the flow used: itself, or (``mesh_prior``) the prior's flow plus W's offset
+        from the identity (without ``prior_residual``: the prior's flow alone), at the prior's resolution."""
+        if not self.config.mesh_prior:
+            if prior is not None:
+                raise ValueError("this VQIG was built without mesh_prior; do not pass a mesh prior")
+            return flow
+        if prior is None:
+            raise ValueError("this VQIG renders on the mesh-warp renderer's motion (config.mesh_prior): pass "
+                             "prior=MeshPrior(...) for the frames")
+        if len(prior) != b:
+            raise ValueError(f"the mesh prior holds {len(prior)} frames, the windows {b}")
+        prior_flow = prior.flow.to(flow.device).float()
+        if not self.config.prior_residual:
+            return prior_flow
+        size = tuple(prior.flow.shape[-2:])
+        return prior_flow + resize_flow(flow, size) - identity_flow(b, size, flow.device)
 
     def decode(self, out: VQIGOutput, fidelity_w: float | None = None, straight_through: bool = False) -> torch.Tensor:
         """Predicted codes → images (B, 3, H, W) through the frozen decoder (and the fidelity skip), composed
@@ -209,8 +246,7 @@ class VQIG(nn.Module):
             frames = self.fidelity(decoder, z_q, out.skip_features, w)
         if out.warped is None:
             return frames
-        visible = F.interpolate(out.occlusion, size=tuple(frames.shape[-2:]), mode="bilinear", align_corners=False)
-        visible = visible.to(frames.dtype)  # (B, 1, H, W)
+        visible = out.visibility(tuple(frames.shape[-2:])).to(frames.dtype)  # (B, 1, H, W)
         return visible * out.warped.to(frames.dtype) + (1.0 - visible) * frames
 
     def warped_image(self, cache: SourceCache, out: VQIGOutput) -> torch.Tensor:
@@ -232,10 +268,10 @@ class VQIG(nn.Module):
         z = weights.to(codebook.dtype) @ codebook  # (B, hw, d)
         return z.transpose(1, 2).reshape(b, d, h, w).contiguous()
 
-    def _warp_visible(self, features: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
-        """warp(features, flow) · occlusion, all at the features' resolution → (B, C, H', W')."""
-        size = tuple(features.shape[-2:])
-        mask = F.interpolate(occlusion, size=size, mode="bilinear", align_corners=False)  # (B, 1, H', W')
+    def _warp_visible(self, features: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor,
+                      paint: torch.Tensor | None) -> torch.Tensor:
+        """warp(features, flow) · visibility, all at the features' resolution → (B, C, H', W')."""
+        mask = _visibility(occlusion, paint, tuple(features.shape[-2:]))  # (B, 1, H', W')
         return warp(features, flow) * mask.to(features.dtype)
 
     def _check_images(self, images: torch.Tensor, what: str) -> None:
@@ -262,19 +298,22 @@ class VQIG(nn.Module):
             return self.encode_source(source.to(self.device), source_coeffs.to(self.device))
 
     def render_prepared(self, cache: SourceCache, windows: torch.Tensor, fidelity_w: float | None = None,
-                        return_output: bool = False) -> torch.Tensor | tuple[torch.Tensor, VQIGOutput]:
+                        return_output: bool = False, *, prior: MeshPrior | None = None
+                        ) -> torch.Tensor | tuple[torch.Tensor, VQIGOutput]:
         """Frames for coefficient windows (B, 2w+1, K) of a prepared source → (B, 3, H, W) float32 in [-1, 1];
-        with ``return_output`` also the :class:`VQIGOutput` they were decoded from (flow, occlusion, ...)."""
+        with ``return_output`` also the :class:`VQIGOutput` they were decoded from (flow, occlusion, ...).
+        ``prior``: the frames' mesh-warp motion, with ``config.mesh_prior``."""
         with self._inference():
-            out = self.predict(cache, windows.to(self.device))
+            out = self.predict(cache, windows.to(self.device), prior)
             frames = self.decode(out, fidelity_w).float().clamp(-1.0, 1.0)
         return (frames, out) if return_output else frames
 
     def render(self, source: torch.Tensor, source_coeffs: torch.Tensor, target_coeff_windows: torch.Tensor,
-               fidelity_w: float | None = None) -> torch.Tensor:
+               fidelity_w: float | None = None, *, prior: MeshPrior | None = None) -> torch.Tensor:
         """source (B_s, 3, H, W) in [-1, 1], source_coeffs (B_s, K), target windows (B, 2w+1, K) with
         B_s = 1 or B → frames (B, 3, H, W) in [-1, 1]. Run in eval mode."""
-        return self.render_prepared(self.prepare_source(source, source_coeffs), target_coeff_windows, fidelity_w)
+        return self.render_prepared(self.prepare_source(source, source_coeffs), target_coeff_windows, fidelity_w,
+                                    prior=prior)
 
     # ----------------------------------------------------------------------------- losses
     @property
@@ -289,11 +328,23 @@ class VQIG(nn.Module):
         quant = self.codebook.encode(target)
         return quant.indices, quant.z_q.detach()
 
+    def batch_prior(self, batch: VQIGBatch) -> MeshPrior | None:
+        """The batch's :class:`MeshPrior` with ``config.mesh_prior`` (else None).
+
+        Raises ValueError when the batch lacks the mesh-warp renderer's ``pixel_map`` or ``paint``.
+        """
+        if not self.config.mesh_prior:
+            return None
+        if batch.pixel_map is None or batch.paint is None:
+            raise ValueError("this VQIG renders on the mesh-warp renderer's motion (config.mesh_prior): the batch "
+                             "needs its pixel_map and paint")
+        return MeshPrior.from_pixel_map(batch.pixel_map, batch.paint)
+
     def code_level_loss(self, batch: VQIGBatch) -> CodeLevelLoss:
         """Stage 1 (code level): see :class:`~flowvq_cli.vqig.config.VQIGLossConfig`."""
         cfg = self.loss_config
         cache = self.encode_source(batch.source, batch.source_coeffs)
-        out = self.predict(cache, batch.target_windows)
+        out = self.predict(cache, batch.target_windows, self.batch_prior(batch))
         indices, z_gt = self.encode_target(batch.target)
         ce = F.cross_entropy(out.logits.float().flatten(0, 1), indices.flatten())
         feature = F.mse_loss(out.z_fused.float(), z_gt.float())
@@ -317,7 +368,7 @@ class VQIG(nn.Module):
             raise ValueError("the warm start needs the mesh-warp renderer's flow: set batch.pixel_map")
         m = self.mapping(batch.target_windows, batch.source_coeffs)
         flow = self.warping(self.warping.encode_source(batch.source), m).flow
-        return self._flow_term(flow, batch)
+        return self._flow_term(self._with_prior(flow, self.batch_prior(batch), flow.shape[0]), batch)
 
     def _flow_term(self, flow: torch.Tensor, batch: VQIGBatch) -> torch.Tensor:
         if batch.pixel_map is None:
@@ -333,7 +384,7 @@ class VQIG(nn.Module):
         mesh-warp mouth mask, also the occlusion term. ``vgg``: VGG19 features when the image loss names VGG19
         weights. ``disc``'s parameters receive no gradient."""
         cfg = self.loss_config
-        out = self.forward(batch.source, batch.source_coeffs, batch.target_windows)
+        out = self.forward(batch.source, batch.source_coeffs, batch.target_windows, self.batch_prior(batch))
         fake = self.decode(out, straight_through=True).float()  # (B, 3, H, W)
         terms = image_terms(fake, batch.target.float(), disc, step, cfg.image, vgg)
         ce = fake.new_zeros(())
@@ -341,7 +392,7 @@ class VQIG(nn.Module):
             indices, _ = self.encode_target(batch.target)
             ce = F.cross_entropy(out.logits.float().flatten(0, 1), indices.flatten())
         occ = fake.new_zeros(())
-        if self.config.compose and cfg.occlusion_weight and batch.mouth_mask is not None:
+        if self.config.compose and not self.config.mesh_prior and cfg.occlusion_weight and batch.mouth_mask is not None:
             occ = occlusion_loss(out.occlusion, batch.mouth_mask)
         return ImageLevelLoss(total=terms.total + cfg.image_code_weight * ce + cfg.occlusion_weight * occ,
                               reconstruction=terms.reconstruction, perceptual=terms.perceptual,
@@ -389,6 +440,18 @@ class VQIG(nn.Module):
         model = cls(config, codebook)
         load_state_checked(model._owned(), read_safetensors(directory / WEIGHTS_NAME, "VQIG model"), "VQIG model")
         return model.to(device).eval()
+
+
+def _visibility(occlusion: torch.Tensor, paint: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
+    """W's occlusion mask (B, 1, S, S), times 1 − the mesh prior's paint opacity (B, 1, H, W) when given,
+    at ``size`` → (B, 1, *size): how much of the warped photo is used."""
+    mask = F.interpolate(occlusion, size=size, mode="bilinear", align_corners=False)
+    if paint is None:
+        return mask
+    shrink = paint.shape[-1] > size[-1]
+    paint = F.interpolate(paint.to(mask.dtype), size=size, mode="area" if shrink else "bilinear",
+                          **({} if shrink else {"align_corners": False}))
+    return mask * (1.0 - paint)
 
 
 def codebook_fingerprint(codebook: VQGAN) -> str:

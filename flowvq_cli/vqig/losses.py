@@ -49,6 +49,8 @@ class VQIGBatch:
         pixel_map: (B, H, W, 2) the mesh-warp renderer's backward map (source pixel coordinates) for the
             target frame, for the warm start of the warping network; None when not available.
         mouth_mask: (B, H, W) bool, the renderer's painted mouth interior (left out of the warm start).
+        paint: (B, H, W) float in [0, 1], everything the renderer painted (``WarpResult.paint``); with
+            ``pixel_map`` the :class:`~flowvq_cli.vqig.warp.MeshPrior` of ``VQIGConfig.mesh_prior``.
     """
 
     source: torch.Tensor
@@ -57,6 +59,7 @@ class VQIGBatch:
     target_windows: torch.Tensor
     pixel_map: torch.Tensor | None = None
     mouth_mask: torch.Tensor | None = None
+    paint: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> VQIGBatch:
         """The same batch on ``device``."""
@@ -64,7 +67,8 @@ class VQIGBatch:
             return None if t is None else t.to(device)
 
         return VQIGBatch(self.source.to(device), self.source_coeffs.to(device), self.target.to(device),
-                         self.target_windows.to(device), move(self.pixel_map), move(self.mouth_mask))
+                         self.target_windows.to(device), move(self.pixel_map), move(self.mouth_mask),
+                         move(self.paint))
 
 
 @dataclass

@@ -103,6 +103,30 @@ def flow_warm_start_loss(flow: torch.Tensor, target_flow: torch.Tensor,
     return (err * valid).sum() / (2 * valid.sum().clamp_min(1.0))
 
 
+@dataclass
+class MeshPrior:
+    """The mesh-warp renderer's motion for B frames, as ``VQIGConfig.mesh_prior`` uses it.
+
+    flow: (B, 2, H, W) normalised backward flow (:func:`flow_from_pixel_map` of ``WarpResult.flow``);
+    paint: (B, 1, H, W) in [0, 1], ``WarpResult.paint``: where the renderer paints over the warped photo.
+    """
+
+    flow: torch.Tensor
+    paint: torch.Tensor
+
+    @classmethod
+    def from_pixel_map(cls, pixel_map: torch.Tensor | np.ndarray, paint: torch.Tensor | np.ndarray) -> MeshPrior:
+        """From the renderer's pixel map (B, H, W, 2) and paint opacity (B, H, W) (source side = H × W)."""
+        flow = flow_from_pixel_map(pixel_map, tuple(pixel_map.shape[1:3]))
+        return cls(flow=flow, paint=torch.as_tensor(paint).float()[:, None].to(flow.device))
+
+    def to(self, device: torch.device | str) -> MeshPrior:
+        return MeshPrior(self.flow.to(device), self.paint.to(device))
+
+    def __len__(self) -> int:
+        return self.flow.shape[0]
+
+
 # ------------------------------------------------------------------------------- network
 @dataclass
 class WarpOutput:
@@ -149,7 +173,18 @@ class WarpNetwork(nn.Module):
         self.occlusion_head = _conv(widths[0], 1)
         scale_init_(self.flow_head, config.init_gain)
         scale_init_(self.occlusion_head, config.init_gain)
-        nn.init.constant_(self.occlusion_head.bias, config.occlusion_init)
+        nn.init.constant_(self.occlusion_head.bias, self._occlusion_init)
+
+    @property
+    def _occlusion_init(self) -> float:
+        return self.config.prior_occlusion_init if self.config.mesh_prior else self.config.occlusion_init
+
+    def init_occlusion(self) -> None:
+        """Re-initialise the occlusion head as a fresh W's: small weights, the config's initial logit."""
+        with torch.no_grad():
+            self.occlusion_head.reset_parameters()
+        scale_init_(self.occlusion_head, self.config.init_gain)
+        nn.init.constant_(self.occlusion_head.bias, self._occlusion_init)
 
     def encode_source(self, source: torch.Tensor) -> list[torch.Tensor]:
         """Source images (B, 3, H, W) → features per hourglass level, (B, C_i, S/2^i, S/2^i), finest first."""

@@ -36,7 +36,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source) -> None:
     crop = source[0]
-    frame, flow, mouth = renderer.render_one(renderer.source_mesh)
+    frame, flow, mouth, _ = renderer.render_one(renderer.source_mesh)
     grid = np.stack(np.meshgrid(np.arange(256), np.arange(256)), axis=-1)
     assert np.abs(flow - grid)[~mouth].max() < 0.5
     assert psnr(frame, crop) > 40
@@ -45,7 +45,7 @@ def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source)
 def test_translation_moves_the_face(renderer: MeshWarpRenderer) -> None:
     target = renderer.source_mesh.copy()
     target[:, 0] += 6.0
-    _, flow, mouth = renderer.render_one(target)
+    _, flow, mouth, _ = renderer.render_one(target)
     nose = target[1, :2].round().astype(int)
     # a pixel on the moved face samples the source 6 px to its left
     np.testing.assert_allclose(flow[nose[1], nose[0]], [nose[0] - 6.0, nose[1]], atol=0.05)
@@ -59,7 +59,7 @@ def test_jaw_open_paints_a_mouth_interior(renderer: MeshWarpRenderer, source) ->
     target = coeffs.copy()
     target[JAW_OPEN] = 1.0
     mesh = rig.synthesize(identity, target[None])[0]
-    frame, flow, mouth = renderer.render_one(mesh)
+    frame, flow, mouth, _ = renderer.render_one(mesh)
     assert mouth.sum() > 150  # the lips part
     inside = frame[mouth].astype(float)
     assert (inside.mean(axis=1) > 170).sum() > 20  # teeth
@@ -79,7 +79,7 @@ def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, sourc
     result = renderer.render(meshes)
     assert result.frames.shape == (3, 256, 256, 3) and result.flow.shape == (3, 256, 256, 2)
     for i in range(3):
-        frame, _, _ = renderer.render_one(meshes[i])
+        frame, _, _, _ = renderer.render_one(meshes[i])
         np.testing.assert_array_equal(result.frames[i], frame)
     assert np.isfinite(result.flow).all()
     assert (result.flow >= -1).all() and (result.flow <= 257).all()
@@ -114,3 +114,27 @@ def test_a_closing_eye_gets_a_lid_and_an_open_one_is_untouched(face_png: Path) -
         x1, y1 = np.ceil(mesh[idx, :2].max(axis=0)).astype(int)
         region = (slice(y0, y1 + 1), slice(x0, x1 + 1))  # where the open eye was
         assert (painted[1][region] @ luma).mean() > (plain[1][region] @ luma).mean() + 10
+
+
+def test_paint_opacity_covers_the_mouth_interior_and_the_closing_lids(renderer: MeshWarpRenderer, source) -> None:
+    """``paint`` is where the renderer paints over the warped photo: zero for the photo's own expression, the
+    mouth interior when the jaw opens, the lids when the eyes close, nothing else."""
+    _, identity, coeffs = source
+    coeffs = np.repeat(coeffs[None], 3, axis=0)
+    coeffs[1, JAW_OPEN] = 1.0
+    coeffs[2, [rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight")]] = 1.0
+    result = renderer.render(rig.synthesize(identity, coeffs))
+    assert result.paint.shape == (3, 256, 256) and result.paint.dtype == np.float32
+    assert result.paint[0].max() == 0.0
+    np.testing.assert_array_equal(result.paint[1] > 0.5, result.mouth_mask[1])
+    assert result.paint[2].sum() > 50 and not result.mouth_mask[2].any()
+    assert result.paint.max() <= 1.0
+    from dataclasses import replace
+
+    from flowvq_cli.render.meshwarp import MeshWarpConfig
+
+    unpainted = MeshWarpRenderer(renderer.source, renderer.source_mesh, replace(renderer.config, lid_from=1.0))
+    plain = unpainted.render(rig.synthesize(identity, coeffs[2:])).frames[0]
+    outside = result.paint[2] == 0  # the photo, warped, and nothing painted over it
+    np.testing.assert_array_equal(result.frames[2][outside], plain[outside])
+    assert result.paint[2].max() == pytest.approx(MeshWarpConfig().lid_opacity)  # fully closed: full lid opacity

@@ -236,6 +236,35 @@ def test_vqig_fine_tune_from_an_export_with_compose(vqig_run, codebook_run, data
                    init_from=other, quiet=True)
 
 
+def test_vqig_fine_tune_onto_the_mesh_prior(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
+    """--mesh-prior from an export without it: every weight carried over except W's flow head, which restarts
+    near zero (its output is now an offset on the mesh-warp motion), and its occlusion head, which restarts at
+    all visible; the switch travels with the export."""
+    torch.set_num_threads(1)
+    tune = dataclasses.replace(VQIG_TRAIN, steps=1, lr=1e-12, warmup=0, eval_every=1, save_every=1)
+    result = train_vqig(data, tmp_path / "prior", codebook_run.export_dir, vqig_config(), tune, stage="image",
+                        mesh_prior=True, init_from=vqig_run.export_dir, quiet=True)
+    assert log_events(tmp_path / "prior", "start")[0]["meta"]["mesh_prior"] is True
+    assert "psnr" in log_events(tmp_path / "prior", "val")[0]  # validation renders on the prior too
+    start = VQIG.from_pretrained(vqig_run.export_dir, codebook=VQGAN.from_pretrained(codebook_run.export_dir))
+    tuned = VQIG.from_pretrained(result.export_dir, codebook=start.codebook)
+    assert tuned.config.mesh_prior and tuned.config.compose and not start.config.mesh_prior
+    before, after = start._owned().state_dict(), tuned._owned().state_dict()
+    for name in before:
+        if not name.startswith(("warping.flow_head.", "warping.occlusion_head.")):
+            torch.testing.assert_close(after[name], before[name], atol=1e-8, rtol=0, msg=name)
+    head = after["warping.flow_head.weight"]
+    fan_in = head[0].numel()  # a fresh conv's weights lie within ±1/√fan_in, then times init_gain
+    assert not torch.equal(head, before["warping.flow_head.weight"])
+    assert head.abs().max() <= tuned.config.init_gain / fan_in**0.5 + 1e-9
+    assert after["warping.flow_head.bias"].abs().max() < 1e-9
+    occlusion = after["warping.occlusion_head.bias"]  # restarts at "all visible": the prior marks the rest
+    assert occlusion.item() == pytest.approx(tuned.config.prior_occlusion_init, abs=1e-6)
+    with pytest.raises(UsageError, match="needs --compose"):
+        train_vqig(data, tmp_path / "bad", codebook_run.export_dir, vqig_config(), tune, stage="image",
+                   mesh_prior=True, compose=False, quiet=True)
+
+
 def test_stage_schedule() -> None:
     both = StageSchedule.build(10, "both", 2, None)
     assert [both.stage_at(s) for s in (0, 1, 2, 5, 6, 9)] == ["warm_start"] * 2 + ["code"] * 2 + ["image"] * 2

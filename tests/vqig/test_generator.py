@@ -264,6 +264,64 @@ def test_compose_pastes_the_warped_source_where_it_is_visible() -> None:
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
+def mesh_prior_batch(config: VQIGConfig, seed: int = 0) -> VQIGBatch:
+    """A batch with a mesh-warp motion: a 1.5 px shift, and the lower middle painted (the mouth)."""
+    batch = make_batch(config, seed=seed, with_flow=True)
+    batch.paint = batch.mouth_mask.float()
+    return batch
+
+
+def test_mesh_prior_renders_on_the_mesh_motion() -> None:
+    """With ``mesh_prior`` the flow is the prior's plus W's offset, the photo is used only where W calls it
+    visible and the prior paints nothing, and the codebook's frame shows where the prior paints."""
+    with pytest.raises(ValueError, match="needs compose"):
+        replace(VQIGConfig.tiny(), mesh_prior=True)
+    model = tiny_vqig(compose=True, mesh_prior=True).eval()
+    batch = mesh_prior_batch(model.config)
+    prior = model.batch_prior(batch)
+    assert prior.flow.shape == (BATCH, 2, 32, 32) and prior.paint.shape == (BATCH, 1, 32, 32)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="pass prior"):
+            model(batch.source, batch.source_coeffs, batch.target_windows)
+        with pytest.raises(ValueError, match="without mesh_prior"):
+            tiny_vqig(compose=True)(batch.source, batch.source_coeffs, batch.target_windows, prior)
+        with pytest.raises(ValueError, match="holds 1 frames"):
+            model(batch.source, batch.source_coeffs, batch.target_windows, replace(prior, flow=prior.flow[:1]))
+        model.warping.flow_head.weight.zero_()  # no offset: exactly the prior's motion
+        out = model(batch.source, batch.source_coeffs, batch.target_windows, prior)
+        assert out.occlusion.min() > 0.999  # a fresh mask uses all of the photo the prior leaves
+        torch.testing.assert_close(out.flow, prior.flow)
+        torch.testing.assert_close(out.warped, warp(batch.source, prior.flow))
+        s = batch.source  # output (x, y) samples the source at (x + 1.5, y − 0.5): the mean of four pixels
+        quad = (s[..., :-1, 1:-1] + s[..., :-1, 2:] + s[..., 1:, 1:-1] + s[..., 1:, 2:]) / 4  # (.., y−1.., x+1..)
+        torch.testing.assert_close(out.warped[..., 1:, :-2], quad)
+        out.occlusion.fill_(1.0)
+        frame = model.decode(out)
+        codes = model.decode(replace(out, warped=None))  # the codebook's frame alone
+        painted = batch.mouth_mask[:, None].expand_as(frame)
+        torch.testing.assert_close(frame[painted], codes[painted])
+        torch.testing.assert_close(frame[~painted], out.warped[~painted])
+        torch.testing.assert_close(out.visibility((32, 32)), 1 - batch.paint[:, None])
+    model.train()
+    loss = model.image_level_loss(batch, tiny_disc(), step=0)
+    loss.total.backward()  # W's offset still learns
+    assert model.warping.flow_head.weight.grad.abs().sum() > 0
+    assert model.code_level_loss(batch).total.isfinite()
+    assert model.warm_start_loss(batch).isfinite()
+
+
+def test_mesh_prior_without_residual_uses_the_prior_flow_as_it_is() -> None:
+    model = tiny_vqig(compose=True, mesh_prior=True, prior_residual=False).train()
+    batch = mesh_prior_batch(model.config)
+    with torch.no_grad():
+        model.warping.flow_head.bias.fill_(0.3)  # an offset W would add with the residual
+    out = model(batch.source, batch.source_coeffs, batch.target_windows, model.batch_prior(batch))
+    torch.testing.assert_close(out.flow, model.batch_prior(batch).flow)
+    model.image_level_loss(batch, tiny_disc(), step=0).total.backward()
+    assert model.warping.flow_head.weight.grad is None  # unused: only the occlusion head learns in W's output
+    assert model.warping.occlusion_head.weight.grad.abs().sum() > 0
+
+
 def test_occlusion_term_teaches_the_mouth_mask() -> None:
     from flowvq_cli.vqig.losses import occlusion_loss
 
