@@ -74,7 +74,6 @@ from flowvq_cli.vq import (
     load_vgg19_features,
 )
 from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig
-from flowvq_cli.vqig.layers import scale_init_
 from flowvq_cli.vqig.losses import code_accuracy, discriminator_loss, perceptual_kind
 
 from .flows import EXPORT_DIRNAME, PRESETS
@@ -132,6 +131,10 @@ class VQIGTrainBatch:
     def vqig_with_mesh(self) -> VQIGBatch:
         """:meth:`vqig` with everything the mesh-warp renderer gives (needs the clips' identity meshes)."""
         return self.vqig(*mesh_warp_targets(self.triplets))
+
+    def vqig_for(self, model: VQIG) -> VQIGBatch:
+        """The batch ``model`` renders from: with the mesh-warp renderer's motion when it has ``mesh_prior``."""
+        return self.vqig_with_mesh() if model.config.mesh_prior else self.vqig()
 
 
 class _TripletView(Dataset):
@@ -562,7 +565,7 @@ class VQIGObjective(nn.Module):
             flow = self.vqig.warm_start_loss(batch.vqig_with_mesh())
             return {"loss": flow, "flow": flow.detach(), **tag}
         if stage == CODE:
-            c = self.vqig.code_level_loss(batch.vqig_with_mesh() if cfg.mesh_prior else batch.vqig())
+            c = self.vqig.code_level_loss(batch.vqig_for(self.vqig))
             return {"loss": c.total, "ce": c.cross_entropy, "feature": c.feature, "warp_l1": c.warp_image,
                     "code_accuracy": c.accuracy, **tag}
         if discriminator is None:
@@ -620,7 +623,7 @@ def _vqig_adversary(config: VQIGConfig, disc: PatchDiscriminator, lr: float) -> 
 
 def _vqig_eval(model: nn.Module, batch: VQIGTrainBatch) -> dict[str, Tensor]:
     vqig: VQIG = model.vqig
-    b = batch.vqig_with_mesh() if vqig.config.mesh_prior else batch.vqig()
+    b = batch.vqig_for(vqig)
     cache = vqig.encode_source(b.source, b.source_coeffs)
     out = vqig.predict(cache, b.target_windows, vqig.batch_prior(b))
     frames = vqig.decode(out).float().clamp(-1, 1)
@@ -638,8 +641,7 @@ def _vqig_samples(run_dir: Path, items: list[tuple[FrameTriplet, Tensor]]) -> Ca
         vqig: VQIG = model.vqig
         was_training = vqig.training
         vqig.eval()
-        on_device = batch.to(vqig.device)
-        b = on_device.vqig_with_mesh() if vqig.config.mesh_prior else on_device.vqig()
+        b = batch.to(vqig.device).vqig_for(vqig)
         frames = vqig.decode(vqig(b.source, b.source_coeffs, b.target_windows, vqig.batch_prior(b))).float()
         vqig.train(was_training)
         save_grid(_sample_path(run_dir, step), [batch.triplets.source, batch.target, frames.cpu()])
@@ -686,11 +688,7 @@ def _init_vqig(vqig: VQIG, init_from: str) -> None:
                          f"{cfg}; start from a VQIG trained with the same preset")
     vqig._owned().load_state_dict(start._owned().state_dict())
     if cfg.mesh_prior and not start.config.mesh_prior:
-        head = vqig.warping.flow_head
-        with torch.no_grad():
-            head.reset_parameters()
-        scale_init_(head, cfg.init_gain)
-        vqig.warping.init_occlusion()
+        vqig.warping.reset_heads()
 
 
 def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebook: str | os.PathLike[str],

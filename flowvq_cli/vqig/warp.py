@@ -179,10 +179,13 @@ class WarpNetwork(nn.Module):
     def _occlusion_init(self) -> float:
         return self.config.prior_occlusion_init if self.config.mesh_prior else self.config.occlusion_init
 
-    def init_occlusion(self) -> None:
-        """Re-initialise the occlusion head as a fresh W's: small weights, the config's initial logit."""
+    def reset_heads(self) -> None:
+        """Re-initialise the flow and occlusion heads as a fresh W's (a flow offset near zero, the config's
+        initial occlusion logit), e.g. when a trained W switches to ``mesh_prior``."""
         with torch.no_grad():
+            self.flow_head.reset_parameters()
             self.occlusion_head.reset_parameters()
+        scale_init_(self.flow_head, self.config.init_gain)
         scale_init_(self.occlusion_head, self.config.init_gain)
         nn.init.constant_(self.occlusion_head.bias, self._occlusion_init)
 
