@@ -70,7 +70,7 @@ def main() -> None:
     cache = model.prepare_source(source, coeffs)
 
     def render(batch: torch.Tensor) -> None:
-        prior = motion(batch[:, cfg.window]) if motion is not None else None
+        prior = motion(batch[:, cfg.window].numpy()) if motion is not None else None
         model.render_prepared(cache, batch, prior=prior)
 
     render(windows[: args.batch])  # warm-up (allocations, cuDNN autotuning)
@@ -91,28 +91,18 @@ def main() -> None:
 
 def mesh_motion(size: int):
     """examples/face.png's crop (1, 3, S, S) and coefficients (1, 58), and a function from frame coefficients
-    (B, 58) to their :class:`MeshPrior` (the mesh-warp renderer's motion)."""
+    (B, 58) to their :class:`MeshPrior` (``flowvq_cli.api.mesh_motion``, as ``generate`` computes it)."""
     import cv2
     import numpy as np
 
-    from flowvq_cli.api import prepare_face
-    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
-    from flowvq_cli.vqig import MeshPrior
+    from flowvq_cli.api import mesh_motion, prepare_face
 
     face = prepare_face(Path(__file__).resolve().parents[1] / "examples" / "face.png")
     crop = face.crop
     if crop.shape[0] != size:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    scale = size / rig.CROP_SIZE
-    renderer = MeshWarpRenderer(crop, rig.synthesize(face.identity, face.coeffs[None])[0] * scale,
-                                MeshWarpConfig(size=size))
-
-    def motion(frame_coeffs: torch.Tensor) -> MeshPrior:
-        result = renderer.render(rig.synthesize(face.identity, frame_coeffs.double().numpy()) * scale)
-        return MeshPrior.from_pixel_map(result.flow, result.paint)
-
     source = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    return source, torch.from_numpy(face.coeffs[None].astype(np.float32)), motion
+    return source, torch.from_numpy(face.coeffs[None].astype(np.float32)), mesh_motion(face, crop)
 
 
 if __name__ == "__main__":

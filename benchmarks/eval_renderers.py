@@ -112,7 +112,6 @@ def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray, targets: 
     return to_uint8(torch.cat(frames)), visible
 
 
-
 def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray,
                 targets: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], MeshWarpRenderer, np.ndarray]:
     """Mesh-warp renders (N, S, S, 3) of frames ``targets`` from frame 0, the source mesh's face box, the

@@ -149,15 +149,39 @@ def prepare_face(face: str | Path | np.ndarray, *, face_index: int = 0) -> Sourc
     return SourceFace(image=rgb, crop=crop, analysis=analysis)
 
 
+def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
+    """The photo's mesh-warp renderer: its crop (or ``crop``, that crop resized to S × S) warped along the
+    photo's face mesh. Returns (renderer, scale): target meshes for it are ``rig.synthesize(...) · scale``."""
+    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+
+    crop = source.crop if crop is None else crop
+    scale = crop.shape[0] / rig.CROP_SIZE
+    source_mesh = rig.synthesize(source.identity, source.coeffs[None])[0] * scale
+    return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
+
+
+def mesh_motion(source: SourceFace, crop: np.ndarray):
+    """Each frame's mesh-warp motion, for a ``mesh_prior`` VQIG rendering ``crop`` (S × S): a function from
+    coefficients (B, 58) to their :class:`~flowvq_cli.vqig.MeshPrior`."""
+    from flowvq_cli.vqig import MeshPrior
+
+    renderer, scale = mesh_renderer(source, crop)
+
+    def motion(coeffs: np.ndarray) -> MeshPrior:
+        result = renderer.render(rig.synthesize(source.identity, coeffs) * scale)
+        return MeshPrior.from_pixel_map(result.flow, result.paint)
+
+    return motion
+
+
 def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
                 chunk: int = RENDER_CHUNK, identity: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """The mesh-warp renderer over coefficients (T, 58): frames (H, W, 3) uint8, ``chunk`` at a time;
     the photo's size with ``paste_back``, else the 256² crop. ``identity`` (468, 3), when given, is the
     face shape of the output frames (default: the photo's own)."""
     from flowvq_cli.face.paste import PasteBack
-    from flowvq_cli.render.meshwarp import MeshWarpRenderer
 
-    warp = MeshWarpRenderer(source.crop, rig.synthesize(source.identity, source.coeffs[None])[0])
+    warp, _ = mesh_renderer(source)  # at the crop's own size: meshes in crop pixels
     paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
     for start in range(0, len(coeffs), chunk):
         meshes = rig.synthesize(source.identity if identity is None else identity, coeffs[start : start + chunk])
@@ -173,8 +197,6 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     import cv2
 
     from flowvq_cli.face.paste import PasteBack
-    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
-    from flowvq_cli.vqig import MeshPrior
 
     size = vqig.codebook.config.image_size
     crop_size = source.crop.shape[0]
@@ -186,18 +208,11 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     w = vqig.config.window
     padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
     paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
-    scale = size / rig.CROP_SIZE
-    mesh = None
-    if vqig.config.mesh_prior:
-        source_mesh = rig.synthesize(source.identity, source.coeffs[None])[0] * scale
-        mesh = MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=size))
+    motion = mesh_motion(source, crop) if vqig.config.mesh_prior else None
     for start in range(0, len(coeffs), chunk):
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
-        prior = None
-        if mesh is not None:
-            motion = mesh.render(rig.synthesize(source.identity, np.asarray(coeffs)[idx]) * scale)
-            prior = MeshPrior.from_pixel_map(motion.flow, motion.paint)
+        prior = motion(np.asarray(coeffs)[idx]) if motion is not None else None
         with torch.inference_mode():
             out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
         frames = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

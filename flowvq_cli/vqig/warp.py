@@ -120,9 +120,6 @@ class MeshPrior:
         flow = flow_from_pixel_map(pixel_map, tuple(pixel_map.shape[1:3]))
         return cls(flow=flow, paint=torch.as_tensor(paint).float()[:, None].to(flow.device))
 
-    def to(self, device: torch.device | str) -> MeshPrior:
-        return MeshPrior(self.flow.to(device), self.paint.to(device))
-
     def __len__(self) -> int:
         return self.flow.shape[0]
 
@@ -171,23 +168,24 @@ class WarpNetwork(nn.Module):
                                 for i in reversed(range(len(widths) - 1)))
         self.flow_head = _conv(widths[0], 2)
         self.occlusion_head = _conv(widths[0], 1)
+        self._scale_heads()
+
+    def _scale_heads(self) -> None:
+        """Shrink the heads' default initialisation: a flow offset near zero, the config's initial occlusion
+        logit (higher with ``mesh_prior``)."""
+        config = self.config
         scale_init_(self.flow_head, config.init_gain)
         scale_init_(self.occlusion_head, config.init_gain)
-        nn.init.constant_(self.occlusion_head.bias, self._occlusion_init)
-
-    @property
-    def _occlusion_init(self) -> float:
-        return self.config.prior_occlusion_init if self.config.mesh_prior else self.config.occlusion_init
+        init = config.prior_occlusion_init if config.mesh_prior else config.occlusion_init
+        nn.init.constant_(self.occlusion_head.bias, init)
 
     def reset_heads(self) -> None:
-        """Re-initialise the flow and occlusion heads as a fresh W's (a flow offset near zero, the config's
-        initial occlusion logit), e.g. when a trained W switches to ``mesh_prior``."""
+        """Re-initialise the flow and occlusion heads as a fresh W's, e.g. when a trained W switches to
+        ``mesh_prior``."""
         with torch.no_grad():
             self.flow_head.reset_parameters()
             self.occlusion_head.reset_parameters()
-        scale_init_(self.flow_head, self.config.init_gain)
-        scale_init_(self.occlusion_head, self.config.init_gain)
-        nn.init.constant_(self.occlusion_head.bias, self._occlusion_init)
+        self._scale_heads()
 
     def encode_source(self, source: torch.Tensor) -> list[torch.Tensor]:
         """Source images (B, 3, H, W) → features per hourglass level, (B, C_i, S/2^i, S/2^i), finest first."""
