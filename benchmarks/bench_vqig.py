@@ -2,15 +2,19 @@
 
     python benchmarks/bench_vqig.py [--config mini] [--frames 64] [--batch 8] [--device auto]
                                     [--weights-codebook C --weights-vqig V] [--compose] [--mesh-prior]
+                                    [--prior-frame]
 
 The source photo is encoded once (``prepare_source``), then ``--frames`` coefficient windows are rendered
 ``--batch`` at a time with ``render_prepared`` (``torch.inference_mode``; bf16 autocast on a GPU), as
 ``flowvq generate --renderer vqig`` does. Speed does not depend on the weights, so without
 ``--weights-*`` the preset's architecture is timed with random weights (``--compose`` switches the
-composition on, ``--mesh-prior`` the mesh-warp motion prior). The source is a random image, except with the
-mesh prior: then it is ``examples/face.png``'s aligned crop, and the timed loop includes the mesh-warp
-renderer that computes each frame's motion, as in ``generate``. One warm-up batch is not timed. Prints
-frames per second and the machine.
+composition on, ``--mesh-prior`` the mesh-warp motion prior, ``--prior-frame`` the composition on the
+mesh-warp frame). The source is a random image, except with the mesh prior: then it is
+``examples/face.png``'s aligned crop, and the timed loop includes the mesh-warp renderer that computes each
+frame's motion, as in ``generate``. One warm-up batch is not timed. Prints frames per second, how many of
+the frames ran through the networks (with ``prior_frame`` a frame whose mouth the mesh warp does not paint
+is its frame as it is; the random windows here open the mouth in nearly all of them: 63 of 64 with the
+shipped weights), and the machine.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def main() -> None:
     ap.add_argument("--weights-vqig", type=Path)
     ap.add_argument("--compose", action="store_true")
     ap.add_argument("--mesh-prior", action="store_true", help="implies --compose")
+    ap.add_argument("--prior-frame", action="store_true", help="implies --mesh-prior, without its residual")
     args = ap.parse_args()
 
     from flowvq_cli.api import resolve_device
@@ -55,7 +60,9 @@ def main() -> None:
     else:
         config = getattr(VQIGConfig, args.config)()
         config = dataclasses.replace(config, codebook=getattr(VQGANConfig, args.config)(),
-                                     compose=args.compose or args.mesh_prior, mesh_prior=args.mesh_prior)
+                                     compose=args.compose or args.mesh_prior or args.prior_frame,
+                                     mesh_prior=args.mesh_prior or args.prior_frame,
+                                     prior_residual=not args.prior_frame, prior_frame=args.prior_frame)
         model = VQIG(config, VQGAN(config.codebook)).to(device).eval()
         what = f"preset {args.config}, random weights"
     cfg = model.config
@@ -64,16 +71,21 @@ def main() -> None:
     coeffs = torch.rand(1, cfg.coeff_dim) * 0.3
     motion = None
     if cfg.mesh_prior:
-        source, coeffs, motion = mesh_motion(size)
+        source, coeffs, motion = mesh_motion(size, cfg.prior_frame)
     windows = coeffs[:, None] + 0.05 * torch.randn(args.frames, cfg.window_frames, cfg.coeff_dim)
     windows[..., : rig.N_EXP].clamp_(0.0, 1.0)
     cache = model.prepare_source(source, coeffs)
 
+    networked = []  # frames the networks rendered (with prior_frame, not those whose mouth is not painted)
+
     def render(batch: torch.Tensor) -> None:
         prior = motion(batch[:, cfg.window].numpy()) if motion is not None else None
         model.render_prepared(cache, batch, prior=prior)
+        painted = prior.paint.flatten(1).amax(dim=1) > 0 if prior is not None and cfg.prior_frame else None
+        networked.append(len(batch) if painted is None else int(painted.sum()))
 
     render(windows[: args.batch])  # warm-up (allocations, cuDNN autotuning)
+    networked.clear()
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -82,14 +94,15 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(f"VQIG ({what}; compose {cfg.compose}, mesh prior {cfg.mesh_prior}) at {size}², batch {args.batch}, "
+    print(f"VQIG ({what}; compose {cfg.compose}, mesh prior {cfg.mesh_prior}, "
+          f"prior frame {cfg.prior_frame}) at {size}², batch {args.batch}, "
           f"{device}: "
           f"{args.frames / seconds:.1f} frames/s ({args.frames} frames in {seconds:.2f} s, threads "
-          f"{torch.get_num_threads()})")
+          f"{torch.get_num_threads()}; {sum(networked)} of them through the networks)")
     print(f"machine: {machine()}")
 
 
-def mesh_motion(size: int):
+def mesh_motion(size: int, frame: bool):
     """examples/face.png's crop (1, 3, S, S) and coefficients (1, 58), and a function from frame coefficients
     (B, 58) to their :class:`MeshPrior` (``flowvq_cli.api.mesh_motion``, as ``generate`` computes it)."""
     import cv2
@@ -102,7 +115,7 @@ def mesh_motion(size: int):
     if crop.shape[0] != size:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     source = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    return source, torch.from_numpy(face.coeffs[None].astype(np.float32)), mesh_motion(face, crop)
+    return source, torch.from_numpy(face.coeffs[None].astype(np.float32)), mesh_motion(face, crop, frame=frame)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray, targets: 
         prior = None
         if model.config.mesh_prior:
             motion = mesh.render(meshes[i:i + CHUNK])
-            prior = MeshPrior.from_pixel_map(motion.flow, motion.paint)
+            prior = MeshPrior.from_render(motion, frame=model.config.prior_frame)
         rendered, out = model.render_prepared(cache, windows[i:i + CHUNK], return_output=True, prior=prior)
         frames.append(rendered.cpu())
         visible += out.visibility(tuple(rendered.shape[-2:])).float().mean(dim=(1, 2, 3)).tolist()

@@ -160,16 +160,16 @@ def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
     return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
 
 
-def mesh_motion(source: SourceFace, crop: np.ndarray):
+def mesh_motion(source: SourceFace, crop: np.ndarray, *, frame: bool = False):
     """Each frame's mesh-warp motion, for a ``mesh_prior`` VQIG rendering ``crop`` (S × S): a function from
-    coefficients (B, 58) to their :class:`~flowvq_cli.vqig.MeshPrior`."""
+    coefficients (B, 58) to their :class:`~flowvq_cli.vqig.MeshPrior` (with the renderer's frames and the
+    mouth's paint alone for a ``prior_frame`` VQIG: ``frame``)."""
     from flowvq_cli.vqig import MeshPrior
 
     renderer, scale = mesh_renderer(source, crop)
 
     def motion(coeffs: np.ndarray) -> MeshPrior:
-        result = renderer.render(rig.synthesize(source.identity, coeffs) * scale)
-        return MeshPrior.from_pixel_map(result.flow, result.paint)
+        return MeshPrior.from_render(renderer.render(rig.synthesize(source.identity, coeffs) * scale), frame=frame)
 
     return motion
 
@@ -208,7 +208,7 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     w = vqig.config.window
     padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
     paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
-    motion = mesh_motion(source, crop) if vqig.config.mesh_prior else None
+    motion = mesh_motion(source, crop, frame=vqig.config.prior_frame) if vqig.config.mesh_prior else None
     for start in range(0, len(coeffs), chunk):
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
@@ -240,7 +240,8 @@ class FlowVQ:
         """Load a bundle: None = the one shipped in ``weights/``; a folder; or a Hub id ``org/name[@rev]``.
 
         ``renderer``: ``vqig`` (needs the bundle's codebook + vqig), ``warp`` (the analytic mesh-warp
-        renderer, no weights), or ``auto`` (vqig when the bundle has it, else warp).
+        renderer, no weights), or ``auto`` (the bundle's default renderer if its manifest names one, else vqig
+        when the bundle has it, else warp).
         """
         from flowvq_cli.checkpoint import read_bundle
         from flowvq_cli.flow import ExpFlow, PoseFlow
@@ -254,7 +255,7 @@ class FlowVQ:
                 raise WeightsError(f"the weights bundle {folder} has no {name} component; it cannot generate motion")
         has_vqig = bundle.has("vqig") and bundle.has("codebook")
         if renderer == "auto":
-            renderer = "vqig" if has_vqig else "warp"
+            renderer = bundle.renderer
         if renderer not in ("vqig", "warp"):
             raise UsageError(f"unknown renderer {renderer!r}; use auto, vqig or warp")
         if renderer == "vqig" and not has_vqig:

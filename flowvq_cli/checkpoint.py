@@ -63,6 +63,7 @@ WEIGHTS_NAME = "model.safetensors"
 SAFETENSORS_SUFFIX = ".safetensors"
 #: Components a bundle may hold, in pipeline order.
 KNOWN_COMPONENTS = ("expflow", "poseflow", "codebook", "vqig")
+RENDERERS = ("vqig", "warp")  # a bundle's default renderer: the learned one (needs codebook + vqig) or the mesh warp
 #: Suffixes of pickle-based checkpoints, which are refused everywhere.
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".th", ".tar"})
 
@@ -173,6 +174,15 @@ class Bundle:
     format_version: int
     coeff_layout_version: int
     components: Mapping[str, ComponentInfo] = field(default_factory=dict)
+    default_renderer: str | None = None
+
+    @property
+    def renderer(self) -> str:
+        """The renderer ``--renderer auto`` picks: the manifest's ``default_renderer``, else ``vqig`` when the
+        bundle holds codebook + vqig, else ``warp``."""
+        if self.default_renderer is not None:
+            return self.default_renderer
+        return "vqig" if self.has("codebook") and self.has("vqig") else "warp"
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -214,6 +224,7 @@ def write_bundle(
     components: Mapping[str, str | os.PathLike[str]],
     name: str,
     force: bool = False,
+    default_renderer: str | None = None,
 ) -> Bundle:
     """Assemble component folders into a bundle at ``out_dir``, atomically, and return it verified.
 
@@ -227,10 +238,14 @@ def write_bundle(
         components: component name (one of :data:`KNOWN_COMPONENTS`) -> folder to copy.
         name: the bundle's name, e.g. ``"flowvq-mini"``.
         force: replace an existing ``out_dir``.
+        default_renderer: what ``--renderer auto`` renders with (``vqig`` or ``warp``; recorded in the manifest),
+            e.g. ``warp`` for a bundle whose VQIG is shipped to try but measured below the mesh warp. None =
+            ``vqig`` when the bundle holds it, else ``warp``.
 
     Raises:
         OutputError: ``out_dir`` exists and ``force`` is false.
-        WeightsError: a component is unknown, missing a file, or holds a non-safetensors model file.
+        WeightsError: a component is unknown, missing a file, or holds a non-safetensors model file; or the
+            default renderer is unknown or ``vqig`` without codebook + vqig.
     """
     out_dir = Path(out_dir)
     if not components:
@@ -239,6 +254,8 @@ def write_bundle(
     if out_dir.exists() and not force:
         raise OutputError(f"{out_dir} already exists; pass --force to replace it")
     sources = {comp: _component_sources(comp, Path(folder)) for comp, folder in components.items()}
+    if default_renderer is not None:
+        _check_renderer(default_renderer, set(sources), name)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
@@ -254,6 +271,8 @@ def write_bundle(
             "flowvq_version": __version__,
             "components": manifest_components,
         }
+        if default_renderer is not None:
+            manifest["default_renderer"] = default_renderer
         atomic_write(tmp / MANIFEST_NAME, lambda p: _write_json(p, manifest))
         _swap_into_place(tmp, out_dir)
     finally:
@@ -344,6 +363,9 @@ def read_bundle(
     root = Path(bundle_dir)
     manifest = _read_manifest(root)
     components = _parse_components(root, manifest)
+    default_renderer = manifest.get("default_renderer")
+    if default_renderer is not None:
+        _check_renderer(default_renderer, set(components), str(root / MANIFEST_NAME))
     for info in components.values():
         for rel, entry in info.files.items():
             _check_file(root, rel, entry, verify_hashes, fix_hint)
@@ -355,7 +377,18 @@ def read_bundle(
         format_version=manifest["bundle_format_version"],
         coeff_layout_version=manifest["coeff_layout_version"],
         components=MappingProxyType(components),
+        default_renderer=default_renderer,
     )
+
+
+def _check_renderer(renderer: Any, components: set[str], where: str) -> None:
+    """A bundle's ``default_renderer`` must be a known renderer, and ``vqig`` needs codebook + vqig."""
+    if renderer not in RENDERERS:
+        raise WeightsError(f"{where}: default renderer {renderer!r} is not one of {', '.join(RENDERERS)}; "
+                           "rebuild the bundle with one of them")
+    if renderer == "vqig" and not {"codebook", "vqig"} <= components:
+        raise WeightsError(f"{where}: default renderer 'vqig' needs the codebook and vqig components; add them "
+                           "or make 'warp' the default")
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:

@@ -635,8 +635,14 @@ def train_vqig_cmd(
     prior_residual: Annotated[bool | None, typer.Option("--prior-residual/--no-prior-residual", help="With "
                               "--mesh-prior: W adds a learnt offset to the mesh-warp flow (default), or not.")
                               ] = None,
+    prior_frame: Annotated[bool | None, typer.Option("--prior-frame/--no-prior-frame", help="With --mesh-prior "
+                           "--no-prior-residual: compose on the mesh-warp renderer's own frame, so its lids stay "
+                           "and the codebook paints only the mouth interior (default: off).")] = None,
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this exported VQIG (same "
                          "codebook and preset), e.g. to fine-tune with --stage image --compose.")] = None,
+    adversarial_warmup: Annotated[int | None, typer.Option("--adversarial-warmup", min=0, help="Steps before the "
+                                  "image stage's adversarial term starts, counted from the run's first step "
+                                  "(default: the preset's; mini/base 10000).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps (all stages).")] = 20_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Triplets per step and process.")] = 8,
@@ -662,7 +668,7 @@ def train_vqig_cmd(
                         warm_start_steps=warm_start_steps, code_steps=code_steps, vgg19_weights=vgg19_weights,
                         augment=ImageAugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty(),
                         compose=compose, mesh_prior=mesh_prior, prior_residual=prior_residual,
-                        init_from=init_from)
+                        prior_frame=prior_frame, init_from=init_from, adversarial_warmup=adversarial_warmup)
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
 
@@ -677,6 +683,8 @@ def train_bundle(
     vqig: Annotated[Path | None, typer.Option("--vqig", help="VQIG run folder (or its export/vqig).")] = None,
     name: Annotated[str, typer.Option("--name", help="Bundle name in flowvq.json.")] = "flowvq-custom",
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing bundle.")] = False,
+    default_renderer: Annotated[str | None, typer.Option("--default-renderer", help="What --renderer auto renders "
+                                "with: vqig or warp (default: vqig when the bundle has it, else warp).")] = None,
 ) -> None:
     """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights. A codebook
     without VQIG is allowed (the first image stage: the bundle renders with the mesh warp until VQIG is added)."""
@@ -689,7 +697,7 @@ def train_bundle(
     for component, folder in ((c, f) for c, f in chosen if f is not None):
         exported = folder / "export" / component
         parts[component] = exported if exported.is_dir() else folder
-    bundle = write_bundle(out, parts, name=name, force=force)
+    bundle = write_bundle(out, parts, name=name, force=force, default_renderer=default_renderer)
     typer.echo(str(getattr(bundle, "root", out)))
 
 

@@ -7,20 +7,22 @@
 #   bash scripts/train_mini.sh vqig [WORK_DIR]       VQIG on that codebook, paper stages: ~85 min
 #   bash scripts/train_mini.sh vqig-compose [WORK_DIR]  fine-tunes with the warped photo composed in: ~50 min
 #   bash scripts/train_mini.sh vqig-prior [WORK_DIR]    fine-tunes onto the mesh-warp motion: ~30 min
+#   bash scripts/train_mini.sh vqig-frame [WORK_DIR]    composes on the mesh-warp frame, bundles: ~30 min
 #
 # The flows stage rewrites its components in weights/flowvq-mini and keeps the others (and the model card).
 # The codebook stage trains and measures on a face the training never saw (examples/face2.png), but does
 # not bundle the result: trained on the one licence-clean face photo there is, it does not reconstruct
 # another face (weights/flowvq-mini/README.md, "Known limits"). Pass BUNDLE_CODEBOOK=1 to bundle it anyway.
-# The VQIG stages (after the codebook stage, same WORK_DIR) measure on that unseen face too and do not
-# bundle: vqig and vqig-compose are below the mesh warp there; vqig-prior (warped on the mesh-warp
-# renderer's motion, the codebook painting only the mouth interior and the closing lids) keeps the identity
-# as well as the warp but paints that face's teeth in the training face's colours (the model card).
-# BUNDLE_VQIG=1 bundles vqig-prior's result anyway.
+# The VQIG stages (after the codebook stage, same WORK_DIR) measure on that unseen face too: vqig and
+# vqig-compose are below the mesh warp there; vqig-prior (warped on the mesh-warp renderer's motion, the
+# codebook painting only the mouth interior and the closing lids) keeps the identity as well as the warp
+# but loses the blinks; vqig-frame (composed on the mesh-warp renderer's own frame, lids included, the
+# codebook painting only the mouth interior) keeps them, and is bundled with the codebook, with the mesh
+# warp as the bundle's default renderer: it is sharper and 9 times faster (the model card).
 # Needs Debian's espeak-ng. The `mini` ExpFlow preset is ±6 audio frames through 3 convolutions,
 # consistency loss on the mouth (λ = 2).
 set -euo pipefail
-stage=${1:?usage: train_mini.sh flows|codebook|vqig|vqig-compose|vqig-prior [WORK_DIR]}
+stage=${1:?usage: train_mini.sh flows|codebook|vqig|vqig-compose|vqig-prior|vqig-frame [WORK_DIR]}
 work=${2:-work}
 bundle=weights/flowvq-mini
 mkdir -p "$work"
@@ -31,7 +33,10 @@ rebundle() {
   local keep
   keep=$(mktemp -d)
   cp "$bundle"/README.md "$bundle"/contact_sheet.png "$keep"/ 2>/dev/null || true
-  flowvq train bundle "$bundle" --name flowvq-mini --force "$@"
+  local renderer  # the bundle's default renderer is kept unless the stage names one
+  renderer=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("default_renderer", ""))' \
+    "$bundle/flowvq.json" 2>/dev/null || true)
+  flowvq train bundle "$bundle" --name flowvq-mini --force ${renderer:+--default-renderer "$renderer"} "$@"
   cp "$keep"/README.md "$keep"/contact_sheet.png "$bundle"/ 2>/dev/null || true
   flowvq weights verify "$bundle"
 }
@@ -87,13 +92,19 @@ case "$stage" in
       --steps 600 --batch-size 4 --warmup 50 --eval-every 300 --save-every 150 -q
     python benchmarks/eval_renderers.py "$work/eval-face2" --trained-on "$work/frames" --clips 8 --frames 50 \
       --weights-codebook "$work/runs/codebook/export/codebook" --weights-vqig "$work/runs/vqig-prior/export/vqig"
-    if [[ "${BUNDLE_VQIG:-0}" == 1 ]]; then
-      rebundle --expflow "$bundle/expflow" --poseflow "$bundle/poseflow" --codebook "$work/runs/codebook" \
-        --vqig "$work/runs/vqig-prior"
-    fi
+    ;;
+  vqig-frame)
+    flowvq train vqig "$work/frames" --codebook "$work/runs/codebook/export/codebook" --out "$work/runs/vqig-frame" \
+      --config mini --stage image --mesh-prior --no-prior-residual --prior-frame \
+      --init-from "$work/runs/vqig-prior/export/vqig" --steps 600 --batch-size 4 --warmup 50 --eval-every 300 \
+      --save-every 150 --adversarial-warmup 150 -q
+    python benchmarks/eval_renderers.py "$work/eval-face2" --trained-on "$work/frames" --clips 8 --frames 50 \
+      --weights-codebook "$work/runs/codebook/export/codebook" --weights-vqig "$work/runs/vqig-frame/export/vqig"
+    rebundle --expflow "$bundle/expflow" --poseflow "$bundle/poseflow" --codebook "$work/runs/codebook" \
+      --vqig "$work/runs/vqig-frame" --default-renderer "${DEFAULT_RENDERER:-warp}"
     ;;
   *)
-    echo "unknown stage $stage; choose flows, codebook, vqig, vqig-compose or vqig-prior" >&2
+    echo "unknown stage $stage; choose flows, codebook, vqig, vqig-compose, vqig-prior or vqig-frame" >&2
     exit 2
     ;;
 esac

@@ -47,9 +47,11 @@ def face_rgb(face_png: Path) -> np.ndarray:
     return np.asarray(Image.open(face_png).convert("RGB"))
 
 
-def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False, mesh_prior: bool = False) -> Path:
+def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False, mesh_prior: bool = False,
+                     default_renderer: str | None = None) -> Path:
     """A real, untrained weights bundle (tiny ExpFlow + PoseFlow at the real audio feature size; with
-    ``renderer``, also a tiny codebook + VQIG, on the mesh-warp motion with ``mesh_prior``)."""
+    ``renderer``, also a tiny codebook + VQIG; with ``mesh_prior``, one on the mesh-warp motion composing on
+    the renderer's frame, as the shipped recipe trains it)."""
     import dataclasses
 
     import torch
@@ -72,10 +74,10 @@ def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False, mesh_prio
         codebook = VQGAN(VQGANConfig.tiny()).eval()
         codebook.save_pretrained(parts / "codebook")
         config = dataclasses.replace(VQIGConfig.tiny(), codebook=codebook.config, compose=mesh_prior,
-                                     mesh_prior=mesh_prior)
+                                     mesh_prior=mesh_prior, prior_residual=not mesh_prior, prior_frame=mesh_prior)
         VQIG(config, codebook).save_pretrained(parts / "vqig")
         components.update(codebook=parts / "codebook", vqig=parts / "vqig")
-    write_bundle(out, components, name="tiny-test")
+    write_bundle(out, components, name="tiny-test", default_renderer=default_renderer)
     return out
 
 
@@ -86,7 +88,8 @@ def tiny_renderer_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_prior_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("weights") / "tiny-prior", renderer=True, mesh_prior=True)
+    return make_tiny_bundle(tmp_path_factory.mktemp("weights") / "tiny-prior", renderer=True, mesh_prior=True,
+                            default_renderer="warp")
 
 
 @pytest.fixture(scope="session")

@@ -90,6 +90,23 @@ def test_component_lookup_names_what_is_held(tmp_path: Path, sources: dict[str, 
         bundle.component("vqig")
 
 
+def test_default_renderer_is_recorded_and_checked(bundle_dir: Path, tmp_path: Path, sources: dict[str, Path]) -> None:
+    assert read_bundle(bundle_dir).renderer == "vqig" and read_bundle(bundle_dir).default_renderer is None
+    flows = {"expflow": sources["expflow"], "poseflow": sources["poseflow"]}
+    assert write_bundle(tmp_path / "flows", flows, name="flows").renderer == "warp"
+    shipped = write_bundle(tmp_path / "shipped", sources, name="shipped", default_renderer="warp")
+    assert shipped.renderer == "warp"  # holds a VQIG, renders with the mesh warp unless asked
+    assert json.loads((tmp_path / "shipped" / MANIFEST_NAME).read_text())["default_renderer"] == "warp"
+    with pytest.raises(WeightsError, match="needs the codebook and vqig"):
+        write_bundle(tmp_path / "bad", flows, name="bad", default_renderer="vqig")
+    with pytest.raises(WeightsError, match="not one of vqig, warp"):
+        write_bundle(tmp_path / "bad", sources, name="bad", default_renderer="gan")
+    assert not (tmp_path / "bad").exists()
+    edit_manifest(bundle_dir, default_renderer="pixels")
+    with pytest.raises(WeightsError, match="default renderer 'pixels'"):
+        read_bundle(bundle_dir)
+
+
 def test_existing_bundle_needs_force_and_is_replaced_whole(bundle_dir: Path, sources: dict[str, Path]) -> None:
     with pytest.raises(OutputError, match="already exists; pass --force"):
         write_bundle(bundle_dir, sources, name="again")

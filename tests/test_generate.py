@@ -223,23 +223,23 @@ def test_vqig_renderer_path(tiny_renderer_bundle: Path, tiny_bundle: Path, face_
 
 
 def test_vqig_on_the_mesh_prior_renders_close_to_the_mesh_warp(tiny_prior_bundle: Path, face_png: Path) -> None:
-    """A ``mesh_prior`` VQIG gets each frame's mesh-warp motion from the pipeline: with its occlusion mask
-    calling the whole photo visible, its frames are the mesh warp's at its resolution wherever that renderer
-    paints nothing."""
+    """A ``mesh_prior`` VQIG gets each frame's mesh-warp motion from the pipeline: its frames are the mesh
+    warp's at its resolution wherever that renderer paints no mouth (its closing lids included:
+    ``prior_frame``). The bundle names the warp its default
+    renderer, so the VQIG it holds renders only when asked for."""
     import cv2
-    import torch
 
     from flowvq_cli.face import rig
     from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
 
-    model = FlowVQ.from_pretrained(tiny_prior_bundle, device="cpu")
-    assert model.vqig.config.mesh_prior
-    with torch.no_grad():
-        model.vqig.warping.occlusion_head.bias.fill_(30.0)  # sigmoid → 1: all visible
+    assert FlowVQ.from_pretrained(tiny_prior_bundle, device="cpu").renderer == "warp"
+    model = FlowVQ.from_pretrained(tiny_prior_bundle, device="cpu", renderer="vqig")
+    assert model.vqig.config.mesh_prior and model.vqig.config.prior_frame
     source = model.prepare_face(face_png)
     coeffs = np.repeat(source.coeffs[None], 4, axis=0)
     coeffs[:, rig.N_EXP + 1] += np.radians([-12.0, -4.0, 4.0, 12.0])  # the head turns
     coeffs[:, rig.ARKIT_NAMES.index("jawOpen")] = 0.6
+    coeffs[[0, 3], rig.ARKIT_NAMES.index("eyeBlinkLeft")] = 1.0  # closing lids: the renderer's own paint
     frames = np.stack(list(model.render(source, coeffs, paste_back=False)))  # (4, 256, 256, 3)
     small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in frames]).astype(float)
     scale = 32 / rig.CROP_SIZE
@@ -247,7 +247,8 @@ def test_vqig_on_the_mesh_prior_renders_close_to_the_mesh_warp(tiny_prior_bundle
     mesh = MeshWarpRenderer(crop, rig.synthesize(source.identity, source.coeffs[None])[0] * scale,
                             MeshWarpConfig(size=32))
     warp = mesh.render(rig.synthesize(source.identity, coeffs) * scale)
-    photo = warp.paint == 0  # (4, 32, 32)
+    photo = warp.mouth_paint == 0  # (4, 32, 32)
+    assert (warp.paint[photo] > 0).sum() > 2  # lids painted, and kept
     close = np.abs(small - warp.frames).mean(axis=-1)[photo].mean()
     swapped = np.abs(small - warp.frames[::-1]).mean(axis=-1)[photo].mean()  # each frame vs the other turn
     assert close < 4.0 and close < 0.3 * swapped
@@ -286,3 +287,25 @@ def test_several_faces_warn_and_face_index_picks(tiny_bundle: Path, face_rgb: np
     too_far = run_cli("generate", str(group), str(speech_wav), "--weights", str(tiny_bundle), "--face-index", "5",
                       "--out", str(tmp_path / "c.mp4"))
     assert_one_line_error(too_far, "face index 5")
+
+
+def test_shipped_bundle_renders_with_the_warp_and_holds_a_working_vqig(face_png: Path) -> None:
+    """The bundle in weights/ names the mesh warp its default renderer (the model card measures why) and its
+    codebook + VQIG load onto each other and render frames that keep the photo outside the painted mouth."""
+    from flowvq_cli.checkpoint import read_bundle
+    from flowvq_cli.face import rig
+    from flowvq_cli.hub import resolve_weights
+
+    bundle = read_bundle(resolve_weights(None))
+    assert bundle.default_renderer == "warp" and bundle.has("codebook") and bundle.has("vqig")
+    assert FlowVQ.from_pretrained(device="cpu").renderer == "warp"
+    model = FlowVQ.from_pretrained(device="cpu", renderer="vqig")
+    assert model.vqig.config.prior_frame
+    source = model.prepare_face(face_png)
+    coeffs = np.repeat(source.coeffs[None], 2, axis=0)
+    coeffs[1, rig.ARKIT_NAMES.index("jawOpen")] = 0.5
+    frames = list(model.render(source, coeffs, paste_back=False))
+    warp = list(FlowVQ.from_pretrained(device="cpu").render(source, coeffs, paste_back=False))
+    assert np.array_equal(frames[0], warp[0])  # nothing painted: the warp's frame, the networks not run
+    changed = np.abs(frames[1].astype(int) - warp[1].astype(int)).max(axis=-1) > 2
+    assert 20 < changed.sum() < 0.05 * changed.size  # the codebook paints the opened mouth, nothing else

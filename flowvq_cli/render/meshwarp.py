@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -69,12 +70,24 @@ class WarpResult:
     """frames (B, H, W, 3) uint8; flow (B, H, W, 2) float32 = source (x, y) sampled by each output pixel;
     mouth_mask (B, H, W) bool = painted mouth interior (its flow is only a placeholder); paint (B, H, W)
     float32 in [0, 1] = the opacity of everything painted over the warped photo (mouth interior, closing
-    lids): where the photo has nothing to offer."""
+    lids): where the photo has nothing to offer; mouth_paint (B, H, W) float32 in [0, 1] = the mouth
+    interior's part of it (``paint`` without the lids)."""
 
     frames: np.ndarray
     flow: np.ndarray
     mouth_mask: np.ndarray
     paint: np.ndarray
+    mouth_paint: np.ndarray
+
+
+class RenderedFrame(NamedTuple):
+    """One frame of :class:`WarpResult` (no batch axis)."""
+
+    frame: np.ndarray
+    flow: np.ndarray
+    mouth_mask: np.ndarray
+    paint: np.ndarray
+    mouth_paint: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -218,9 +231,9 @@ class MeshWarpRenderer:
             cv2.fillConvexPoly(ids, fixed[i], int(i), lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         return ids
 
-    def render_one(self, target_mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """One target mesh (468, 3) → (frame (H, W, 3) uint8, flow (H, W, 2), mouth mask (H, W), paint
-        opacity (H, W) float32)."""
+    def render_one(self, target_mesh: np.ndarray) -> RenderedFrame:
+        """One target mesh (468, 3) → :class:`RenderedFrame` (frame (H, W, 3) uint8, flow (H, W, 2), mouth
+        mask (H, W), paint and mouth-paint opacity (H, W) float32)."""
         s = self.config.size
         tgt2d = np.asarray(target_mesh[:, :2], np.float64)
         outer_dst = self._outer_targets(tgt2d)
@@ -244,14 +257,12 @@ class MeshWarpRenderer:
             closure = 1.0 - self._eye_gap(tgt2d, eye) / gap if gap > 0 else 0.0
             if closure > self.config.lid_from:
                 frame = self._paint_lid(frame, tgt2d, eye, rgb, closure, paint)
-        return frame, flow, mouth, paint
+        return RenderedFrame(frame, flow, mouth, paint, alpha)
 
     def render(self, target_meshes: np.ndarray) -> WarpResult:
         """Batch of target meshes (B, 468, 3) → :class:`WarpResult` with B frames."""
         outs = [self.render_one(m) for m in np.asarray(target_meshes)]
-        return WarpResult(frames=np.stack([o[0] for o in outs]), flow=np.stack([o[1] for o in outs]),
-                          paint=np.stack([o[3] for o in outs]),
-                          mouth_mask=np.stack([o[2] for o in outs]))
+        return WarpResult(*(np.stack(field) for field in zip(*outs, strict=True)))
 
     # -- closed eyelids -------------------------------------------------------------------------
     @staticmethod

@@ -119,18 +119,16 @@ class VQIGTrainBatch:
     def to(self, device: torch.device | str) -> VQIGTrainBatch:
         return VQIGTrainBatch(self.triplets.to(device), self.target_windows.to(device))
 
-    def vqig(self, pixel_map: Tensor | None = None, mouth_mask: Tensor | None = None,
-             paint: Tensor | None = None) -> VQIGBatch:
-        """The :class:`VQIGBatch` of these triplets, with the mesh-warp renderer's flow, mouth mask and paint
-        opacity (:func:`mesh_warp_targets`) when given."""
+    def vqig(self, **mesh: Tensor) -> VQIGBatch:
+        """The :class:`VQIGBatch` of these triplets, with the mesh-warp renderer's flow, masks and frames
+        (:func:`mesh_warp_targets`) when given."""
         t = self.triplets
         return VQIGBatch(source=t.source, source_coeffs=t.source_coeffs, target=t.target,
-                         target_windows=self.target_windows, pixel_map=pixel_map, mouth_mask=mouth_mask,
-                         paint=paint)
+                         target_windows=self.target_windows, **mesh)
 
     def vqig_with_mesh(self) -> VQIGBatch:
         """:meth:`vqig` with everything the mesh-warp renderer gives (needs the clips' identity meshes)."""
-        return self.vqig(*mesh_warp_targets(self.triplets))
+        return self.vqig(**mesh_warp_targets(self.triplets))
 
     def vqig_for(self, model: VQIG) -> VQIGBatch:
         """The batch ``model`` renders from: with the mesh-warp renderer's motion when it has ``mesh_prior``."""
@@ -511,16 +509,18 @@ class StageSchedule:
         return CODE if step < self.image_start else IMAGE
 
 
-def mesh_warp_targets(batch: FrameTripletBatch) -> tuple[Tensor, Tensor, Tensor]:
-    """The mesh-warp renderer's backward map from each source frame to its target's coefficients.
+def mesh_warp_targets(batch: FrameTripletBatch) -> dict[str, Tensor]:
+    """The mesh-warp renderer's render of each source frame moved to its target's coefficients.
 
     The source and target meshes are ``rig.synthesize(identity, coeffs)`` (256² crop pixels) scaled to
     the frames' side S; the renderer warps the source frame (uint8) to the target mesh.
 
     Returns:
-        pixel_map (B, S, S, 2) float32 source pixel coordinates (x, y) per output pixel,
-        mouth_mask (B, S, S) bool (painted mouth interior) and paint (B, S, S) float32 (the opacity of
-        everything painted: mouth interior, closing lids), on the batch's device.
+        :class:`~flowvq_cli.vqig.losses.VQIGBatch`'s mesh fields, on the batch's device: pixel_map
+        (B, S, S, 2) float32 source pixel coordinates (x, y) per output pixel, mouth_mask (B, S, S) bool
+        (painted mouth interior), paint and mouth_paint (B, S, S) float32 (the opacity of everything
+        painted: mouth interior, closing lids; of the mouth interior alone) and mesh_frame (B, 3, S, S) in
+        [-1, 1] (the rendered frame).
 
     Raises:
         ValueError: the batch has no identity meshes.
@@ -533,17 +533,20 @@ def mesh_warp_targets(batch: FrameTripletBatch) -> tuple[Tensor, Tensor, Tensor]
     identity = batch.identity.detach().cpu().double().numpy()  # (B, 468, 3)
     coeffs = torch.stack([batch.source_coeffs, batch.target_coeffs], dim=1).detach().cpu().double().numpy()
     warp_config = MeshWarpConfig(size=size)
-    maps, masks, paints = [], [], []
+    frames = []
     for b in range(len(sources)):
         meshes = rig.synthesize(identity[b], coeffs[b]) * scale  # (2, 468, 3): source, target
-        result = MeshWarpRenderer(sources[b], meshes[0], warp_config).render(meshes[1:])
-        maps.append(result.flow[0])
-        masks.append(result.mouth_mask[0])
-        paints.append(result.paint[0])
+        frames.append(MeshWarpRenderer(sources[b], meshes[0], warp_config).render_one(meshes[1]))
     device = batch.source.device
-    return (torch.from_numpy(np.stack(maps)).float().to(device),
-            torch.from_numpy(np.stack(masks)).to(device),
-            torch.from_numpy(np.stack(paints)).float().to(device))
+
+    def stacked(values: list[np.ndarray]) -> Tensor:
+        return torch.from_numpy(np.stack(values)).to(device)
+
+    return {"pixel_map": stacked([f.flow for f in frames]).float(),
+            "mouth_mask": stacked([f.mouth_mask for f in frames]),
+            "paint": stacked([f.paint for f in frames]).float(),
+            "mouth_paint": stacked([f.mouth_paint for f in frames]).float(),
+            "mesh_frame": stacked([f.frame for f in frames]).permute(0, 3, 1, 2).float() / 127.5 - 1.0}
 
 
 class VQIGObjective(nn.Module):
@@ -652,7 +655,8 @@ def _vqig_samples(run_dir: Path, items: list[tuple[FrameTriplet, Tensor]]) -> Ca
 def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], config: str | VQIGConfig,
                train: TrainConfig, stage: str, warm_start_steps: int, code_steps: int | None,
                augment: ImageAugmentConfig | None, compose: bool | None, mesh_prior: bool | None,
-               prior_residual: bool | None, init_from: str | os.PathLike[str] | None) -> _ImageRunSpec:
+               prior_residual: bool | None, prior_frame: bool | None, init_from: str | os.PathLike[str] | None,
+               adversarial_warmup: int | None) -> _ImageRunSpec:
     cb = VQGAN.from_pretrained(codebook)
     cfg = vqig_config(config, cb)
     if compose is not None:
@@ -663,6 +667,14 @@ def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], c
         cfg = dataclasses.replace(cfg, mesh_prior=mesh_prior, compose=cfg.compose or mesh_prior)
     if prior_residual is not None:
         cfg = dataclasses.replace(cfg, prior_residual=prior_residual)
+    if prior_frame is not None:
+        if prior_frame and not (cfg.mesh_prior and not cfg.prior_residual):
+            raise UsageError("--prior-frame needs --mesh-prior --no-prior-residual (the renderer's frame is the "
+                             "photo warped by the prior's flow alone)")
+        cfg = dataclasses.replace(cfg, prior_frame=prior_frame)
+    if adversarial_warmup is not None:
+        image = dataclasses.replace(cfg.loss.image, adversarial_warmup_steps=adversarial_warmup)
+        cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, image=image))
     schedule = StageSchedule.build(train.steps, stage, warm_start_steps, code_steps)
     name = config if isinstance(config, str) else "custom"
     disc = dataclasses.asdict(getattr(DiscriminatorConfig, name)() if name in PRESETS else DiscriminatorConfig.mini())
@@ -682,7 +694,7 @@ def _init_vqig(vqig: VQIG, init_from: str) -> None:
     start = VQIG.from_pretrained(init_from, codebook=vqig.codebook)
     cfg = vqig.config
     switches = {"compose": cfg.compose, "mesh_prior": cfg.mesh_prior, "prior_residual": cfg.prior_residual,
-                "fidelity_w": cfg.fidelity_w, "loss": cfg.loss}
+                "prior_frame": cfg.prior_frame, "fidelity_w": cfg.fidelity_w, "loss": cfg.loss}
     if dataclasses.replace(start.config, **switches) != cfg:
         raise UsageError(f"--init-from {init_from}: that VQIG has another architecture than config "
                          f"{cfg}; start from a VQIG trained with the same preset")
@@ -697,8 +709,9 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
                vgg19_weights: str | os.PathLike[str] | None = None, disc_lr: float | None = None,
                augment: ImageAugmentConfig | None = ImageAugmentConfig(), quiet: bool = False,
                export: bool = True, compose: bool | None = None, mesh_prior: bool | None = None,
-               prior_residual: bool | None = None,
-               init_from: str | os.PathLike[str] | None = None) -> ImageRunResult:
+               prior_residual: bool | None = None, prior_frame: bool | None = None,
+               init_from: str | os.PathLike[str] | None = None,
+               adversarial_warmup: int | None = None) -> ImageRunResult:
     """Train VQIG on the frozen codebook exported at ``codebook``; export to ``out/export/vqig``.
 
     Args:
@@ -719,8 +732,12 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
         mesh_prior: override the preset's ``VQIGConfig.mesh_prior`` (None = keep it); True implies
             ``compose`` and needs every training clip's ``identity.npy``.
         prior_residual: override ``VQIGConfig.prior_residual`` (None = keep it).
+        prior_frame: override ``VQIGConfig.prior_frame`` (None = keep it); True needs ``mesh_prior`` without
+            ``prior_residual``.
         init_from: an exported VQIG (``RUN/export/vqig``) on the same codebook whose weights a fresh run
             starts from (fine-tuning, e.g. ``stage="image"`` with ``compose=True``); a resumed run ignores it.
+        adversarial_warmup: steps before the image stage's adversarial term starts (None = the preset's; the
+            step counts from the run's start, warm start and code level included).
     """
     run_dir = Path(out)
     spec = _check_resume(run_dir, "vqig", config) if resume else None
@@ -733,7 +750,7 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
             warm_start_steps = 0
             val_note += "; warm start skipped: a training clip has no identity.npy"
         spec = _vqig_spec(data, codebook, config, train, stage, warm_start_steps, code_steps, augment, compose,
-                          mesh_prior, prior_residual, init_from)
+                          mesh_prior, prior_residual, prior_frame, init_from, adversarial_warmup)
         if VQIGConfig.from_dict(dict(spec.model_config)).mesh_prior and not _has_identity(train_set):
             raise UsageError(f"--mesh-prior needs the mesh-warp renderer's motion, so every training clip of {data} "
                              "needs its identity.npy (made by flowvq prepare / synth)")
@@ -752,7 +769,8 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
     val_items = WindowedTriplets(val_set, window) if val_set is not None else None
     meta = {"preset": spec.preset, "image_size": spec.size, "codebook": spec.codebook, "stage": spec.stage,
             "compose": vqig.config.compose, "mesh_prior": vqig.config.mesh_prior,
-            "prior_residual": vqig.config.prior_residual, "init_from": spec.init_from,
+            "prior_residual": vqig.config.prior_residual, "prior_frame": vqig.config.prior_frame,
+            "init_from": spec.init_from,
             "schedule": dataclasses.asdict(schedule), "validation": val_note,
             "val_faces": _face_note(train_set, val_set), "augment": spec.augment,
             "perceptual_kind": perceptual_kind(vqig.config.loss.image, vgg) if disc is not None else "none",

@@ -100,9 +100,11 @@ class VQIGOutput:
         z_w: (B, d, h, w) the warped encoder's output.
         motion: (B, d_m) motion descriptor m.
         flow: (B, 2, S, S) normalised backward flow (with ``config.mesh_prior``: the prior's flow, plus W's
-            residual with ``prior_residual``, at the prior's resolution); occlusion: (B, 1, S, S) W's mask.
+            residual with ``prior_residual``, at the prior's resolution); occlusion: (B, 1, S, S) W's mask
+            (with ``config.prior_frame``: ones, W is not run).
         skip_features: {level: (B, C_l, H/2^l, W/2^l)} warped source features for the fidelity skip.
-        warped: (B, 3, H, W) the source image warped by ``flow``, with ``config.compose`` (else None).
+        warped: (B, 3, H, W) the source image warped by ``flow`` (with ``config.prior_frame``: the mesh-warp
+            renderer's frame), with ``config.compose`` (else None).
         paint: (B, 1, H, W) the mesh prior's paint opacity (occluded on top of ``occlusion``), or None.
     """
 
@@ -181,7 +183,7 @@ class VQIG(nn.Module):
         head = self.warped_encoder.head(source)
         levels = {lv: f for lv, f in head.levels.items() if lv in self.config.fidelity_levels}
         return SourceCache(image=source, coeffs=source_coeffs, z_s=z_s, entry=head.out, levels=levels,
-                           warp_features=self.warping.encode_source(source))
+                           warp_features=[] if self.config.prior_frame else self.warping.encode_source(source))
 
     def predict(self, cache: SourceCache, windows: torch.Tensor, prior: MeshPrior | None = None) -> VQIGOutput:
         """Coefficient windows (B, 2w+1, K) for a cached source (batch B or 1) → :class:`VQIGOutput`;
@@ -191,27 +193,33 @@ class VQIG(nn.Module):
             raise ValueError(f"a source batch of {cache.entry.shape[0]} cannot drive {b} frames; pass 1 source "
                              "or one per frame")
         m = self.mapping(windows, cache.coeffs)  # (B, d_m)
-        motion = self.warping(cache.warp_features, m)
-        flow = self._with_prior(motion.flow, prior, b)
+        if self.config.prior_frame:  # the renderer's frame is used wherever it paints no mouth: W is not run
+            flow = self._with_prior(None, prior, b)
+            size = self.config.warp_size
+            occlusion = torch.ones(b, 1, size, size, device=self.device)
+        else:
+            motion = self.warping(cache.warp_features, m)
+            flow, occlusion = self._with_prior(motion.flow, prior, b), motion.occlusion
         paint = prior.paint.to(self.device) if prior is not None else None
-        entry = self._warp_visible(cache.entry.expand(b, -1, -1, -1), flow, motion.occlusion, paint)
+        entry = self._warp_visible(cache.entry.expand(b, -1, -1, -1), flow, occlusion, paint)
         tail = self.warped_encoder.tail(entry)  # z_w (B, d, h, w)
-        skips = {lv: self._warp_visible(f.expand(b, -1, -1, -1), flow, motion.occlusion, paint)
+        skips = {lv: self._warp_visible(f.expand(b, -1, -1, -1), flow, occlusion, paint)
                  for lv, f in cache.levels.items()}
         skips.update({lv: f for lv, f in tail.levels.items() if lv in self.config.fidelity_levels})
         z_fused = self.fuse(tail.out, cache.z_s, m)  # (B, d, h, w)
-        warped = warp(cache.image.expand(b, -1, -1, -1), flow) if self.config.compose else None
+        warped = self._base_frame(cache, flow, prior) if self.config.compose else None
         return VQIGOutput(logits=self.transformer(z_fused), z_fused=z_fused, z_w=tail.out, motion=m, flow=flow,
-                          occlusion=motion.occlusion, skip_features=skips, warped=warped, paint=paint)
+                          occlusion=occlusion, skip_features=skips, warped=warped, paint=paint)
 
     def forward(self, source: torch.Tensor, source_coeffs: torch.Tensor, windows: torch.Tensor,
                 prior: MeshPrior | None = None) -> VQIGOutput:
         """source (B, 3, H, W), source_coeffs (B, K), windows (B, 2w+1, K) → :class:`VQIGOutput`."""
         return self.predict(self.encode_source(source, source_coeffs), windows, prior)
 
-    def _with_prior(self, flow: torch.Tensor, prior: MeshPrior | None, b: int) -> torch.Tensor:
+    def _with_prior(self, flow: torch.Tensor | None, prior: MeshPrior | None, b: int) -> torch.Tensor:
         """W's flow (B, 2, S, S) → the flow used: itself, or (``mesh_prior``) the prior's flow plus W's offset
-        from the identity (without ``prior_residual``: the prior's flow alone), at the prior's resolution."""
+        from the identity (without ``prior_residual``: the prior's flow alone, and ``flow`` may be None), at
+        the prior's resolution."""
         if not self.config.mesh_prior:
             if prior is not None:
                 raise ValueError("this VQIG was built without mesh_prior; do not pass a mesh prior")
@@ -221,11 +229,28 @@ class VQIG(nn.Module):
                              "prior=MeshPrior(...) for the frames")
         if len(prior) != b:
             raise ValueError(f"the mesh prior holds {len(prior)} frames, the windows {b}")
-        prior_flow = prior.flow.to(flow.device).float()
+        prior_flow = prior.flow.to(self.device).float()
         if not self.config.prior_residual:
             return prior_flow
         size = tuple(prior.flow.shape[-2:])
         return prior_flow + resize_flow(flow, size) - identity_flow(b, size, flow.device)
+
+    def _base_frame(self, cache: SourceCache, flow: torch.Tensor, prior: MeshPrior | None) -> torch.Tensor:
+        """The frame the decoded one is composed onto (B, 3, H, W): the source warped by ``flow``, or with
+        ``config.prior_frame`` the mesh-warp renderer's own frame (resized to H × W)."""
+        b = flow.shape[0]
+        if not self.config.prior_frame:
+            return warp(cache.image.expand(b, -1, -1, -1), flow)
+        if prior is None or prior.frame is None:
+            raise ValueError("this VQIG composes on the mesh-warp renderer's frame (config.prior_frame): build the "
+                             "prior with MeshPrior.from_render(result, frame=True)")
+        frame = prior.frame.to(self.device, cache.image.dtype)
+        size = tuple(cache.image.shape[-2:])
+        if tuple(frame.shape[-2:]) != size:
+            shrink = frame.shape[-1] > size[-1]
+            frame = F.interpolate(frame, size=size, mode="area" if shrink else "bilinear",
+                                  **({} if shrink else {"align_corners": False}))
+        return frame
 
     def decode(self, out: VQIGOutput, fidelity_w: float | None = None, straight_through: bool = False) -> torch.Tensor:
         """Predicted codes → images (B, 3, H, W) through the frozen decoder (and the fidelity skip), composed
@@ -303,10 +328,28 @@ class VQIG(nn.Module):
         """Frames for coefficient windows (B, 2w+1, K) of a prepared source → (B, 3, H, W) float32 in [-1, 1];
         with ``return_output`` also the :class:`VQIGOutput` they were decoded from (flow, occlusion, ...).
         ``prior``: the frames' mesh-warp motion, with ``config.mesh_prior``."""
+        if self.config.prior_frame and not return_output and cache.entry.shape[0] == 1 and prior is not None:
+            return self._render_painted(cache, windows, fidelity_w, prior)
         with self._inference():
             out = self.predict(cache, windows.to(self.device), prior)
             frames = self.decode(out, fidelity_w).float().clamp(-1.0, 1.0)
         return (frames, out) if return_output else frames
+
+    def _render_painted(self, cache: SourceCache, windows: torch.Tensor, fidelity_w: float | None,
+                        prior: MeshPrior) -> torch.Tensor:
+        """``prior_frame`` rendering: a frame whose mouth the renderer does not paint is the renderer's frame
+        (the composition uses nothing else there), so only the others run through the networks. The same
+        frames as rendering all of them."""
+        if len(prior) != windows.shape[0]:
+            raise ValueError(f"the mesh prior holds {len(prior)} frames, the windows {windows.shape[0]}")
+        with self._inference():
+            frames = self._base_frame(cache, prior.flow, prior).float().clamp(-1.0, 1.0)  # (B, 3, H, W)
+            painted = (prior.paint.flatten(1).amax(dim=1) > 0).nonzero().flatten().cpu()  # (B',)
+            if len(painted):
+                sub = prior.select(painted)
+                out = self.predict(cache, windows[painted].to(self.device), sub)
+                frames[painted.to(frames.device)] = self.decode(out, fidelity_w).float().clamp(-1.0, 1.0)
+        return frames
 
     def render(self, source: torch.Tensor, source_coeffs: torch.Tensor, target_coeff_windows: torch.Tensor,
                fidelity_w: float | None = None, *, prior: MeshPrior | None = None) -> torch.Tensor:
@@ -331,14 +374,20 @@ class VQIG(nn.Module):
     def batch_prior(self, batch: VQIGBatch) -> MeshPrior | None:
         """The batch's :class:`MeshPrior` with ``config.mesh_prior`` (else None).
 
-        Raises ValueError when the batch lacks the mesh-warp renderer's ``pixel_map`` or ``paint``.
+        Raises ValueError when the batch lacks the mesh-warp renderer's ``pixel_map`` or ``paint`` (with
+        ``config.prior_frame``: ``mouth_paint`` and ``mesh_frame``).
         """
         if not self.config.mesh_prior:
             return None
-        if batch.pixel_map is None or batch.paint is None:
+        if not self.config.prior_frame:
+            needed = {"pixel_map": batch.pixel_map, "paint": batch.paint}
+        else:
+            needed = {"pixel_map": batch.pixel_map, "mouth_paint": batch.mouth_paint, "mesh_frame": batch.mesh_frame}
+        missing = [name for name, value in needed.items() if value is None]
+        if missing:
             raise ValueError("this VQIG renders on the mesh-warp renderer's motion (config.mesh_prior): the batch "
-                             "needs its pixel_map and paint")
-        return MeshPrior.from_pixel_map(batch.pixel_map, batch.paint)
+                             f"needs its {' and '.join(missing)}")
+        return MeshPrior.from_pixel_map(*needed.values())
 
     def code_level_loss(self, batch: VQIGBatch) -> CodeLevelLoss:
         """Stage 1 (code level): see :class:`~flowvq_cli.vqig.config.VQIGLossConfig`."""

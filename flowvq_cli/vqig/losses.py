@@ -18,7 +18,7 @@ VQGAN measures them — is frozen here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,8 @@ class VQIGBatch:
         mouth_mask: (B, H, W) bool, the renderer's painted mouth interior (left out of the warm start).
         paint: (B, H, W) float in [0, 1], everything the renderer painted (``WarpResult.paint``); with
             ``pixel_map`` the :class:`~flowvq_cli.vqig.warp.MeshPrior` of ``VQIGConfig.mesh_prior``.
+        mouth_paint: (B, H, W) float in [0, 1], the mouth interior's part of ``paint``; and
+        mesh_frame: (B, 3, H, W) in [-1, 1], the renderer's frame: the prior of ``VQIGConfig.prior_frame``.
     """
 
     source: torch.Tensor
@@ -60,15 +62,13 @@ class VQIGBatch:
     pixel_map: torch.Tensor | None = None
     mouth_mask: torch.Tensor | None = None
     paint: torch.Tensor | None = None
+    mouth_paint: torch.Tensor | None = None
+    mesh_frame: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> VQIGBatch:
         """The same batch on ``device``."""
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device)
-
-        return VQIGBatch(self.source.to(device), self.source_coeffs.to(device), self.target.to(device),
-                         self.target_windows.to(device), move(self.pixel_map), move(self.mouth_mask),
-                         move(self.paint))
+        return VQIGBatch(**{f.name: None if (t := getattr(self, f.name)) is None else t.to(device)
+                            for f in fields(self)})
 
 
 @dataclass

@@ -20,6 +20,7 @@ networks know where the source has nothing to offer (e.g. a mouth opening wider 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from torch import nn
 
 from flowvq_cli.vqig.config import VQIGConfig
 from flowvq_cli.vqig.layers import LEAKY_SLOPE, AdaIN, scale_init_
+
+if TYPE_CHECKING:
+    from flowvq_cli.render.meshwarp import WarpResult
 
 
 # ------------------------------------------------------------------------------ utilities
@@ -108,17 +112,42 @@ class MeshPrior:
     """The mesh-warp renderer's motion for B frames, as ``VQIGConfig.mesh_prior`` uses it.
 
     flow: (B, 2, H, W) normalised backward flow (:func:`flow_from_pixel_map` of ``WarpResult.flow``);
-    paint: (B, 1, H, W) in [0, 1], ``WarpResult.paint``: where the renderer paints over the warped photo.
+    paint: (B, 1, H, W) in [0, 1]: where the codebook paints over the base frame (``WarpResult.paint``:
+    mouth interior and closing lids; with ``frame``: ``WarpResult.mouth_paint``, the mouth interior only);
+    frame: (B, 3, H, W) in [-1, 1], the renderer's own frame (its lids painted), the base frame of
+    ``VQIGConfig.prior_frame``; None otherwise.
     """
 
     flow: torch.Tensor
     paint: torch.Tensor
+    frame: torch.Tensor | None = None
 
     @classmethod
-    def from_pixel_map(cls, pixel_map: torch.Tensor | np.ndarray, paint: torch.Tensor | np.ndarray) -> MeshPrior:
-        """From the renderer's pixel map (B, H, W, 2) and paint opacity (B, H, W) (source side = H × W)."""
+    def from_pixel_map(cls, pixel_map: torch.Tensor | np.ndarray, paint: torch.Tensor | np.ndarray,
+                       frame: torch.Tensor | np.ndarray | None = None) -> MeshPrior:
+        """From the renderer's pixel map (B, H, W, 2) and paint opacity (B, H, W) (source side = H × W), and
+        its frames (B, H, W, 3) uint8 or (B, 3, H, W) in [-1, 1] when given."""
         flow = flow_from_pixel_map(pixel_map, tuple(pixel_map.shape[1:3]))
-        return cls(flow=flow, paint=torch.as_tensor(paint).float()[:, None].to(flow.device))
+        if frame is not None:
+            frame = torch.as_tensor(frame)
+            if frame.dtype == torch.uint8:
+                frame = frame.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            frame = frame.float().to(flow.device)
+        return cls(flow=flow, paint=torch.as_tensor(paint).float()[:, None].to(flow.device), frame=frame)
+
+    @classmethod
+    def from_render(cls, result: WarpResult, *, frame: bool = False) -> MeshPrior:
+        """From a :class:`~flowvq_cli.render.meshwarp.WarpResult`: its flow and all its paint, or (``frame``)
+        its flow, its frames and only the mouth's paint (``VQIGConfig.prior_frame``)."""
+        if frame:
+            return cls.from_pixel_map(result.flow, result.mouth_paint, result.frames)
+        return cls.from_pixel_map(result.flow, result.paint)
+
+    def select(self, index: torch.Tensor) -> MeshPrior:
+        """The prior of frames ``index`` (a 1-D index or boolean mask over the B frames)."""
+        index = index.to(self.flow.device)
+        return MeshPrior(flow=self.flow[index], paint=self.paint[index],
+                         frame=self.frame[index] if self.frame is not None else None)
 
     def __len__(self) -> int:
         return self.flow.shape[0]

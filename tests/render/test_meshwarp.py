@@ -36,7 +36,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source) -> None:
     crop = source[0]
-    frame, flow, mouth, _ = renderer.render_one(renderer.source_mesh)
+    frame, flow, mouth, *_ = renderer.render_one(renderer.source_mesh)
     grid = np.stack(np.meshgrid(np.arange(256), np.arange(256)), axis=-1)
     assert np.abs(flow - grid)[~mouth].max() < 0.5
     assert psnr(frame, crop) > 40
@@ -45,7 +45,7 @@ def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source)
 def test_translation_moves_the_face(renderer: MeshWarpRenderer) -> None:
     target = renderer.source_mesh.copy()
     target[:, 0] += 6.0
-    _, flow, mouth, _ = renderer.render_one(target)
+    _, flow, mouth, *_ = renderer.render_one(target)
     nose = target[1, :2].round().astype(int)
     # a pixel on the moved face samples the source 6 px to its left
     np.testing.assert_allclose(flow[nose[1], nose[0]], [nose[0] - 6.0, nose[1]], atol=0.05)
@@ -59,7 +59,7 @@ def test_jaw_open_paints_a_mouth_interior(renderer: MeshWarpRenderer, source) ->
     target = coeffs.copy()
     target[JAW_OPEN] = 1.0
     mesh = rig.synthesize(identity, target[None])[0]
-    frame, flow, mouth, _ = renderer.render_one(mesh)
+    frame, flow, mouth, *_ = renderer.render_one(mesh)
     assert mouth.sum() > 150  # the lips part
     inside = frame[mouth].astype(float)
     assert (inside.mean(axis=1) > 170).sum() > 20  # teeth
@@ -79,7 +79,7 @@ def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, sourc
     result = renderer.render(meshes)
     assert result.frames.shape == (3, 256, 256, 3) and result.flow.shape == (3, 256, 256, 2)
     for i in range(3):
-        frame, _, _, _ = renderer.render_one(meshes[i])
+        frame = renderer.render_one(meshes[i]).frame
         np.testing.assert_array_equal(result.frames[i], frame)
     assert np.isfinite(result.flow).all()
     assert (result.flow >= -1).all() and (result.flow <= 257).all()
@@ -129,6 +129,9 @@ def test_paint_opacity_covers_the_mouth_interior_and_the_closing_lids(renderer: 
     np.testing.assert_array_equal(result.paint[1] > 0.5, result.mouth_mask[1])
     assert result.paint[2].sum() > 50 and not result.mouth_mask[2].any()
     assert result.paint.max() <= 1.0
+    # the mouth's part: all of the jaw frame's paint, none of the blink's
+    np.testing.assert_array_equal(result.mouth_paint[1], result.paint[1])
+    assert result.mouth_paint.dtype == np.float32 and result.mouth_paint[[0, 2]].max() == 0.0
     from dataclasses import replace
 
     from flowvq_cli.render.meshwarp import MeshWarpConfig

@@ -263,6 +263,19 @@ def test_vqig_fine_tune_onto_the_mesh_prior(vqig_run, codebook_run, data: Path, 
     with pytest.raises(UsageError, match="needs --compose"):
         train_vqig(data, tmp_path / "bad", codebook_run.export_dir, vqig_config(), tune, stage="image",
                    mesh_prior=True, compose=False, quiet=True)
+    with pytest.raises(UsageError, match="--no-prior-residual"):
+        train_vqig(data, tmp_path / "bad", codebook_run.export_dir, vqig_config(), tune, stage="image",
+                   mesh_prior=True, prior_frame=True, quiet=True)
+    # --prior-frame on top: trains on the renderer's frames (validation and samples too), weights carried over
+    framed = train_vqig(data, tmp_path / "framed", codebook_run.export_dir, vqig_config(), tune, stage="image",
+                        mesh_prior=True, prior_residual=False, prior_frame=True, init_from=result.export_dir,
+                        adversarial_warmup=0, quiet=True)
+    assert log_events(tmp_path / "framed", "start")[0]["meta"]["prior_frame"] is True
+    assert "psnr" in log_events(tmp_path / "framed", "val")[0]
+    framed_model = VQIG.from_pretrained(framed.export_dir, codebook=start.codebook)
+    assert framed_model.config.prior_frame and framed_model.config.loss.image.adversarial_warmup_steps == 0
+    for name, value in framed_model._owned().state_dict().items():  # W unused: its weights travel as they are
+        torch.testing.assert_close(value, after[name], atol=1e-8, rtol=0, msg=name)
 
 
 def test_stage_schedule() -> None:

@@ -322,6 +322,52 @@ def test_mesh_prior_without_residual_uses_the_prior_flow_as_it_is() -> None:
     assert model.warping.occlusion_head.weight.grad.abs().sum() > 0
 
 
+def test_prior_frame_composes_on_the_renderers_frame() -> None:
+    """With ``prior_frame`` the base frame is the renderer's own (its lids kept) and the codebook paints only
+    the mouth paint; the config and the batch refuse what cannot work."""
+    for bad in ({"mesh_prior": True}, {"mesh_prior": True, "prior_residual": False, "compose": False}):
+        with pytest.raises(ValueError):
+            replace(VQIGConfig.tiny(), prior_frame=True, **{"compose": True, **bad})
+    model = tiny_vqig(compose=True, mesh_prior=True, prior_residual=False, prior_frame=True).eval()
+    batch = mesh_prior_batch(model.config)
+    with pytest.raises(ValueError, match="mouth_paint and mesh_frame"):
+        model.batch_prior(batch)
+    g = torch.Generator().manual_seed(3)
+    batch.mesh_frame = torch.rand(BATCH, 3, 32, 32, generator=g) * 2 - 1  # e.g. the lids painted shut
+    batch.mouth_paint = batch.paint
+    batch.paint = torch.ones_like(batch.paint)  # everything the renderer painted: not what the codebook paints
+    prior = model.batch_prior(batch)
+    torch.testing.assert_close(prior.paint[:, 0], batch.mouth_paint)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="frame=True"):
+            model(batch.source, batch.source_coeffs, batch.target_windows, replace(prior, frame=None))
+        out = model(batch.source, batch.source_coeffs, batch.target_windows, prior)
+        torch.testing.assert_close(out.flow, prior.flow)  # the features still move with the prior's flow
+        torch.testing.assert_close(out.warped, batch.mesh_frame)
+        assert torch.equal(out.occlusion, torch.ones_like(out.occlusion))  # W is not run
+        frame, codes = model.decode(out), model.decode(replace(out, warped=None))
+        painted = batch.mouth_mask[:, None].expand_as(frame)
+        torch.testing.assert_close(frame[~painted], batch.mesh_frame[~painted])
+        torch.testing.assert_close(frame[painted], codes[painted])
+        # a frame of another size is resized to the model's
+        big = replace(prior, frame=F.interpolate(batch.mesh_frame, scale_factor=2.0, mode="nearest"))
+        torch.testing.assert_close(model(batch.source, batch.source_coeffs, batch.target_windows, big).warped,
+                                   batch.mesh_frame, atol=1e-5, rtol=0)
+        # rendering skips the frames whose mouth is not painted: they are the renderer's frames, and the
+        # others are what rendering every frame gives
+        cache = model.prepare_source(batch.source[:1], batch.source_coeffs[:1])
+        shut = prior.select(torch.tensor([0, 2]))
+        shut.paint[0] = 0.0  # frame 0: nothing painted
+        every = model.render_prepared(cache, batch.target_windows[[0, 2]], return_output=True, prior=shut)[0]
+        fast = model.render_prepared(cache, batch.target_windows[[0, 2]], prior=shut)
+        torch.testing.assert_close(fast, every)
+        assert torch.equal(fast[0], shut.frame[0].clamp(-1, 1))
+    model.train()
+    model.image_level_loss(batch, tiny_disc(), step=0).total.backward()
+    assert all(p.grad is None for p in model.warping.parameters())  # W takes no part
+    assert model.transformer.embed.weight.grad.abs().sum() > 0
+
+
 def test_occlusion_term_teaches_the_mouth_mask() -> None:
     from flowvq_cli.vqig.losses import occlusion_loss
 
