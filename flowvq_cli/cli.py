@@ -183,7 +183,8 @@ def generate(
     eyes: Annotated[str, typer.Option("--eyes", help="auto (the flow's blinks topped up to the emotion's natural "
                                       "rate, gaze from the fixation model) or model (ExpFlow's samples only).")
                     ] = "auto",
-    renderer: Annotated[str, typer.Option("--renderer", help="auto, vqig or warp (analytic, no weights).")] = "auto",
+    renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig (the "
+                                          "learned one) or warp (analytic, no weights).")] = "auto",
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
                                                 "default: the bundle shipped in weights/.")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir",
@@ -380,7 +381,8 @@ def batch(
                                                 "a crashed run).")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report of every row.")] = None,
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
-    renderer: Annotated[str, typer.Option("--renderer", help="auto, vqig or warp.")] = "auto",
+    renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
+                                          "warp.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
