@@ -254,6 +254,8 @@ def transfer(
     eyes: Annotated[str, typer.Option("--eyes", help="auto (blinks topped up to a natural rate, gaze from the "
                                       "fixation model) or model (the flow's output only).")] = "auto",
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
+    renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
+                                          "warp.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
@@ -266,7 +268,7 @@ def transfer(
     from flowvq_cli.api import FlowVQ, check_emotion
 
     ref_emotion, _ = check_emotion(ref_emotion, 2)
-    fv = FlowVQ.from_pretrained(weights, device=device)
+    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer)
     with _Bar(_progress_on(quiet)) as bar:
         result = fv.transfer(face, audio, ref, ref_emotion=ref_emotion, seed=seed, pose=pose, pose_scale=pose_scale,
                              fps=fps, out=out, paste_back=paste_back, force=force, coeffs_out=coeffs, eyes=eyes,

@@ -220,6 +220,9 @@ def test_vqig_renderer_path(tiny_renderer_bundle: Path, tiny_bundle: Path, face_
     proc = run_cli("generate", str(face_png), str(speech_wav), "--weights", str(tiny_bundle), "--renderer", "vqig",
                    "--out", str(tmp_path / "x.mp4"))
     assert_one_line_error(proc, "no VQIG renderer", "--renderer warp")
+    proc = run_cli("transfer", str(face_png), str(speech_wav), "--ref", str(face_png), "--weights", str(tiny_bundle),
+                   "--renderer", "vqig", "--out", str(tmp_path / "y.mp4"))  # transfer takes the renderer too
+    assert_one_line_error(proc, "no VQIG renderer", "--renderer warp")
 
 
 def test_vqig_on_the_mesh_prior_renders_close_to_the_mesh_warp(tiny_prior_bundle: Path, face_png: Path) -> None:
