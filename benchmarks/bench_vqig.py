@@ -81,8 +81,7 @@ def main() -> None:
     def render(batch: torch.Tensor) -> None:
         prior = motion(batch[:, cfg.window].numpy()) if motion is not None else None
         model.render_prepared(cache, batch, prior=prior)
-        painted = prior.paint.flatten(1).amax(dim=1) > 0 if prior is not None and cfg.prior_frame else None
-        networked.append(len(batch) if painted is None else int(painted.sum()))
+        networked.append(int(prior.painted().sum()) if prior is not None and cfg.prior_frame else len(batch))
 
     render(windows[: args.batch])  # warm-up (allocations, cuDNN autotuning)
     networked.clear()
@@ -105,16 +104,12 @@ def main() -> None:
 def mesh_motion(size: int, frame: bool):
     """examples/face.png's crop (1, 3, S, S) and coefficients (1, 58), and a function from frame coefficients
     (B, 58) to their :class:`MeshPrior` (``flowvq_cli.api.mesh_motion``, as ``generate`` computes it)."""
-    import cv2
     import numpy as np
 
-    from flowvq_cli.api import mesh_motion, prepare_face
+    from flowvq_cli.api import mesh_motion, prepare_face, vqig_source
 
     face = prepare_face(Path(__file__).resolve().parents[1] / "examples" / "face.png")
-    crop = face.crop
-    if crop.shape[0] != size:
-        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    source = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    crop, source = vqig_source(face, size)
     return source, torch.from_numpy(face.coeffs[None].astype(np.float32)), mesh_motion(face, crop, frame=frame)
 
 

@@ -189,6 +189,17 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
             yield paster(frame) if paster is not None else frame
 
 
+def vqig_source(source: SourceFace, size: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The photo's aligned crop as VQIG reads it: (S, S, 3) uint8 (area-resized when its side is not S) and
+    (1, 3, S, S) in [-1, 1]."""
+    import cv2
+
+    crop = source.crop
+    if crop.shape[0] != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return crop, torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
 def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
                 chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
     """The learned renderer: the source crop is encoded once, then each frame is rendered from a window of
@@ -201,8 +212,7 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     size = vqig.codebook.config.image_size
     crop_size = source.crop.shape[0]
     device = next(vqig.parameters()).device
-    crop = source.crop if size == crop_size else cv2.resize(source.crop, (size, size), interpolation=cv2.INTER_AREA)
-    src = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, S, S)
+    crop, src = vqig_source(source, size)
     with torch.inference_mode():
         cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
     w = vqig.config.window

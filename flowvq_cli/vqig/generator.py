@@ -244,13 +244,7 @@ class VQIG(nn.Module):
         if prior is None or prior.frame is None:
             raise ValueError("this VQIG composes on the mesh-warp renderer's frame (config.prior_frame): build the "
                              "prior with MeshPrior.from_render(result, frame=True)")
-        frame = prior.frame.to(self.device, cache.image.dtype)
-        size = tuple(cache.image.shape[-2:])
-        if tuple(frame.shape[-2:]) != size:
-            shrink = frame.shape[-1] > size[-1]
-            frame = F.interpolate(frame, size=size, mode="area" if shrink else "bilinear",
-                                  **({} if shrink else {"align_corners": False}))
-        return frame
+        return _resize_map(prior.frame.to(self.device, cache.image.dtype), tuple(cache.image.shape[-2:]))
 
     def decode(self, out: VQIGOutput, fidelity_w: float | None = None, straight_through: bool = False) -> torch.Tensor:
         """Predicted codes → images (B, 3, H, W) through the frozen decoder (and the fidelity skip), composed
@@ -340,11 +334,10 @@ class VQIG(nn.Module):
         """``prior_frame`` rendering: a frame whose mouth the renderer does not paint is the renderer's frame
         (the composition uses nothing else there), so only the others run through the networks. The same
         frames as rendering all of them."""
-        if len(prior) != windows.shape[0]:
-            raise ValueError(f"the mesh prior holds {len(prior)} frames, the windows {windows.shape[0]}")
         with self._inference():
-            frames = self._base_frame(cache, prior.flow, prior).float().clamp(-1.0, 1.0)  # (B, 3, H, W)
-            painted = (prior.paint.flatten(1).amax(dim=1) > 0).nonzero().flatten().cpu()  # (B',)
+            flow = self._with_prior(None, prior, windows.shape[0])  # checks the prior against the windows
+            frames = self._base_frame(cache, flow, prior).float().clamp(-1.0, 1.0)  # (B, 3, H, W)
+            painted = prior.painted().nonzero().flatten().cpu()  # (B',)
             if len(painted):
                 sub = prior.select(painted)
                 out = self.predict(cache, windows[painted].to(self.device), sub)
@@ -497,10 +490,17 @@ def _visibility(occlusion: torch.Tensor, paint: torch.Tensor | None, size: tuple
     mask = F.interpolate(occlusion, size=size, mode="bilinear", align_corners=False)
     if paint is None:
         return mask
-    shrink = paint.shape[-1] > size[-1]
-    paint = F.interpolate(paint.to(mask.dtype), size=size, mode="area" if shrink else "bilinear",
-                          **({} if shrink else {"align_corners": False}))
-    return mask * (1.0 - paint)
+    return mask * (1.0 - _resize_map(paint.to(mask.dtype), size))
+
+
+def _resize_map(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A mesh-warp map (B, C, h, w) (paint opacity, frame) at ``size``: area-averaged when it shrinks,
+    bilinear when it grows, itself when it fits."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.shape[-1] > size[-1]:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def codebook_fingerprint(codebook: VQGAN) -> str:

@@ -143,6 +143,10 @@ class MeshPrior:
             return cls.from_pixel_map(result.flow, result.mouth_paint, result.frames)
         return cls.from_pixel_map(result.flow, result.paint)
 
+    def painted(self) -> torch.Tensor:
+        """(B,) bool: the frames where the renderer paints anything (over which the codebook paints)."""
+        return self.paint.flatten(1).amax(dim=1) > 0
+
     def select(self, index: torch.Tensor) -> MeshPrior:
         """The prior of frames ``index`` (a 1-D index or boolean mask over the B frames)."""
         index = index.to(self.flow.device)
