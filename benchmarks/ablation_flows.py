@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine
+from common import machine, run
 
 # The first ablations ran on the original `mini` (±2 audio frames through one linear layer, λ_cons = 0.1);
 # every variant spells out what it changes from that, so the table stays reproducible as `mini` moves on.
@@ -118,4 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

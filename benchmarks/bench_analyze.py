@@ -19,7 +19,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine
+from common import REPO, machine, run
 
 
 def make_video(path: Path, seconds: float, size: int, fps: int = 25) -> None:
@@ -68,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine
+from common import machine, run
 
 from flowvq_cli.face import rig
 
@@ -114,4 +114,4 @@ def mesh_motion(size: int, frame: bool):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

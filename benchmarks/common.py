@@ -1,9 +1,11 @@
-"""Shared bits of the benchmark scripts: which machine a figure was measured on."""
+"""Shared bits of the benchmark scripts: which machine a figure was measured on, and how a script ends on
+FlowVQ's own errors."""
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,3 +30,14 @@ def machine() -> str:
     except ImportError:
         pass
     return f"{cpu}, {cores} cores{gpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def run(main: Callable[[], object]) -> None:
+    """Run a script's ``main``; FlowVQ's own errors (a missing or mismatched weights folder, an unreadable
+    dataset, bad input) end it with their message and exit status 1 instead of a traceback."""
+    from flowvq_cli.errors import FlowVQError
+
+    try:
+        main()
+    except FlowVQError as error:
+        raise SystemExit(f"error: {error}") from None

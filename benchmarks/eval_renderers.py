@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine
+from common import machine, run
 
 from flowvq_cli.data.datasets import FrameTripletDataset, _load_coeffs
 from flowvq_cli.data.manifest import Clip, read_manifest
@@ -232,4 +232,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

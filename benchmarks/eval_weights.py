@@ -36,7 +36,7 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine
+from common import machine, run
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOTIONS = ("neutral", "angry", "happy", "sad", "surprised")
@@ -120,4 +120,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine
+from common import REPO, machine, run
 
 EMOTIONS = ("neutral", "angry", "happy", "sad", "surprised")
 PAIRS = (("examples/face.png", "examples/speech.wav"), ("examples/face2.png", "examples/speech2.wav"))
@@ -92,4 +92,4 @@ def corpus_gaze(root: Path, up: int, down: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

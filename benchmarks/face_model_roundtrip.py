@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine
+from common import machine, run
 
 SINGLE_READS = ("jawOpen", "mouthSmileLeft", "browDownLeft", "eyeLookInLeft", "eyeBlinkLeft")
 
@@ -76,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

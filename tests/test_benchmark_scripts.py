@@ -31,6 +31,13 @@ def test_bench_vqig_prints_frames_per_second() -> None:
                      r"networks\)", out), out
 
 
+def test_a_missing_weights_folder_ends_a_script_with_its_message(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "benchmarks/eval_renderers.py", str(tmp_path), "--weights-codebook",
+                           str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: codebook model: ") and "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_eye_motion_compares_the_modes() -> None:
     out = run_script("benchmarks/eye_motion.py", "--seeds", "1", "--pair", "examples/face.png", "examples/speech.wav")
     for mode in ("auto", "model"):
