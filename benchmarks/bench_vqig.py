@@ -2,19 +2,19 @@
 
     python benchmarks/bench_vqig.py [--config mini] [--frames 64] [--batch 8] [--device auto]
                                     [--weights-codebook C --weights-vqig V] [--compose] [--mesh-prior]
-                                    [--prior-frame]
+                                    [--prior-frame] [--fp32]
 
 The source photo is encoded once (``prepare_source``), then ``--frames`` coefficient windows are rendered
-``--batch`` at a time with ``render_prepared`` (``torch.inference_mode``; bf16 autocast on a GPU), as
-``flowvq generate --renderer vqig`` does. Speed does not depend on the weights, so without
-``--weights-*`` the preset's architecture is timed with random weights (``--compose`` switches the
+``--batch`` at a time with ``render_prepared`` (``torch.inference_mode``), as ``flowvq generate --renderer
+vqig`` does: in bf16 on a GPU and on a CPU that computes bf16 in hardware (AVX512-BF16 or AMX), else in
+float32 (``--fp32``: float32 everywhere; the precision is printed). Speed does not depend on the weights, so
+without ``--weights-*`` the preset's architecture is timed with random weights (``--compose`` switches the
 composition on, ``--mesh-prior`` the mesh-warp motion prior, ``--prior-frame`` the composition on the
-mesh-warp frame). The source is a random image, except with the mesh prior: then it is
-``examples/face.png``'s aligned crop, and the timed loop includes the mesh-warp renderer that computes each
-frame's motion, as in ``generate``. One warm-up batch is not timed. Prints frames per second, how many of
-the frames ran through the networks (with ``prior_frame`` a frame whose mouth the mesh warp does not paint
-is its frame as it is; the random windows here open the mouth in nearly all of them: 63 of 64 with the
-shipped weights), and the machine.
+mesh-warp frame). The source is a random image, except with the mesh prior: then it is ``examples/face.png``'s
+aligned crop, and the timed loop includes the mesh-warp renderer that computes each frame's motion, as in
+``generate``. One warm-up batch is not timed. Prints frames per second, how many of the frames ran through the
+networks (with ``prior_frame`` a frame whose mouth the mesh warp does not paint is its frame as it is; the
+random windows here open the mouth in nearly all of them: 63 of 64 with the shipped weights), and the machine.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--compose", action="store_true")
     ap.add_argument("--mesh-prior", action="store_true", help="implies --compose")
     ap.add_argument("--prior-frame", action="store_true", help="implies --mesh-prior, without its residual")
+    ap.add_argument("--fp32", action="store_true", help="render in float32 even where bf16 is native")
     args = ap.parse_args()
 
     from flowvq_cli.api import resolve_device
@@ -65,6 +66,7 @@ def main() -> None:
                                      prior_residual=not args.prior_frame, prior_frame=args.prior_frame)
         model = VQIG(config, VQGAN(config.codebook)).to(device).eval()
         what = f"preset {args.config}, random weights"
+    model.half_precision = not args.fp32
     cfg = model.config
     size = cfg.codebook.image_size
     source = torch.rand(1, 3, size, size) * 2 - 1
@@ -95,7 +97,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"VQIG ({what}; compose {cfg.compose}, mesh prior {cfg.mesh_prior}, "
           f"prior frame {cfg.prior_frame}) at {size}², batch {args.batch}, "
-          f"{device}: "
+          f"{device}, {str(model.render_dtype).removeprefix('torch.')}: "
           f"{args.frames / seconds:.1f} frames/s ({args.frames} frames in {seconds:.2f} s, threads "
           f"{torch.get_num_threads()}; {sum(networked)} of them through the networks)")
     print(f"machine: {machine()}")

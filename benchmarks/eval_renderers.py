@@ -18,7 +18,8 @@ sharpest and most faithful picture its decoder can give, which bounds what VQIG 
 - identity distance: dlib face-descriptor distance output ↔ source (< 0.6 = same person), only when dlib
   and its models are installed (``pip install .[eval]``).
 
-Prints one line per renderer and the machine.
+Prints one line per renderer, the precision VQIG rendered in (bf16 on a GPU or a CPU with hardware bf16), and
+the machine.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
             print(line(name, scores[name], identity_note))
     if scores["vqig"].visible:
         print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
-              f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior})")
+              f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior}); rendered in "
+              f"{str(model.render_dtype).removeprefix('torch.')}")
     print(f"machine: {machine()}")
 
 

@@ -75,7 +75,8 @@ def main() -> None:
     names = rig.ARKIT_NAMES
     blink = [names.index("eyeBlinkLeft"), names.index("eyeBlinkRight")]
     print(f"machine: {machine()}")
-    print(f"weights: {args.weights}  renderer: {model.renderer}  seed: {args.seed}")
+    precision = f" ({str(model.vqig.render_dtype).removeprefix('torch.')})" if model.renderer == "vqig" else ""
+    print(f"weights: {args.weights}  renderer: {model.renderer}{precision}  seed: {args.seed}")
     for photo, speech in args.pair or DEFAULT_PAIRS:
         out = args.out / photo.stem
         out.mkdir(parents=True, exist_ok=True)

@@ -18,17 +18,18 @@ def run_script(*args: str) -> str:
 
 def test_bench_vqig_prints_frames_per_second() -> None:
     out = run_script("benchmarks/bench_vqig.py", "--config", "tiny", "--frames", "4", "--batch", "2", "--compose",
-                     "--device", "cpu")
-    assert re.search(r"compose True, mesh prior False, prior frame False\) at 32², batch 2, cpu: [\d.]+ frames/s "
-                     r"\(4 frames in [\d.]+ s, threads \d+; 4 of them through the networks\)", out), out
+                     "--device", "cpu", "--fp32")
+    assert re.search(r"compose True, mesh prior False, prior frame False\) at 32², batch 2, cpu, float32: [\d.]+ "
+                     r"frames/s \(4 frames in [\d.]+ s, threads \d+; 4 of them through the networks\)", out), out
     assert out.splitlines()[-1].startswith("machine: ")
     out = run_script("benchmarks/bench_vqig.py", "--config", "tiny", "--frames", "4", "--batch", "2", "--mesh-prior",
                      "--device", "cpu")  # on the example photo, the mesh-warp motion timed with it
-    assert re.search(r"mesh prior True, prior frame False\) at 32², batch 2, cpu: [\d.]+ frames/s", out), out
+    assert re.search(r"mesh prior True, prior frame False\) at 32², batch 2, cpu, (bfloat16|float32): [\d.]+ frames/s",
+                     out), out
     out = run_script("benchmarks/bench_vqig.py", "--config", "tiny", "--frames", "4", "--batch", "2", "--prior-frame",
                      "--device", "cpu")  # frames with a closed mouth are the mesh warp's, without the networks
-    assert re.search(r"prior frame True\) at 32², batch 2, cpu: [\d.]+ frames/s .*; [0-4] of them through the "
-                     r"networks\)", out), out
+    assert re.search(r"prior frame True\) at 32², batch 2, cpu, (bfloat16|float32): [\d.]+ frames/s .*; [0-4] of "
+                     r"them through the networks\)", out), out
 
 
 def test_a_missing_weights_folder_ends_a_script_with_its_message(tmp_path: Path) -> None:

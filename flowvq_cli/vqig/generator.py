@@ -14,6 +14,11 @@ and :meth:`VQIG.freeze_codebook_parts` (called by trainers) turns their gradient
 
 A saved VQIG holds only its own weights; it is loaded *onto* a codebook model, whose configuration and
 weights must be the ones it was trained on (checked with a SHA-256 of the codebook's parameters).
+
+Rendering runs under ``torch.inference_mode`` in :attr:`VQIG.render_dtype`: bf16 (fp16 on a GPU without
+bf16) on CUDA and on a CPU that computes bf16 in hardware, float32 elsewhere or with ``half_precision =
+False``. Batched and frame-by-frame rendering are equal in float32; in bf16 the kernels differ with the batch
+size, so they agree only closely.
 """
 
 from __future__ import annotations
@@ -129,6 +134,13 @@ class VQIGOutput:
         return self.logits.argmax(dim=-1).reshape(b, h, w)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). There bf16 autocast renders VQIG about
+    twice as fast as float32 (``benchmarks/bench_vqig.py``); elsewhere bf16 is emulated and slower."""
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(probe is not None and bool(probe()) for probe in probes)
+
+
 class VQIG(nn.Module):
     """Source photo + coefficient windows → frames, through the frozen codebook. See the module docstring."""
 
@@ -148,6 +160,8 @@ class VQIG(nn.Module):
         self.transformer = CodeTransformer(config)
         self.fidelity = FidelitySkip(config) if config.fidelity_skip else None
         self.codebook.eval()
+        # rendering (not training) in bf16/fp16 where the hardware computes it: see render_dtype
+        self.half_precision = True
 
     @property
     def device(self) -> torch.device:
@@ -300,16 +314,26 @@ class VQIG(nn.Module):
                              f"in [-1, 1], got {tuple(images.shape)}; resize the aligned crop first")
 
     # ------------------------------------------------------------------------- inference
+    @property
+    def render_dtype(self) -> torch.dtype:
+        """What rendering computes in: bf16 (fp16 on a GPU without bf16) on CUDA and on a CPU that computes bf16
+        in hardware (:func:`native_bf16_cpu`), unless ``half_precision`` is off; float32 otherwise."""
+        if self.half_precision and self.device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.half_precision and self.device.type == "cpu" and native_bf16_cpu():
+            return torch.bfloat16
+        return torch.float32
+
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
-        """inference_mode, plus bf16 (or fp16) autocast on CUDA."""
+        """inference_mode, plus autocast to :attr:`render_dtype` when that is not float32."""
+        dtype = self.render_dtype
         with torch.inference_mode():
-            if self.device.type == "cuda":
-                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-                with torch.autocast("cuda", dtype=dtype):
-                    yield
-            else:
+            if dtype == torch.float32:
                 yield
+            else:
+                with torch.autocast(self.device.type, dtype=dtype):
+                    yield
 
     def prepare_source(self, source: torch.Tensor, source_coeffs: torch.Tensor) -> SourceCache:
         """Encode the source once, (B_s, 3, H, W) and (B_s, K), for :meth:`render_prepared`."""

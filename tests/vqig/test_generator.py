@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from flowvq_cli.errors import WeightsError
 from flowvq_cli.vq import VQGAN, DiscriminatorConfig, PatchDiscriminator, VQGANConfig
 from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig, identity_flow, warp
-from flowvq_cli.vqig.generator import CONFIG_NAME
+from flowvq_cli.vqig.generator import CONFIG_NAME, native_bf16_cpu
 
 BATCH = 3
 
@@ -210,6 +210,7 @@ def test_code_level_loss_falls_on_a_fixed_batch() -> None:
 @pytest.mark.parametrize("fidelity_skip", [True, False])
 def test_batched_rendering_equals_frame_by_frame(fidelity_skip: bool) -> None:
     model = tiny_vqig(fidelity_skip=fidelity_skip).eval()
+    model.half_precision = False  # exact batching; bf16 kernels differ with the batch size
     batch = make_batch(model.config, batch=4)
     one_photo = model.render(batch.source[:1], batch.source_coeffs[:1], batch.target_windows)
     per_frame = torch.cat([model.render(batch.source[:1], batch.source_coeffs[:1], batch.target_windows[i : i + 1])
@@ -322,6 +323,23 @@ def test_mesh_prior_without_residual_uses_the_prior_flow_as_it_is() -> None:
     assert model.warping.occlusion_head.weight.grad.abs().sum() > 0
 
 
+
+def test_rendering_in_half_precision_where_the_cpu_computes_bf16() -> None:
+    """Rendering runs in bf16 on a CPU with hardware bf16 (float32 elsewhere, and always with
+    ``half_precision`` off), close to the float32 frames."""
+    model = tiny_vqig().eval()
+    batch = make_batch(model.config, batch=4)
+    assert model.render_dtype == (torch.bfloat16 if native_bf16_cpu() else torch.float32)
+    half = model.render(batch.source[:1], batch.source_coeffs[:1], batch.target_windows)
+    model.half_precision = False
+    assert model.render_dtype == torch.float32
+    full = model.render(batch.source[:1], batch.source_coeffs[:1], batch.target_windows)
+    assert half.dtype == full.dtype == torch.float32
+    if native_bf16_cpu():
+        assert 0 < (half - full).abs().mean() < 0.02
+    else:
+        torch.testing.assert_close(half, full, atol=0, rtol=0)
+
 def test_prior_frame_composes_on_the_renderers_frame() -> None:
     """With ``prior_frame`` the base frame is the renderer's own (its lids kept) and the codebook paints only
     the mouth paint; the config and the batch refuse what cannot work."""
@@ -329,6 +347,7 @@ def test_prior_frame_composes_on_the_renderers_frame() -> None:
         with pytest.raises(ValueError):
             replace(VQIGConfig.tiny(), prior_frame=True, **{"compose": True, **bad})
     model = tiny_vqig(compose=True, mesh_prior=True, prior_residual=False, prior_frame=True).eval()
+    model.half_precision = False  # the skipping is exact in float32 (bf16 kernels differ with the batch size)
     batch = mesh_prior_batch(model.config)
     with pytest.raises(ValueError, match="mouth_paint and mesh_frame"):
         model.batch_prior(batch)
