@@ -323,7 +323,6 @@ def test_mesh_prior_without_residual_uses_the_prior_flow_as_it_is() -> None:
     assert model.warping.occlusion_head.weight.grad.abs().sum() > 0
 
 
-
 def test_rendering_in_half_precision_where_the_cpu_computes_bf16() -> None:
     """Rendering runs in bf16 on a CPU with hardware bf16 (float32 elsewhere, and always with
     ``half_precision`` off), close to the float32 frames."""
@@ -339,6 +338,7 @@ def test_rendering_in_half_precision_where_the_cpu_computes_bf16() -> None:
         assert 0 < (half - full).abs().mean() < 0.02
     else:
         torch.testing.assert_close(half, full, atol=0, rtol=0)
+
 
 def test_prior_frame_composes_on_the_renderers_frame() -> None:
     """With ``prior_frame`` the base frame is the renderer's own (its lids kept) and the codebook paints only
