@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, run
+from common import machine, precision, run
 
 from flowvq_cli.face import rig
 
@@ -97,7 +97,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"VQIG ({what}; compose {cfg.compose}, mesh prior {cfg.mesh_prior}, "
           f"prior frame {cfg.prior_frame}) at {size}², batch {args.batch}, "
-          f"{device}, {str(model.render_dtype).removeprefix('torch.')}: "
+          f"{device}, {precision(model)}: "
           f"{args.frames / seconds:.1f} frames/s ({args.frames} frames in {seconds:.2f} s, threads "
           f"{torch.get_num_threads()}; {sum(networked)} of them through the networks)")
     print(f"machine: {machine()}")

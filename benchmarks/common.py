@@ -1,5 +1,5 @@
-"""Shared bits of the benchmark scripts: which machine a figure was measured on, and how a script ends on
-FlowVQ's own errors."""
+"""Shared bits of the benchmark scripts: which machine a figure was measured on, the precision VQIG rendered
+in, and how a script ends on FlowVQ's own errors."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ def machine() -> str:
     except ImportError:
         pass
     return f"{cpu}, {cores} cores{gpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def precision(vqig) -> str:
+    """The precision a VQIG renders in on this machine, e.g. ``bfloat16`` (``VQIG.render_dtype``)."""
+    return str(vqig.render_dtype).removeprefix("torch.")
 
 
 def run(main: Callable[[], object]) -> None:

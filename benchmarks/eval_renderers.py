@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, run
+from common import machine, precision, run
 
 from flowvq_cli.data.datasets import FrameTripletDataset, _load_coeffs
 from flowvq_cli.data.manifest import Clip, read_manifest
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     if scores["vqig"].visible:
         print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
               f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior}); rendered in "
-              f"{str(model.render_dtype).removeprefix('torch.')}")
+              f"{precision(model)}")
     print(f"machine: {machine()}")
 
 

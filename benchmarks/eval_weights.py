@@ -36,7 +36,7 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, run
+from common import machine, precision, run
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOTIONS = ("neutral", "angry", "happy", "sad", "surprised")
@@ -75,8 +75,8 @@ def main() -> None:
     names = rig.ARKIT_NAMES
     blink = [names.index("eyeBlinkLeft"), names.index("eyeBlinkRight")]
     print(f"machine: {machine()}")
-    precision = f" ({str(model.vqig.render_dtype).removeprefix('torch.')})" if model.renderer == "vqig" else ""
-    print(f"weights: {args.weights}  renderer: {model.renderer}{precision}  seed: {args.seed}")
+    dtype = f" ({precision(model.vqig)})" if model.renderer == "vqig" else ""
+    print(f"weights: {args.weights}  renderer: {model.renderer}{dtype}  seed: {args.seed}")
     for photo, speech in args.pair or DEFAULT_PAIRS:
         out = args.out / photo.stem
         out.mkdir(parents=True, exist_ok=True)

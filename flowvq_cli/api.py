@@ -213,8 +213,7 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     crop_size = source.crop.shape[0]
     device = next(vqig.parameters()).device
     crop, src = vqig_source(source, size)
-    with torch.inference_mode():
-        cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
+    cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
     w = vqig.config.window
     padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
     paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
@@ -223,9 +222,8 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
         prior = motion(np.asarray(coeffs)[idx]) if motion is not None else None
-        with torch.inference_mode():
-            out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
-        frames = ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
+        frames = ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for frame in frames:
             if size != crop_size:
                 frame = cv2.resize(frame, (crop_size, crop_size), interpolation=cv2.INTER_CUBIC)

@@ -24,6 +24,7 @@ size, so they agree only closely.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -134,9 +135,10 @@ class VQIGOutput:
         return self.logits.argmax(dim=-1).reshape(b, h, w)
 
 
+@functools.cache
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). There bf16 autocast renders VQIG about
-    twice as fast as float32 (``benchmarks/bench_vqig.py``); elsewhere bf16 is emulated and slower."""
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), asked once. There bf16 autocast renders
+    VQIG about twice as fast as float32 (``benchmarks/bench_vqig.py``); elsewhere bf16 is emulated and slower."""
     probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return any(probe is not None and bool(probe()) for probe in probes)
 
