@@ -1,6 +1,6 @@
 """Mesh-warp renderer speed: frames per second at 256² on the example photo (warp + mouth interior).
 
-    python benchmarks/bench_meshwarp.py [--frames 200]
+    python benchmarks/bench_meshwarp.py [--frames 200] [--interpolation cubic|linear]
 
 The target coefficients open and close the jaw, turn the head and blink, so the mouth-interior painting
 and self-occlusion paths are exercised.
@@ -23,11 +23,13 @@ from common import REPO, machine, run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--interpolation", choices=("cubic", "linear"), default="cubic",
+                    help="how the photo is sampled (MeshWarpConfig.interpolation; default cubic)")
     args = ap.parse_args()
 
     from flowvq_cli.api import prepare_face
     from flowvq_cli.face import rig
-    from flowvq_cli.render.meshwarp import MeshWarpRenderer
+    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
 
     source = prepare_face(REPO / "examples" / "face.png")
     t = np.arange(args.frames) / 25.0
@@ -35,13 +37,15 @@ def main() -> None:
     coeffs[:, rig.ARKIT_NAMES.index("jawOpen")] = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
     coeffs[:, rig.ARKIT_NAMES.index("eyeBlinkLeft")] = (np.sin(2 * np.pi * 0.5 * t) > 0.9).astype(np.float32)
     coeffs[:, rig.N_EXP + 1] += np.radians(15) * np.sin(2 * np.pi * 0.3 * t)
-    renderer = MeshWarpRenderer(source.crop, rig.synthesize(source.identity, source.coeffs[None])[0])
+    renderer = MeshWarpRenderer(source.crop, rig.synthesize(source.identity, source.coeffs[None])[0],
+                                MeshWarpConfig(interpolation=args.interpolation))
     meshes = rig.synthesize(source.identity, coeffs)
     start = time.perf_counter()
     renderer.render(meshes)
     seconds = time.perf_counter() - start
     print(f"machine: {machine()}")
-    print(f"mesh-warp renderer: {args.frames / seconds:.1f} frames/s at 256x256 ({args.frames} frames)")
+    print(f"mesh-warp renderer: {args.frames / seconds:.1f} frames/s at 256x256, {args.interpolation} sampling "
+          f"({args.frames} frames)")
 
 
 if __name__ == "__main__":

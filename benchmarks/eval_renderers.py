@@ -1,7 +1,7 @@
 """VQIG vs. the analytic mesh-warp renderer on held-out faces: PSNR/SSIM to the real frames, sharpness, identity.
 
     python benchmarks/eval_renderers.py DATASET --weights-codebook DIR [--weights-vqig DIR] [--clips 10]
-        [--trained-on TRAIN_DATASET]
+        [--trained-on TRAIN_DATASET] [--warp-interpolation cubic|linear]
 
 Clips: with ``--trained-on``, the clips of DATASET (any split) whose face (``face.txt``, else
 ``identity.npy``) no training clip of TRAIN_DATASET shows, e.g. a corpus rendered on a photo kept out of
@@ -9,12 +9,15 @@ training (``flowvq synth EVAL --faces DIR``); without it, DATASET's val clips wh
 of DATASET shows — when there is none, the val clips are used and the output says that their faces were
 seen in training, or that the whole dataset shares one face. Both renderers start from the clip's first
 frame and its coefficients and render every later frame from the clip's coefficients, at the codebook's
-resolution. A third row, ``codebook``, is the codebook model's reconstruction of the real frames: the
+resolution. The mesh warp, and so the frame a ``prior_frame`` VQIG composes on, samples the photo
+bicubically, or bilinearly (the earlier default) with ``--warp-interpolation linear``. A
+third row, ``codebook``, is the codebook model's reconstruction of the real frames: the
 sharpest and most faithful picture its decoder can give, which bounds what VQIG can reach.
 
 - PSNR / SSIM of the rendered frames to the clip's real frames (``flowvq_cli.eval.image_metrics``);
 - sharpness: variance of the Laplacian over the face region (the box of the source mesh) of each output
   frame divided by that of the source frame (``flowvq_cli.eval.sharpness``; 1 = as crisp as the photo);
+  printed for the real frames too, as the reference;
 - identity distance: dlib face-descriptor distance output ↔ source (< 0.6 = same person), only when dlib
   and its models are installed (``pip install .[eval]``).
 
@@ -60,6 +63,7 @@ class Scores:
     sharpness: list[float] = field(default_factory=list)
     identity: list[float] = field(default_factory=list)
     visible: list[float] = field(default_factory=list)  # VQIG's occlusion mask, mean per frame (1 = photo)
+    target_sharpness: list[float] = field(default_factory=list)  # the real frames' own sharpness ratio
 
 
 def pick_unseen(root: Path, trained_on: Path, limit: int) -> tuple[list[Clip], str]:
@@ -113,14 +117,15 @@ def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray, targets: 
     return to_uint8(torch.cat(frames)), visible
 
 
-def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray,
-                targets: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], MeshWarpRenderer, np.ndarray]:
+def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray, targets: np.ndarray,
+                interpolation: str = "cubic") -> tuple[np.ndarray, tuple[int, int, int, int], MeshWarpRenderer,
+                                                       np.ndarray]:
     """Mesh-warp renders (N, S, S, 3) of frames ``targets`` from frame 0, the source mesh's face box, the
     renderer and the target meshes (N, 468, 3)."""
     size = source_rgb.shape[0]
     scale = size / rig.CROP_SIZE
     meshes = rig.synthesize(identity, np.concatenate([coeffs[:1], coeffs[targets]])) * scale  # (1+N, 468, 3)
-    renderer = MeshWarpRenderer(source_rgb, meshes[0], MeshWarpConfig(size=size))
+    renderer = MeshWarpRenderer(source_rgb, meshes[0], MeshWarpConfig(size=size, interpolation=interpolation))
     frames = np.concatenate([renderer.render(meshes[1 + i:1 + i + CHUNK]).frames
                              for i in range(0, len(targets), CHUNK)])
     x0, y0 = np.floor(meshes[0, :, :2].min(axis=0)).astype(int)
@@ -163,7 +168,7 @@ def codebook_frames(codebook: VQGAN, frames: np.ndarray) -> np.ndarray:
 
 
 def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model: VQIG | None, codebook: VQGAN,
-                  max_frames: int, scores: dict[str, Scores], dlib_models) -> None:
+                  max_frames: int, scores: dict[str, Scores], dlib_models, interpolation: str = "cubic") -> None:
     real = np.asarray(frames_of.frames(clip))  # (T, S, S, 3) uint8
     coeffs = np.asarray(_load_coeffs(root, clip), dtype=np.float32)
     n = min(len(real), len(coeffs))
@@ -174,12 +179,13 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
         return
     source_rgb = np.array(real[0])  # a writable copy of the memory-mapped frame
     source = torch.from_numpy(source_rgb).permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, S, S)
-    warp, box, mesh, meshes = warp_frames(source_rgb, np.load(identity_path), coeffs[:n], targets)
+    warp, box, mesh, meshes = warp_frames(source_rgb, np.load(identity_path), coeffs[:n], targets, interpolation)
     gt = real[targets]
     outputs = {"warp": warp, "codebook": codebook_frames(codebook, gt)}
     if model is not None:
         outputs["vqig"], visible = vqig_frames(model, source, coeffs[:n], targets, mesh, meshes)
         scores["vqig"].visible += visible
+    scores["warp"].target_sharpness += sharpness_ratio(gt, source_rgb, box, box).tolist()
     for name, frames in outputs.items():
         s = scores[name]
         s.psnr += psnr(frames, gt).tolist()
@@ -206,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
                         "it never showed")
     parser.add_argument("--clips", type=int, default=10, help="val clips to evaluate (default 10)")
     parser.add_argument("--frames", type=int, default=100, help="frames per clip after the source (default 100)")
+    parser.add_argument("--warp-interpolation", choices=("cubic", "linear"), default="cubic",
+                        help="how the mesh warp samples the photo (MeshWarpConfig.interpolation; default cubic)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -221,11 +229,16 @@ def main(argv: list[str] | None = None) -> None:
     dlib_models, identity_note = identity_model()
     scores = {name: Scores() for name in RENDERERS}
     for clip in clips:
-        evaluate_clip(args.dataset, clip, frames_of, model, codebook, args.frames, scores, dlib_models)
-    print(f"{note}; {size}² frames, source = each clip's first frame")
+        evaluate_clip(args.dataset, clip, frames_of, model, codebook, args.frames, scores, dlib_models,
+                      args.warp_interpolation)
+    print(f"{note}; {size}² frames, source = each clip's first frame, mesh warp sampling "
+          f"{args.warp_interpolation}")
     for name in RENDERERS:
         if scores[name].psnr:
             print(line(name, scores[name], identity_note))
+    if scores["warp"].target_sharpness:
+        reference = np.mean(scores["warp"].target_sharpness)
+        print(f"the real frames themselves: sharpness (face, frame/source) {reference:.3f}")
     if scores["vqig"].visible:
         print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
               f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior}); rendered in "

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flowvq_cli.eval import sharpness_ratio
 from flowvq_cli.face import align, rig
 from flowvq_cli.face.analyze import analyze_image
 from flowvq_cli.image import load_image
-from flowvq_cli.render.meshwarp import MeshWarpRenderer
+from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
 
 JAW_OPEN = rig.ARKIT_NAMES.index("jawOpen")
 
@@ -40,6 +41,27 @@ def test_identity_warp_reproduces_the_source(renderer: MeshWarpRenderer, source)
     grid = np.stack(np.meshgrid(np.arange(256), np.arange(256)), axis=-1)
     assert np.abs(flow - grid)[~mouth].max() < 0.5
     assert psnr(frame, crop) > 40
+
+
+def test_bicubic_sampling_keeps_the_photo_sharper_than_bilinear(source) -> None:
+    """A half-pixel shift, the worst case of bilinear sampling (each output pixel the mean of two): the
+    default bicubic sampling keeps most of the face's Laplacian variance, bilinear loses about half of it."""
+    crop, identity, coeffs = source
+    mesh = rig.synthesize(identity, coeffs[None])[0]
+    shifted = mesh.copy()
+    shifted[:, :2] += 0.5
+    x0, y0 = mesh[:, :2].min(axis=0).astype(int) + 4
+    x1, y1 = mesh[:, :2].max(axis=0).astype(int) - 4
+    box = (int(x0), int(y0), int(x1), int(y1))
+    kept = {}
+    for interpolation in ("linear", "cubic"):
+        config = MeshWarpConfig(interpolation=interpolation)
+        frame = MeshWarpRenderer(crop, mesh, config).render_one(shifted).frame
+        kept[interpolation] = float(sharpness_ratio(frame[None], crop, box, box)[0])
+    assert MeshWarpConfig().interpolation == "cubic"
+    assert kept["linear"] < 0.6 and kept["cubic"] > 0.75, kept
+    with pytest.raises(ValueError, match="interpolation must be one of cubic, linear"):
+        MeshWarpConfig(interpolation="nearest")
 
 
 def test_translation_moves_the_face(renderer: MeshWarpRenderer) -> None:
