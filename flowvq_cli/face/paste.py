@@ -4,7 +4,9 @@ The crop came from the photo by a similarity transform (``align``); each rendere
 inverse into the crop's footprint only (a bounding box of the photo), blended with a mask that is 1 inside
 the crop and falls smoothly to 0 over :data:`FEATHER_FRACTION` of the crop towards its border. Renderers
 keep the crop border equal to the source photo (the mesh-warp renderer pins it; VQIG is trained on whole
-crops), so the blend region carries no edge.
+crops), so the blend region carries no edge. The crop is resampled bicubically: a face larger than the
+crop is enlarged on the way back, and bilinear sampling would soften it (``flowvq evaluate``'s sharpness
+ratio of a generated video: 0.52 bilinear, 0.65 bicubic on ``examples/face.png``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class PasteBack:
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """One rendered crop (S, S, 3) uint8 → the full photo with it pasted in (H, W, 3) uint8."""
         x0, y0, x1, y1 = self.box
-        warped = cv2.warpAffine(crop, self.to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+        warped = cv2.warpAffine(crop, self.to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC,
                                 borderMode=cv2.BORDER_REPLICATE)
         out = self.image.copy()
         region = out[y0:y1, x0:x1].astype(np.float32)
