@@ -52,6 +52,7 @@ from flowvq_cli.vqig import VQIG, MeshPrior
 CHUNK = 16  # frames per VQIG forward
 DLIB_HINT = "unavailable (needs dlib, `pip install .[eval]`)"
 RENDERERS = ("vqig", "warp", "codebook")
+REAL = "real"  # the clips' real frames: only their sharpness is kept, as the reference for the renderers'
 
 
 @dataclass
@@ -63,7 +64,6 @@ class Scores:
     sharpness: list[float] = field(default_factory=list)
     identity: list[float] = field(default_factory=list)
     visible: list[float] = field(default_factory=list)  # VQIG's occlusion mask, mean per frame (1 = photo)
-    target_sharpness: list[float] = field(default_factory=list)  # the real frames' own sharpness ratio
 
 
 def pick_unseen(root: Path, trained_on: Path, limit: int) -> tuple[list[Clip], str]:
@@ -185,7 +185,7 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
     if model is not None:
         outputs["vqig"], visible = vqig_frames(model, source, coeffs[:n], targets, mesh, meshes)
         scores["vqig"].visible += visible
-    scores["warp"].target_sharpness += sharpness_ratio(gt, source_rgb, box, box).tolist()
+    scores[REAL].sharpness += sharpness_ratio(gt, source_rgb, box, box).tolist()
     for name, frames in outputs.items():
         s = scores[name]
         s.psnr += psnr(frames, gt).tolist()
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         clips, note = pick_clips(args.dataset, args.clips)
     frames_of = FrameTripletDataset(args.dataset, clips[0].split, size=size)  # decodes any clip's frames
     dlib_models, identity_note = identity_model()
-    scores = {name: Scores() for name in RENDERERS}
+    scores = {name: Scores() for name in (*RENDERERS, REAL)}
     for clip in clips:
         evaluate_clip(args.dataset, clip, frames_of, model, codebook, args.frames, scores, dlib_models,
                       args.warp_interpolation)
@@ -236,9 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in RENDERERS:
         if scores[name].psnr:
             print(line(name, scores[name], identity_note))
-    if scores["warp"].target_sharpness:
-        reference = np.mean(scores["warp"].target_sharpness)
-        print(f"the real frames themselves: sharpness (face, frame/source) {reference:.3f}")
+    if scores[REAL].sharpness:
+        print(f"the real frames themselves: sharpness (face, frame/source) {np.mean(scores[REAL].sharpness):.3f}")
     if scores["vqig"].visible:
         print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
               f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior}); rendered in "
