@@ -4,9 +4,10 @@ The crop came from the photo by a similarity transform (``align``); each rendere
 inverse into the crop's footprint only (a bounding box of the photo), blended with a mask that is 1 inside
 the crop and falls smoothly to 0 over :data:`FEATHER_FRACTION` of the crop towards its border. Renderers
 keep the crop border equal to the source photo (the mesh-warp renderer pins it; VQIG is trained on whole
-crops), so the blend region carries no edge. The crop is resampled bicubically: a face larger than the
-crop is enlarged on the way back, and bilinear sampling would soften it (``flowvq evaluate``'s sharpness
-ratio of a generated video: 0.52 bilinear, 0.65 bicubic on ``examples/face.png``).
+crops), so the blend region carries no edge. The crop is resampled into the photo at sub-pixel positions
+(and enlarged when the face is larger than the crop) bicubically: bilinear sampling would soften it
+(``flowvq evaluate``'s sharpness ratio of a generated video: 0.52 bilinear, 0.65 bicubic on
+``examples/face.png``).
 """
 
 from __future__ import annotations
