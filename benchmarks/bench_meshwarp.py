@@ -21,15 +21,15 @@ from common import REPO, machine, run
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=200)
-    ap.add_argument("--interpolation", choices=("cubic", "linear"), default="cubic",
-                    help="how the photo is sampled (MeshWarpConfig.interpolation; default cubic)")
-    args = ap.parse_args()
-
     from flowvq_cli.api import prepare_face
     from flowvq_cli.face import rig
-    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+    from flowvq_cli.render.meshwarp import INTERPOLATIONS, MeshWarpConfig, MeshWarpRenderer
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--interpolation", choices=tuple(INTERPOLATIONS), default=MeshWarpConfig.interpolation,
+                    help="how the photo is sampled (MeshWarpConfig.interpolation; default %(default)s)")
+    args = ap.parse_args()
 
     source = prepare_face(REPO / "examples" / "face.png")
     t = np.arange(args.frames) / 25.0

@@ -44,7 +44,7 @@ from flowvq_cli.data.datasets import FrameTripletDataset, _load_coeffs
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.eval import psnr, sharpness_ratio, ssim
 from flowvq_cli.face import rig
-from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+from flowvq_cli.render.meshwarp import INTERPOLATIONS, MeshWarpConfig, MeshWarpRenderer
 from flowvq_cli.train.images import clip_face_key, to_uint8
 from flowvq_cli.vq import VQGAN
 from flowvq_cli.vqig import VQIG, MeshPrior
@@ -118,8 +118,8 @@ def vqig_frames(model: VQIG, source: torch.Tensor, coeffs: np.ndarray, targets: 
 
 
 def warp_frames(source_rgb: np.ndarray, identity: np.ndarray, coeffs: np.ndarray, targets: np.ndarray,
-                interpolation: str = "cubic") -> tuple[np.ndarray, tuple[int, int, int, int], MeshWarpRenderer,
-                                                       np.ndarray]:
+                interpolation: str = MeshWarpConfig.interpolation
+                ) -> tuple[np.ndarray, tuple[int, int, int, int], MeshWarpRenderer, np.ndarray]:
     """Mesh-warp renders (N, S, S, 3) of frames ``targets`` from frame 0, the source mesh's face box, the
     renderer and the target meshes (N, 468, 3)."""
     size = source_rgb.shape[0]
@@ -168,7 +168,8 @@ def codebook_frames(codebook: VQGAN, frames: np.ndarray) -> np.ndarray:
 
 
 def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model: VQIG | None, codebook: VQGAN,
-                  max_frames: int, scores: dict[str, Scores], dlib_models, interpolation: str = "cubic") -> None:
+                  max_frames: int, scores: dict[str, Scores], dlib_models,
+                  interpolation: str = MeshWarpConfig.interpolation) -> None:
     real = np.asarray(frames_of.frames(clip))  # (T, S, S, 3) uint8
     coeffs = np.asarray(_load_coeffs(root, clip), dtype=np.float32)
     n = min(len(real), len(coeffs))
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                         "it never showed")
     parser.add_argument("--clips", type=int, default=10, help="val clips to evaluate (default 10)")
     parser.add_argument("--frames", type=int, default=100, help="frames per clip after the source (default 100)")
-    parser.add_argument("--warp-interpolation", choices=("cubic", "linear"), default="cubic",
-                        help="how the mesh warp samples the photo (MeshWarpConfig.interpolation; default cubic)")
+    parser.add_argument("--warp-interpolation", choices=tuple(INTERPOLATIONS), default=MeshWarpConfig.interpolation,
+                        help="how the mesh warp samples the photo (MeshWarpConfig.interpolation; default %(default)s)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
