@@ -8,8 +8,9 @@
 
 One job (DESIGN.md §1): the photo is analysed once (crop, identity, source coefficients); audio becomes
 per-video-frame features; ExpFlow samples the expression and PoseFlow the head motion, seeded; the
-renderer turns (source crop, coefficients) into 256² frames, which are pasted back into the photo and
-streamed to ffmpeg in chunks, so memory does not grow with the audio's length.
+renderer turns (source crop, coefficients) into 256² frames, which go back into the photo (the mesh warp's
+motion resampling the photo itself at its own resolution: ``face.paste.WarpPaste``) and are streamed to
+ffmpeg in chunks, so memory does not grow with the audio's length.
 """
 
 from __future__ import annotations
@@ -160,18 +161,25 @@ def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
     return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
 
 
+def mesh_render(source: SourceFace, crop: np.ndarray):
+    """The mesh-warp renderer of ``crop`` (S × S) as a function from coefficients (B, 58) to its
+    :class:`~flowvq_cli.render.meshwarp.WarpResult` (frames, flow, paint) at S × S."""
+    renderer, scale = mesh_renderer(source, crop)
+
+    def render(coeffs: np.ndarray):
+        return renderer.render(rig.synthesize(source.identity, coeffs) * scale)
+
+    return render
+
+
 def mesh_motion(source: SourceFace, crop: np.ndarray, *, frame: bool = False):
     """Each frame's mesh-warp motion, for a ``mesh_prior`` VQIG rendering ``crop`` (S × S): a function from
     coefficients (B, 58) to their :class:`~flowvq_cli.vqig.MeshPrior` (with the renderer's frames and the
     mouth's paint alone for a ``prior_frame`` VQIG: ``frame``)."""
     from flowvq_cli.vqig import MeshPrior
 
-    renderer, scale = mesh_renderer(source, crop)
-
-    def motion(coeffs: np.ndarray) -> MeshPrior:
-        return MeshPrior.from_render(renderer.render(rig.synthesize(source.identity, coeffs) * scale), frame=frame)
-
-    return motion
+    render = mesh_render(source, crop)
+    return lambda coeffs: MeshPrior.from_render(render(coeffs), frame=frame)
 
 
 def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
@@ -179,14 +187,20 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
     """The mesh-warp renderer over coefficients (T, 58): frames (H, W, 3) uint8, ``chunk`` at a time;
     the photo's size with ``paste_back``, else the 256² crop. ``identity`` (468, 3), when given, is the
     face shape of the output frames (default: the photo's own)."""
-    from flowvq_cli.face.paste import PasteBack
+    from flowvq_cli.face.paste import WarpPaste
+    from flowvq_cli.render.meshwarp import INTERPOLATIONS
 
     warp, _ = mesh_renderer(source)  # at the crop's own size: meshes in crop pixels
-    paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
+    paster = WarpPaste.build(source.image, source.crop_matrix, warp.source,
+                             INTERPOLATIONS[warp.config.interpolation]) if paste_back else None
     for start in range(0, len(coeffs), chunk):
         meshes = rig.synthesize(source.identity if identity is None else identity, coeffs[start : start + chunk])
-        for frame in warp.render(meshes).frames:
-            yield paster(frame) if paster is not None else frame
+        result = warp.render(meshes)
+        if paster is None:
+            yield from result.frames
+            continue
+        for frame, flow, paint in zip(result.frames, result.flow, result.paint, strict=True):
+            yield paster(frame, flow, paint)
 
 
 def vqig_source(source: SourceFace, size: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -204,10 +218,15 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
                 chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
     """The learned renderer: the source crop is encoded once, then each frame is rendered from a window of
     ±w target coefficient frames (edges repeated), ``chunk`` frames per batch; frames at the photo's size
-    with ``paste_back``, else 256². A ``mesh_prior`` VQIG also gets each frame's mesh-warp motion."""
+    with ``paste_back``, else S². A ``mesh_prior`` VQIG also gets each frame's mesh-warp motion. A
+    ``prior_frame`` VQIG at the crop's size (its frame is the mesh warp's but for the mouth interior) is
+    composed into the photo like the mesh warp (:class:`~flowvq_cli.face.paste.WarpPaste`: the photo
+    sampled at its own resolution, the painted mouth from VQIG's frame); others are pasted back."""
     import cv2
 
-    from flowvq_cli.face.paste import PasteBack
+    from flowvq_cli.face.paste import PasteBack, WarpPaste
+    from flowvq_cli.render.meshwarp import INTERPOLATIONS, MeshWarpConfig
+    from flowvq_cli.vqig import MeshPrior
 
     size = vqig.codebook.config.image_size
     crop_size = source.crop.shape[0]
@@ -216,15 +235,23 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
     w = vqig.config.window
     padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
-    paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
-    motion = mesh_motion(source, crop, frame=vqig.config.prior_frame) if vqig.config.mesh_prior else None
+    render = mesh_render(source, crop) if vqig.config.mesh_prior else None
+    native = paste_back and vqig.config.prior_frame and size == crop_size
+    if native:
+        paster = WarpPaste.build(source.image, source.crop_matrix, crop, INTERPOLATIONS[MeshWarpConfig.interpolation])
+    else:
+        paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
     for start in range(0, len(coeffs), chunk):
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
-        prior = motion(np.asarray(coeffs)[idx]) if motion is not None else None
+        warped = render(np.asarray(coeffs)[idx]) if render is not None else None
+        prior = MeshPrior.from_render(warped, frame=vqig.config.prior_frame) if warped is not None else None
         out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
         frames = ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        for frame in frames:
+        for k, frame in enumerate(frames):
+            if native:
+                yield paster(frame, warped.flow[k], warped.paint[k])
+                continue
             if size != crop_size:
                 frame = cv2.resize(frame, (crop_size, crop_size), interpolation=cv2.INTER_CUBIC)
             yield paster(frame) if paster is not None else frame

@@ -45,3 +45,10 @@ def test_eye_motion_compares_the_modes() -> None:
         assert re.search(rf"face.png \+ speech.wav --eyes {mode} *: [\d.]+ blinks/min", out), out
     gaze = [ln for ln in out.splitlines() if "gaze up/down" in ln]
     assert len(gaze) == 2 and all("happy" in ln and "sad" in ln for ln in gaze)
+
+
+def test_bench_paste_times_both_ways_back_into_the_photo() -> None:
+    out = run_script("benchmarks/bench_paste.py", "--frames", "3", "--photo", "examples/face2.png")
+    figures = dict(re.findall(r"  (WarpPaste|PasteBack): [\d.]+ ms per frame, sharpness ([\d.]+) of the photo's", out))
+    assert set(figures) == {"WarpPaste", "PasteBack"}, out
+    assert float(figures["WarpPaste"]) > float(figures["PasteBack"])  # face2's face is larger than the crop

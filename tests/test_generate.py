@@ -294,7 +294,8 @@ def test_several_faces_warn_and_face_index_picks(tiny_bundle: Path, face_rgb: np
 
 def test_shipped_bundle_renders_with_the_warp_and_holds_a_working_vqig(face_png: Path) -> None:
     """The bundle in weights/ names the mesh warp its default renderer (the model card measures why) and its
-    codebook + VQIG load onto each other and render frames that keep the photo outside the painted mouth."""
+    codebook + VQIG load onto each other and render frames that keep the photo outside the painted mouth, in
+    the crop and pasted into the photo."""
     from flowvq_cli.checkpoint import read_bundle
     from flowvq_cli.face import rig
     from flowvq_cli.hub import resolve_weights
@@ -307,8 +308,10 @@ def test_shipped_bundle_renders_with_the_warp_and_holds_a_working_vqig(face_png:
     source = model.prepare_face(face_png)
     coeffs = np.repeat(source.coeffs[None], 2, axis=0)
     coeffs[1, rig.ARKIT_NAMES.index("jawOpen")] = 0.5
-    frames = list(model.render(source, coeffs, paste_back=False))
-    warp = list(FlowVQ.from_pretrained(device="cpu").render(source, coeffs, paste_back=False))
-    assert np.array_equal(frames[0], warp[0])  # nothing painted: the warp's frame, the networks not run
-    changed = np.abs(frames[1].astype(int) - warp[1].astype(int)).max(axis=-1) > 2
-    assert 20 < changed.sum() < 0.05 * changed.size  # the codebook paints the opened mouth, nothing else
+    warp_model = FlowVQ.from_pretrained(device="cpu")
+    for paste_back in (False, True):  # the crop, and the photo (both composed at the photo's resolution)
+        frames = list(model.render(source, coeffs, paste_back=paste_back))
+        warp = list(warp_model.render(source, coeffs, paste_back=paste_back))
+        assert np.array_equal(frames[0], warp[0])  # nothing painted: the warp's frame, the networks not run
+        changed = np.abs(frames[1].astype(int) - warp[1].astype(int)).max(axis=-1) > 2
+        assert 20 < changed.sum() < 0.05 * changed.size  # the codebook paints the opened mouth, nothing else
