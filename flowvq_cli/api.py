@@ -161,25 +161,18 @@ def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
     return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
 
 
-def mesh_render(source: SourceFace, crop: np.ndarray):
-    """The mesh-warp renderer of ``crop`` (S × S) as a function from coefficients (B, 58) to its
-    :class:`~flowvq_cli.render.meshwarp.WarpResult` (frames, flow, paint) at S × S."""
-    renderer, scale = mesh_renderer(source, crop)
-
-    def render(coeffs: np.ndarray):
-        return renderer.render(rig.synthesize(source.identity, coeffs) * scale)
-
-    return render
-
-
 def mesh_motion(source: SourceFace, crop: np.ndarray, *, frame: bool = False):
     """Each frame's mesh-warp motion, for a ``mesh_prior`` VQIG rendering ``crop`` (S × S): a function from
     coefficients (B, 58) to their :class:`~flowvq_cli.vqig.MeshPrior` (with the renderer's frames and the
     mouth's paint alone for a ``prior_frame`` VQIG: ``frame``)."""
     from flowvq_cli.vqig import MeshPrior
 
-    render = mesh_render(source, crop)
-    return lambda coeffs: MeshPrior.from_render(render(coeffs), frame=frame)
+    renderer, scale = mesh_renderer(source, crop)
+
+    def motion(coeffs: np.ndarray) -> MeshPrior:
+        return MeshPrior.from_render(renderer.render(rig.synthesize(source.identity, coeffs) * scale), frame=frame)
+
+    return motion
 
 
 def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
@@ -225,7 +218,7 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     import cv2
 
     from flowvq_cli.face.paste import PasteBack, WarpPaste
-    from flowvq_cli.render.meshwarp import INTERPOLATIONS, MeshWarpConfig
+    from flowvq_cli.render.meshwarp import INTERPOLATIONS
     from flowvq_cli.vqig import MeshPrior
 
     size = vqig.codebook.config.image_size
@@ -235,17 +228,20 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
     w = vqig.config.window
     padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
-    render = mesh_render(source, crop) if vqig.config.mesh_prior else None
-    native = paste_back and vqig.config.prior_frame and size == crop_size
+    renderer, scale = mesh_renderer(source, crop) if vqig.config.mesh_prior else (None, 1.0)
+    native = paste_back and vqig.config.prior_frame and size == crop_size  # prior_frame needs mesh_prior
     if native:
-        paster = WarpPaste.build(source.image, source.crop_matrix, crop, INTERPOLATIONS[MeshWarpConfig.interpolation])
+        paster = WarpPaste.build(source.image, source.crop_matrix, renderer.source,
+                                 INTERPOLATIONS[renderer.config.interpolation])
     else:
         paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
     for start in range(0, len(coeffs), chunk):
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
-        warped = render(np.asarray(coeffs)[idx]) if render is not None else None
-        prior = MeshPrior.from_render(warped, frame=vqig.config.prior_frame) if warped is not None else None
+        warped, prior = None, None
+        if renderer is not None:
+            warped = renderer.render(rig.synthesize(source.identity, np.asarray(coeffs)[idx]) * scale)
+            prior = MeshPrior.from_render(warped, frame=vqig.config.prior_frame)
         out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
         frames = ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for k, frame in enumerate(frames):

@@ -94,14 +94,16 @@ class WarpPaste:
     opacity, both resampled bicubically into the photo. The border blend is :class:`PasteBack`'s.
 
     paste: the geometry (box, feather); source_crop: (S, S, 3) uint8 crop the renderer warps;
-    crop_xy, photo_xy: (h, w, 2) float32 crop and photo position of each box pixel; to_photo: (2, 3) crop →
-    photo pixels; interpolation: cv2 flag the renderer samples the crop with (its pre-paint frame is recomputed).
+    crop_xy, photo_xy: (h, w, 2) float32 crop and photo position of each box pixel; crop_grid: (S, S, 2)
+    float32 each crop pixel's own position; to_photo: (2, 3) crop → photo pixels; interpolation: cv2 flag
+    the renderer samples the crop with (its pre-paint frame is recomputed).
     """
 
     paste: PasteBack
     source_crop: np.ndarray
     crop_xy: np.ndarray
     photo_xy: np.ndarray
+    crop_grid: np.ndarray
     to_photo: np.ndarray
     interpolation: int
 
@@ -116,20 +118,19 @@ class WarpPaste:
         x0, y0, x1, y1 = paste.box
         photo_xy = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float32)
         crop_xy = cv2.transform(photo_xy, m.astype(np.float32))  # (h, w, 2)
+        crop_grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), axis=-1).astype(np.float32)
         to_photo = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
         return cls(paste=paste, source_crop=np.ascontiguousarray(source_crop), crop_xy=crop_xy, photo_xy=photo_xy,
-                   to_photo=to_photo, interpolation=interpolation)
+                   crop_grid=crop_grid, to_photo=to_photo, interpolation=interpolation)
 
     def __call__(self, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray) -> np.ndarray:
         """One rendered frame (S, S, 3) uint8, its flow (S, S, 2) (crop position each pixel shows) and paint
         opacity (S, S) → the full photo with the face composed in (H, W, 3) uint8."""
         p = self.paste
-        size = flow.shape[0]
         # The crop displacement is interpolated (extended past the crop's edge, where the renderer pins it to
         # 0), so a box pixel outside the crop, or between its pixels, keeps its own position; in the photo
         # it is the displacement through the similarity's linear part.
-        grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), axis=-1).astype(np.float32)  # (S, S, 2)
-        moved = cv2.remap(np.ascontiguousarray(flow, np.float32) - grid, self.crop_xy, None, cv2.INTER_LINEAR,
+        moved = cv2.remap(np.ascontiguousarray(flow, np.float32) - self.crop_grid, self.crop_xy, None, cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)  # (h, w, 2) crop displacement
         linear = np.hstack([self.to_photo[:, :2], np.zeros((2, 1))]).astype(np.float32)
         shown = self.photo_xy + cv2.transform(moved, linear)  # (h, w, 2) photo position each box pixel shows
@@ -149,10 +150,8 @@ class WarpPaste:
         crop_box = (slice(cy0, cy1), slice(cx0, cx1))
         under = cv2.remap(self.source_crop, np.ascontiguousarray(flow[crop_box]), None, self.interpolation,
                           borderMode=cv2.BORDER_REPLICATE)  # the renderer's frame there before painting
-        opacity = np.zeros_like(paint)
-        opacity[crop_box] = paint[crop_box]
-        layer = np.zeros(frame.shape, np.float32)
-        layer[crop_box] = frame[crop_box].astype(np.float32) - (1.0 - opacity[crop_box][..., None]) * under
+        layer = np.zeros(frame.shape, np.float32)  # (S, S, 3), 0 where nothing is painted
+        layer[crop_box] = frame[crop_box].astype(np.float32) - (1.0 - paint[crop_box][..., None]) * under
         corners = np.array([[cx0, cy0], [cx1, cy0], [cx1, cy1], [cx0, cy1]], np.float64)
         photo = corners @ self.to_photo[:, :2].T + self.to_photo[:, 2] - np.array(self.paste.box[:2])
         h, w = face.shape[:2]
@@ -161,7 +160,7 @@ class WarpPaste:
         if bx1 <= bx0 or by1 <= by0:
             return
         at = np.ascontiguousarray(self.crop_xy[by0:by1, bx0:bx1])
-        o = cv2.remap(opacity, at, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        o = cv2.remap(paint, at, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         lay = cv2.remap(layer, at, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         sub = face[by0:by1, bx0:bx1].astype(np.float32)
         sub = sub * (1.0 - np.clip(o, 0.0, 1.0)[..., None]) + lay
