@@ -6,12 +6,18 @@ For each photo (default: both example photos), the mesh-warp renderer renders fr
 closes, head turns and lids blink (as ``bench_meshwarp.py``), and each frame goes into the photo
 
 - ``WarpPaste`` (what ``generate`` does): the renderer's flow, mapped into photo pixels, resamples the photo
-  itself; only the painted mouth and lids come from the 256² frame;
+  itself; the mouth interior is drawn at the photo's resolution, only the painted lids come from the 256²
+  frame;
+- ``WarpPaste, mouth from the frame``: the same with the painted mouth interior, too, resampled from the
+  256² frame;
 - ``PasteBack`` (the 256² frame resampled into the photo), for comparison.
 
-Prints the time per frame of each (the rendering itself not included), and the face's sharpness in the
-result: the aligned crop of the output frames against the photo's own crop (variance of the Laplacian,
-``flowvq_cli.eval.sharpness_ratio``, as ``flowvq evaluate`` measures it, without the H.264 encode).
+Prints the time per frame of each (the rendering itself not included); the face's sharpness in the result:
+the aligned crop of the output frames against the photo's own crop (variance of the Laplacian,
+``flowvq_cli.eval.sharpness_ratio``, as ``flowvq evaluate`` measures it, without the H.264 encode); and the
+mouth's detail at the photo's resolution: the variance of the Laplacian over the box of the painted mouth
+interior in the photo, averaged over the frames with an open mouth (at 256² the three look alike when the
+photo's face is larger than the crop: the crop cannot hold the difference).
 """
 
 from __future__ import annotations
@@ -50,13 +56,19 @@ def measure(photo: Path, frames: int) -> None:
 
     source = prepare_face(photo)
     renderer, _ = mesh_renderer(source)
-    rendered = renderer.render(rig.synthesize(source.identity, talking(source.coeffs, frames)))
+    meshes = rig.synthesize(source.identity, talking(source.coeffs, frames))
+    rendered = renderer.render(meshes)
     alignment = align.Alignment.from_matrix(source.crop_matrix)
     warp_paste = WarpPaste.build(source.image, source.crop_matrix, renderer.source,
-                                 INTERPOLATIONS[renderer.config.interpolation])
+                                 INTERPOLATIONS[renderer.config.interpolation], painter=renderer)
     paste_back = PasteBack.build(source.image, source.crop_matrix)
-    pastes = {"WarpPaste": lambda i: warp_paste(rendered.frames[i], rendered.flow[i], rendered.paint[i]),
+    pastes = {"WarpPaste": lambda i: warp_paste(rendered.frames[i], rendered.flow[i], rendered.paint[i],
+                                                rendered.mouth_paint[i], meshes[i]),
+              "WarpPaste, mouth from the frame": lambda i: warp_paste(rendered.frames[i], rendered.flow[i],
+                                                                      rendered.paint[i]),
               "PasteBack": lambda i: paste_back(rendered.frames[i])}
+    to_photo = np.linalg.inv(np.vstack([source.crop_matrix, [0.0, 0.0, 1.0]]))[:2]
+    open_mouth = [i for i in range(frames) if rendered.mouth_paint[i].any()]
     h, w = source.image.shape[:2]
     print(f"{photo.name} ({w}x{h}, the crop {1 / alignment.scale:.2f} photo pixels per crop pixel):")
     for name, paste in pastes.items():
@@ -65,7 +77,22 @@ def measure(photo: Path, frames: int) -> None:
         ms = 1000 * (time.perf_counter() - start) / frames
         crops = np.stack([align.crop(frame, alignment) for frame in outputs])
         sharp = float(np.mean(sharpness_ratio(crops, source.crop)))
-        print(f"  {name}: {ms:.2f} ms per frame, sharpness {sharp:.3f} of the photo's ({frames} frames)")
+        mouth = np.mean([mouth_detail(outputs[i], rendered.mouth_paint[i], to_photo) for i in open_mouth])
+        print(f"  {name}: {ms:.2f} ms per frame, sharpness {sharp:.3f} of the photo's, mouth detail {mouth:.1f} "
+              f"({frames} frames, {len(open_mouth)} with an open mouth)")
+
+
+def mouth_detail(photo_frame: np.ndarray, mouth_paint: np.ndarray, to_photo: np.ndarray) -> float:
+    """Variance of the Laplacian (grey levels²) over the photo box of a frame's painted mouth interior."""
+    import cv2
+
+    ys, xs = np.nonzero(mouth_paint > 0)
+    corners = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]])
+    box = corners @ to_photo[:, :2].T + to_photo[:, 2]  # (4, 2) photo pixels
+    x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int), 0)
+    x1, y1 = np.ceil(box.max(axis=0)).astype(int) + 1
+    grey = cv2.cvtColor(np.ascontiguousarray(photo_frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
 def main() -> None:

@@ -184,16 +184,16 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
     from flowvq_cli.render.meshwarp import INTERPOLATIONS
 
     warp, _ = mesh_renderer(source)  # at the crop's own size: meshes in crop pixels
-    paster = WarpPaste.build(source.image, source.crop_matrix, warp.source,
-                             INTERPOLATIONS[warp.config.interpolation]) if paste_back else None
+    paster = WarpPaste.build(source.image, source.crop_matrix, warp.source, INTERPOLATIONS[warp.config.interpolation],
+                             painter=warp) if paste_back else None  # the mouth drawn at the photo's resolution
     for start in range(0, len(coeffs), chunk):
         meshes = rig.synthesize(source.identity if identity is None else identity, coeffs[start : start + chunk])
         result = warp.render(meshes)
         if paster is None:
             yield from result.frames
             continue
-        for frame, flow, paint in zip(result.frames, result.flow, result.paint, strict=True):
-            yield paster(frame, flow, paint)
+        for k, frame in enumerate(result.frames):
+            yield paster(frame, result.flow[k], result.paint[k], result.mouth_paint[k], meshes[k])
 
 
 def vqig_source(source: SourceFace, size: int) -> tuple[np.ndarray, torch.Tensor]:

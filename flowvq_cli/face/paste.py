@@ -4,9 +4,11 @@ The crop came from the photo by a similarity transform (``align``). Two ways bac
 
 - :class:`WarpPaste`, for the mesh-warp renderer (and a ``prior_frame`` VQIG, whose frame is the warp's
   but for the mouth interior): the renderer's flow, mapped into photo pixels, samples the *photo* once, so
-  the face keeps the photo's resolution; only what the renderer paints comes from the 256² frame.
+  the face keeps the photo's resolution; the renderer draws the mouth interior again per photo pixel, and
+  only the rest of what it paints (closing lids; a VQIG's mouth) comes from the 256² frame.
   ``flowvq evaluate``'s sharpness ratio of a generated video, ``examples/face.png`` / ``face2.png``:
-  0.87 / 0.93, against 0.65 / 0.45 with :class:`PasteBack` (face2's crop shrinks the photo 1.8 times).
+  0.88 / 0.93, against 0.65 / 0.45 with :class:`PasteBack` (face2's crop shrinks the photo 1.8 times);
+  ``benchmarks/bench_paste.py`` measures the mouth.
 - :class:`PasteBack`, for any rendered crop: each crop goes back by the inverse transform into the crop's
   footprint only (a bounding box of the photo), resampled bicubically (bilinear sampling would soften it:
   0.52 against 0.65 above on ``examples/face.png``).
@@ -19,10 +21,13 @@ renderer pins it; VQIG is trained on whole crops), so the blend region carries n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+_SUBPIXEL_BITS = 4  # cv2.fillPoly's fractional bits for polygon corners
+_SUBPIXEL = 1 << _SUBPIXEL_BITS
 FEATHER_FRACTION = 0.1  # width of the blend ramp, as a fraction of the crop side
 BOX_MARGIN_PX = 2  # extra pixels around the footprint (interpolation support)
 
@@ -80,6 +85,15 @@ class PasteBack:
         return out
 
 
+class MouthPainter(Protocol):
+    """What draws the mouth interior at any resolution: the mesh-warp renderer
+    (:class:`~flowvq_cli.render.meshwarp.MeshWarpRenderer`)."""
+
+    def mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray: ...
+
+    def mouth_paint_at(self, tgt2d: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @dataclass(frozen=True)
 class WarpPaste:
     """Mesh-warp frames composed at the photo's own resolution instead of pasted from the 256² crop.
@@ -91,12 +105,15 @@ class WarpPaste:
     one the photo's own detail even where the crop shrank it (a face larger than the crop). What the
     renderer paints (mouth interior, closing lids) has no detail in the photo; it comes from the crop,
     composed as a premultiplied layer (the rendered frame minus the warped crop under it) with the paint
-    opacity, both resampled bicubically into the photo. The border blend is :class:`PasteBack`'s.
+    opacity, both resampled bicubically into the photo. With a ``painter`` (the renderer) the mouth interior
+    is drawn again at the photo's resolution instead, from the frame's target mesh: procedural teeth stay
+    sharp on a face larger than the crop. The border blend is :class:`PasteBack`'s.
 
     paste: the geometry (box, feather); source_crop: (S, S, 3) uint8 crop the renderer warps;
     crop_xy, photo_xy: (h, w, 2) float32 crop and photo position of each box pixel; crop_grid: (S, S, 2)
     float32 each crop pixel's own position; to_photo: (2, 3) crop → photo pixels; interpolation: cv2 flag
-    the renderer samples the crop with (its pre-paint frame is recomputed).
+    the renderer samples the crop with (its pre-paint frame is recomputed); painter: draws the mouth
+    interior at the photo's resolution when given.
     """
 
     paste: PasteBack
@@ -106,12 +123,14 @@ class WarpPaste:
     crop_grid: np.ndarray
     to_photo: np.ndarray
     interpolation: int
+    painter: MouthPainter | None = None
 
     @classmethod
     def build(cls, image: np.ndarray, crop_matrix: np.ndarray, source_crop: np.ndarray,
-              interpolation: int = cv2.INTER_CUBIC) -> WarpPaste:
+              interpolation: int = cv2.INTER_CUBIC, painter: MouthPainter | None = None) -> WarpPaste:
         """``crop_matrix``: (2, 3) similarity photo → crop; ``source_crop``: the crop the renderer warps (its
-        side is the renderer's frame size)."""
+        side is the renderer's frame size); ``painter``: the renderer, to draw the mouth interior at the
+        photo's resolution (frames then come with their target mesh)."""
         size = source_crop.shape[0]
         paste = PasteBack.build(image, crop_matrix, size)
         m = np.asarray(crop_matrix, np.float64)
@@ -121,12 +140,20 @@ class WarpPaste:
         crop_grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), axis=-1).astype(np.float32)
         to_photo = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
         return cls(paste=paste, source_crop=np.ascontiguousarray(source_crop), crop_xy=crop_xy, photo_xy=photo_xy,
-                   crop_grid=crop_grid, to_photo=to_photo, interpolation=interpolation)
+                   crop_grid=crop_grid, to_photo=to_photo, interpolation=interpolation, painter=painter)
 
-    def __call__(self, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray) -> np.ndarray:
+    def __call__(self, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray, mouth_paint: np.ndarray | None = None,
+                 target_mesh: np.ndarray | None = None) -> np.ndarray:
         """One rendered frame (S, S, 3) uint8, its flow (S, S, 2) (crop position each pixel shows) and paint
-        opacity (S, S) → the full photo with the face composed in (H, W, 3) uint8."""
+        opacity (S, S) → the full photo with the face composed in (H, W, 3) uint8. With a ``painter``, also
+        the frame's mouth-interior opacity (S, S) and target mesh (468, 2+) (frame pixels): the interior is
+        drawn at the photo's resolution, and only the rest of the paint (the lids) comes from the frame."""
         p = self.paste
+        draw = self.painter is not None and target_mesh is not None
+        if draw:
+            if mouth_paint is None:
+                raise ValueError("drawing the mouth at the photo's resolution needs the frame's mouth_paint")
+            paint = np.where(mouth_paint > 0, 0.0, paint).astype(np.float32)  # the lids' paint alone
         # The crop displacement is interpolated (extended past the crop's edge, where the renderer pins it to
         # 0), so a box pixel outside the crop, or between its pixels, keeps its own position; in the photo
         # it is the displacement through the similarity's linear part.
@@ -137,7 +164,29 @@ class WarpPaste:
         face = cv2.remap(p.image, shown, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # (h, w, 3)
         if np.any(paint > 0):
             self._compose_paint(face, frame, flow, np.ascontiguousarray(paint, np.float32))
+        if draw and np.any(mouth_paint > 0):
+            self._draw_mouth(face, np.asarray(target_mesh, np.float64)[:, :2])
         return p.blend(face)
+
+    def _draw_mouth(self, face: np.ndarray, tgt2d: np.ndarray) -> None:
+        """Paint the mouth interior of target points ``tgt2d`` (468, 2) (crop pixels) into ``face`` (h, w, 3)
+        uint8, in place, at each box pixel's own crop position."""
+        offset = np.array(self.paste.box[:2], np.float64)
+        poly = self.painter.mouth_polygon(tgt2d) @ self.to_photo[:, :2].T + self.to_photo[:, 2] - offset  # (P, 2)
+        h, w = face.shape[:2]
+        x0, y0 = np.clip(np.floor(poly.min(axis=0)).astype(int) - 1, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(poly.max(axis=0)).astype(int) + 2, 0, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            return
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * _SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                     shift=_SUBPIXEL_BITS)
+        ys, xs = np.nonzero(mask)
+        ys, xs = ys + y0, xs + x0
+        at = self.crop_xy[ys, xs]  # (N, 2) crop positions
+        alpha, colour = self.painter.mouth_paint_at(tgt2d, at[:, 0], at[:, 1])
+        a = alpha[:, None]
+        face[ys, xs] = np.clip(a * colour + (1.0 - a) * face[ys, xs] + 0.5, 0, 255).astype(np.uint8)
 
     def _compose_paint(self, face: np.ndarray, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray) -> None:
         """Compose the painted layer into ``face`` (h, w, 3) uint8, in place, within the painted part's box

@@ -332,7 +332,8 @@ class MeshWarpRenderer:
         return out
 
     # -- mouth interior -------------------------------------------------------------------------
-    def _mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray:
+    def mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray:
+        """(P, 2) inner-lip polygon of a target mesh's (468, 2+) points: the region the interior is painted in."""
         return np.vstack([tgt2d[self.upper_lip], tgt2d[self.lower_lip][::-1]])
 
     def _gap_profile(self, mesh2d: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -343,34 +344,42 @@ class MeshWarpRenderer:
         x = left_x + u * width
         return (np.interp(x, lo[:, 0], lo[:, 1]) - np.interp(x, up[:, 0], up[:, 1])) / width
 
+    def _interior_opacity(self, tgt2d: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """(N,) float32 opacity at x positions (N,) inside the inner-lip polygon: by how much the target
+        opening exceeds the source's at the same place across the mouth."""
+        up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
+        left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
+        u = np.clip((xs - left_x) / max(right_x - left_x, 1.0), 0.0, 1.0)
+        extra = self._gap_profile(tgt2d, u) - self._gap_profile(self.source_mesh[:, :2], u)
+        return np.clip(extra / self.config.fade_gap, 0.0, 1.0).astype(np.float32)
+
     def _mouth_alpha(self, tgt2d: np.ndarray) -> np.ndarray:
         """(H, W) opacity of the painted interior: inside the target's inner-lip polygon, by how much the
         target opening exceeds the source's at the same place across the mouth."""
-        c = self.config
-        s = c.size
+        s = self.config.size
         mask = np.zeros((s, s), np.uint8)
-        poly = np.round(self._mouth_polygon(tgt2d) * SUBPIXEL).astype(np.int32)
+        poly = np.round(self.mouth_polygon(tgt2d) * SUBPIXEL).astype(np.int32)
         cv2.fillPoly(mask, [poly], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         alpha = np.zeros((s, s), np.float32)
         ys, xs = np.nonzero(mask)
         if len(xs) == 0:
             return alpha
-        up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
-        left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
-        u = np.clip((xs - left_x) / max(right_x - left_x, 1.0), 0.0, 1.0)
-        extra = self._gap_profile(tgt2d, u) - self._gap_profile(self.source_mesh[:, :2], u)
-        alpha[ys, xs] = np.clip(extra / c.fade_gap, 0.0, 1.0)
+        alpha[ys, xs] = self._interior_opacity(tgt2d, xs)
         return alpha
 
-    def _paint_mouth(self, frame: np.ndarray, tgt2d: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Blend cavity, teeth and tongue into ``frame`` with opacity ``alpha``, column by column between
-        the lip contours."""
+    def mouth_paint_at(self, tgt2d: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The painted interior at any positions (frame pixels, sub-pixel allowed) inside the target's
+        :meth:`mouth_polygon`: opacity (N,) and colour (N, 3) float32. The painting is defined in mouth
+        widths, so a caller can draw it at another resolution than the frame's (``face.paste.WarpPaste``)."""
+        return self._interior_opacity(tgt2d, xs), self._mouth_colour(tgt2d, xs.astype(np.float32),
+                                                                       ys.astype(np.float32))
+
+    def _mouth_colour(self, tgt2d: np.ndarray, xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
+        """(N, 3) float32 colour of cavity, teeth and tongue at positions (N,) between the lip contours."""
         c = self.config
         up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
         left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
         width = max(right_x - left_x, 1.0)
-        ys, xs = np.nonzero(alpha > 0)
-        xf, yf = xs.astype(np.float32), ys.astype(np.float32)
         y_up = np.interp(xf, up[:, 0], up[:, 1])
         y_lo = np.interp(xf, lo[:, 0], lo[:, 1])
         gap = np.maximum(y_lo - y_up, c.min_gap_px)
@@ -378,7 +387,7 @@ class MeshWarpRenderer:
         d_lo = (y_lo - yf) / width  # distance above the lower lip
         u = np.clip((xf - left_x) / width, 0.0, 1.0)  # 0 … 1 across the mouth
         centre_fall = 1.0 - 0.55 * (2.0 * np.abs(u - 0.5)) ** 2  # darker towards the corners
-        colour = np.tile(np.asarray(c.cavity_rgb, np.float32), (len(xs), 1))
+        colour = np.tile(np.asarray(c.cavity_rgb, np.float32), (len(xf), 1))
         rel = (yf - y_up) / gap  # 0 at the upper lip, 1 at the lower lip
         tongue = np.clip((rel - 0.55) / 0.45, 0.0, 1.0)[:, None]
         colour = colour * (1 - tongue) + np.asarray(c.tongue_rgb, np.float32) * tongue * 0.8
@@ -390,6 +399,13 @@ class MeshWarpRenderer:
         shade = (1.0 - 0.25 * edge) * (1.0 - 0.35 * gaps)
         colour[teeth] = np.asarray(c.teeth_rgb, np.float32) * shade[teeth, None]
         colour *= (centre_fall * self.mouth_colour_scale)[:, None]
+        return colour
+
+    def _paint_mouth(self, frame: np.ndarray, tgt2d: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Blend cavity, teeth and tongue into ``frame`` with opacity ``alpha``, column by column between
+        the lip contours."""
+        ys, xs = np.nonzero(alpha > 0)
+        colour = self._mouth_colour(tgt2d, xs.astype(np.float32), ys.astype(np.float32))
         a = alpha[ys, xs][:, None]
         out = frame.copy()
         out[ys, xs] = np.clip(a * colour + (1 - a) * out[ys, xs], 0, 255).astype(np.uint8)
