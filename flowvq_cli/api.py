@@ -194,6 +194,7 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
             continue
         for k, frame in enumerate(result.frames):
             yield paster(frame, result.flow[k], result.paint[k], result.mouth_paint[k], meshes[k])
+        del result  # its flow and paint maps go before the next chunk's are made
 
 
 def vqig_source(source: SourceFace, size: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -251,6 +252,7 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
             if size != crop_size:
                 frame = cv2.resize(frame, (crop_size, crop_size), interpolation=cv2.INTER_CUBIC)
             yield paster(frame) if paster is not None else frame
+        del warped, prior  # the mesh-warp maps go before the next chunk's are made
 
 
 class FlowVQ:
