@@ -6,10 +6,9 @@ For each photo (default: both example photos), the mesh-warp renderer renders fr
 closes, head turns and lids blink (as ``bench_meshwarp.py``), and each frame goes into the photo
 
 - ``WarpPaste`` (what ``generate`` does): the renderer's flow, mapped into photo pixels, resamples the photo
-  itself; the mouth interior is drawn at the photo's resolution, only the painted lids come from the 256²
-  frame;
-- ``WarpPaste, mouth from the frame``: the same with the painted mouth interior, too, resampled from the
-  256² frame;
+  itself; the mouth interior and closing lids are drawn again at the photo's resolution;
+- ``WarpPaste, paint from the frame``: the same with the painted mouth interior and lids resampled from
+  the 256² frame;
 - ``PasteBack`` (the 256² frame resampled into the photo), for comparison.
 
 Prints the time per frame of each (the rendering itself not included); the face's sharpness in the result:
@@ -64,7 +63,7 @@ def measure(photo: Path, frames: int) -> None:
     paste_back = PasteBack.build(source.image, source.crop_matrix)
     pastes = {"WarpPaste": lambda i: warp_paste(rendered.frames[i], rendered.flow[i], rendered.paint[i],
                                                 rendered.mouth_paint[i], meshes[i]),
-              "WarpPaste, mouth from the frame": lambda i: warp_paste(rendered.frames[i], rendered.flow[i],
+              "WarpPaste, paint from the frame": lambda i: warp_paste(rendered.frames[i], rendered.flow[i],
                                                                       rendered.paint[i]),
               "PasteBack": lambda i: paste_back(rendered.frames[i])}
     to_photo = np.linalg.inv(np.vstack([source.crop_matrix, [0.0, 0.0, 1.0]]))[:2]

@@ -4,10 +4,10 @@ The crop came from the photo by a similarity transform (``align``). Two ways bac
 
 - :class:`WarpPaste`, for the mesh-warp renderer (and a ``prior_frame`` VQIG, whose frame is the warp's
   but for the mouth interior): the renderer's flow, mapped into photo pixels, samples the *photo* once, so
-  the face keeps the photo's resolution; the renderer draws the mouth interior again per photo pixel, and
-  only the rest of what it paints (closing lids; a VQIG's mouth) comes from the 256² frame.
+  the face keeps the photo's resolution; the renderer draws the mouth interior and closing lids again per
+  photo pixel (a VQIG's painted mouth comes from its 256² frame).
   ``flowvq evaluate``'s sharpness ratio of a generated video, ``examples/face.png`` / ``face2.png``:
-  0.88 / 0.93, against 0.65 / 0.45 with :class:`PasteBack` (face2's crop shrinks the photo 1.8 times);
+  0.88 / 0.94, against 0.65 / 0.45 with :class:`PasteBack` (face2's crop shrinks the photo 1.8 times);
   ``benchmarks/bench_paste.py`` measures the mouth.
 - :class:`PasteBack`, for any rendered crop: each crop goes back by the inverse transform into the crop's
   footprint only (a bounding box of the photo), resampled bicubically (bilinear sampling would soften it:
@@ -85,13 +85,16 @@ class PasteBack:
         return out
 
 
-class MouthPainter(Protocol):
-    """What draws the mouth interior at any resolution: the mesh-warp renderer
+class Painter(Protocol):
+    """What draws the painted parts (mouth interior, closing lids) at any resolution: the mesh-warp renderer
     (:class:`~flowvq_cli.render.meshwarp.MeshWarpRenderer`)."""
 
     def mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray: ...
 
     def mouth_paint_at(self, tgt2d: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
+                   to_image: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -106,14 +109,14 @@ class WarpPaste:
     renderer paints (mouth interior, closing lids) has no detail in the photo; it comes from the crop,
     composed as a premultiplied layer (the rendered frame minus the warped crop under it) with the paint
     opacity, both resampled bicubically into the photo. With a ``painter`` (the renderer) the mouth interior
-    is drawn again at the photo's resolution instead, from the frame's target mesh: procedural teeth stay
-    sharp on a face larger than the crop. The border blend is :class:`PasteBack`'s.
+    and the lids are drawn again at the photo's resolution instead, from the frame's target mesh: drawn
+    teeth and lash lines stay sharp on a face larger than the crop. The border blend is :class:`PasteBack`'s.
 
     paste: the geometry (box, feather); source_crop: (S, S, 3) uint8 crop the renderer warps;
     crop_xy, photo_xy: (h, w, 2) float32 crop and photo position of each box pixel; crop_grid: (S, S, 2)
     float32 each crop pixel's own position; to_photo: (2, 3) crop → photo pixels; interpolation: cv2 flag
     the renderer samples the crop with (its pre-paint frame is recomputed); painter: draws the mouth
-    interior at the photo's resolution when given.
+    interior and the lids at the photo's resolution when given.
     """
 
     paste: PasteBack
@@ -123,14 +126,14 @@ class WarpPaste:
     crop_grid: np.ndarray
     to_photo: np.ndarray
     interpolation: int
-    painter: MouthPainter | None = None
+    painter: Painter | None = None
 
     @classmethod
     def build(cls, image: np.ndarray, crop_matrix: np.ndarray, source_crop: np.ndarray,
-              interpolation: int = cv2.INTER_CUBIC, painter: MouthPainter | None = None) -> WarpPaste:
+              interpolation: int = cv2.INTER_CUBIC, painter: Painter | None = None) -> WarpPaste:
         """``crop_matrix``: (2, 3) similarity photo → crop; ``source_crop``: the crop the renderer warps (its
-        side is the renderer's frame size); ``painter``: the renderer, to draw the mouth interior at the
-        photo's resolution (frames then come with their target mesh)."""
+        side is the renderer's frame size); ``painter``: the renderer, to draw the mouth interior and the lids
+        at the photo's resolution (frames then come with their target mesh)."""
         size = source_crop.shape[0]
         paste = PasteBack.build(image, crop_matrix, size)
         m = np.asarray(crop_matrix, np.float64)
@@ -146,14 +149,12 @@ class WarpPaste:
                  target_mesh: np.ndarray | None = None) -> np.ndarray:
         """One rendered frame (S, S, 3) uint8, its flow (S, S, 2) (crop position each pixel shows) and paint
         opacity (S, S) → the full photo with the face composed in (H, W, 3) uint8. With a ``painter``, also
-        the frame's mouth-interior opacity (S, S) and target mesh (468, 2+) (frame pixels): the interior is
-        drawn at the photo's resolution, and only the rest of the paint (the lids) comes from the frame."""
+        the frame's mouth-interior opacity (S, S) and target mesh (468, 2+) (frame pixels): the mouth interior
+        and the lids are drawn at the photo's resolution, and nothing comes from the frame's pixels."""
         p = self.paste
         draw = self.painter is not None and target_mesh is not None
-        if draw:
-            if mouth_paint is None:
-                raise ValueError("drawing the mouth at the photo's resolution needs the frame's mouth_paint")
-            paint = np.where(mouth_paint > 0, 0.0, paint).astype(np.float32)  # the lids' paint alone
+        if draw and mouth_paint is None:
+            raise ValueError("drawing the mouth at the photo's resolution needs the frame's mouth_paint")
         # The crop displacement is interpolated (extended past the crop's edge, where the renderer pins it to
         # 0), so a box pixel outside the crop, or between its pixels, keeps its own position; in the photo
         # it is the displacement through the similarity's linear part.
@@ -162,10 +163,14 @@ class WarpPaste:
         linear = np.hstack([self.to_photo[:, :2], np.zeros((2, 1))]).astype(np.float32)
         shown = self.photo_xy + cv2.transform(moved, linear)  # (h, w, 2) photo position each box pixel shows
         face = cv2.remap(p.image, shown, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # (h, w, 3)
-        if np.any(paint > 0):
+        if draw:
+            tgt2d = np.asarray(target_mesh, np.float64)[:, :2]
+            if np.any(mouth_paint > 0):
+                self._draw_mouth(face, tgt2d)
+            to_box = self.to_photo - np.array([[0.0, 0.0, p.box[0]], [0.0, 0.0, p.box[1]]])
+            face = self.painter.paint_lids(face, tgt2d, to_image=to_box)
+        elif np.any(paint > 0):
             self._compose_paint(face, frame, flow, np.ascontiguousarray(paint, np.float32))
-        if draw and np.any(mouth_paint > 0):
-            self._draw_mouth(face, np.asarray(target_mesh, np.float64)[:, :2])
         return p.blend(face)
 
     def _draw_mouth(self, face: np.ndarray, tgt2d: np.ndarray) -> None:

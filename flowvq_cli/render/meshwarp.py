@@ -263,11 +263,20 @@ class MeshWarpRenderer:
         paint = alpha.copy()
         if (alpha > 0).any():
             frame = self._paint_mouth(frame, tgt2d, alpha)
+        frame = self.paint_lids(frame, tgt2d, paint)
+        return RenderedFrame(frame, flow, mouth, paint, alpha)
+
+    def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
+                   to_image: np.ndarray | None = None) -> np.ndarray:
+        """``image`` (H, W, 3) uint8 with the closing lids of target points ``tgt2d`` (468, 2) (frame pixels)
+        painted in; each lid's opacity max-ed into ``paint`` (H, W) when given. ``to_image``: (2, 3)
+        similarity frame → image pixels (default: the frame itself), so the lids can be drawn at another
+        resolution (``face.paste.WarpPaste``: the photo's); soft edge and lash line scale with it."""
         for eye, rgb, gap in zip(self.eyes, self.lid_rgb, self.eye_gap, strict=True):
             closure = 1.0 - self._eye_gap(tgt2d, eye) / gap if gap > 0 else 0.0
             if closure > self.config.lid_from:
-                frame = self._paint_lid(frame, tgt2d, eye, rgb, closure, paint)
-        return RenderedFrame(frame, flow, mouth, paint, alpha)
+                image = self._paint_lid(image, tgt2d, eye, rgb, closure, paint, to_image)
+        return image
 
     def render(self, target_meshes: np.ndarray) -> WarpResult:
         """Batch of target meshes (B, 468, 3) → :class:`WarpResult` with B frames."""
@@ -298,16 +307,20 @@ class MeshWarpRenderer:
         bright = pixels[luma >= np.quantile(luma, self.config.lid_skin_quantile)]
         return np.median(bright, axis=0).astype(np.float32)
 
-    def _paint_lid(self, frame: np.ndarray, tgt2d: np.ndarray, eye: _Eye, rgb: np.ndarray,
-                   closure: float, paint: np.ndarray | None = None) -> np.ndarray:
+    def _paint_lid(self, frame: np.ndarray, tgt2d: np.ndarray, eye: _Eye, rgb: np.ndarray, closure: float,
+                   paint: np.ndarray | None = None, to_image: np.ndarray | None = None) -> np.ndarray:
         """Blend the closed lid (fold → lash line, soft-edged) and its lash line into ``frame``; its opacity
-        is max-ed into ``paint`` (H, W) when given."""
+        is max-ed into ``paint`` (H, W) when given. ``to_image``: as :meth:`paint_lids`."""
         c = self.config
-        s = c.size
+        scale = 1.0
+        if to_image is not None:  # frame → image pixels; the soft edge and the lash line scale too
+            to_image = np.asarray(to_image, np.float64)
+            tgt2d = tgt2d @ to_image[:, :2].T + to_image[:, 2]
+            scale = float(np.sqrt(abs(np.linalg.det(to_image[:, :2]))))
         strength = c.lid_opacity * float(np.clip((closure - c.lid_from) / (c.lid_full - c.lid_from), 0.0, 1.0))
         poly = np.vstack([tgt2d[eye.fold], tgt2d[eye.lower][::-1]])
-        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 3, 0)
-        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 4, s)
+        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - int(np.ceil(3 * scale)), 0)
+        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + int(np.ceil(4 * scale)), frame.shape[1::-1])
         if x1 <= x0 or y1 <= y0:
             return frame
         # Mask and lash line drawn in the eye's box only (this runs on every frame with a closing eye).
@@ -321,10 +334,11 @@ class MeshWarpRenderer:
         skin = np.maximum(patch, rgb)
         lash = np.zeros_like(mask)
         line = np.round((tgt2d[eye.upper] - shift) * SUBPIXEL).astype(np.int32)
-        cv2.polylines(lash, [line], isClosed=False, color=1.0, thickness=1, lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
+        cv2.polylines(lash, [line], isClosed=False, color=1.0, thickness=max(1, round(scale)), lineType=cv2.LINE_AA,
+                      shift=SUBPIXEL_BITS)
         lash_a = c.lash_opacity * lash[..., None]
         skin = skin * (1.0 - lash_a) + (rgb * c.lash_shade) * lash_a
-        alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * strength
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.7 * scale)[..., None] * strength
         out = frame.copy()
         out[y0:y1, x0:x1] = np.clip(alpha * skin + (1.0 - alpha) * patch, 0, 255).astype(np.uint8)
         if paint is not None:
