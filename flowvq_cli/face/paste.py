@@ -26,8 +26,6 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-_SUBPIXEL_BITS = 4  # cv2.fillPoly's fractional bits for polygon corners
-_SUBPIXEL = 1 << _SUBPIXEL_BITS
 FEATHER_FRACTION = 0.1  # width of the blend ramp, as a fraction of the crop side
 BOX_MARGIN_PX = 2  # extra pixels around the footprint (interpolation support)
 
@@ -89,9 +87,8 @@ class Painter(Protocol):
     """What draws the painted parts (mouth interior, closing lids) at any resolution: the mesh-warp renderer
     (:class:`~flowvq_cli.render.meshwarp.MeshWarpRenderer`)."""
 
-    def mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray: ...
-
-    def mouth_paint_at(self, tgt2d: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def paint_mouth(self, image: np.ndarray, tgt2d: np.ndarray, to_image: np.ndarray | None = None
+                    ) -> np.ndarray: ...
 
     def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
                    to_image: np.ndarray | None = None) -> np.ndarray: ...
@@ -114,7 +111,7 @@ class WarpPaste:
 
     paste: the geometry (box, feather); source_crop: (S, S, 3) uint8 crop the renderer warps;
     crop_xy, photo_xy: (h, w, 2) float32 crop and photo position of each box pixel; crop_grid: (S, S, 2)
-    float32 each crop pixel's own position; to_photo: (2, 3) crop → photo pixels; interpolation: cv2 flag
+    float32 each crop pixel's own position; interpolation: cv2 flag
     the renderer samples the crop with (its pre-paint frame is recomputed); painter: draws the mouth
     interior and the lids at the photo's resolution when given.
     """
@@ -124,7 +121,6 @@ class WarpPaste:
     crop_xy: np.ndarray
     photo_xy: np.ndarray
     crop_grid: np.ndarray
-    to_photo: np.ndarray
     interpolation: int
     painter: Painter | None = None
 
@@ -141,9 +137,8 @@ class WarpPaste:
         photo_xy = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float32)
         crop_xy = cv2.transform(photo_xy, m.astype(np.float32))  # (h, w, 2)
         crop_grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), axis=-1).astype(np.float32)
-        to_photo = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
         return cls(paste=paste, source_crop=np.ascontiguousarray(source_crop), crop_xy=crop_xy, photo_xy=photo_xy,
-                   crop_grid=crop_grid, to_photo=to_photo, interpolation=interpolation, painter=painter)
+                   crop_grid=crop_grid, interpolation=interpolation, painter=painter)
 
     def __call__(self, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray, mouth_paint: np.ndarray | None = None,
                  target_mesh: np.ndarray | None = None) -> np.ndarray:
@@ -160,38 +155,17 @@ class WarpPaste:
         # it is the displacement through the similarity's linear part.
         moved = cv2.remap(np.ascontiguousarray(flow, np.float32) - self.crop_grid, self.crop_xy, None, cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)  # (h, w, 2) crop displacement
-        linear = np.hstack([self.to_photo[:, :2], np.zeros((2, 1))]).astype(np.float32)
+        linear = np.hstack([p.to_box[:, :2], np.zeros((2, 1))]).astype(np.float32)
         shown = self.photo_xy + cv2.transform(moved, linear)  # (h, w, 2) photo position each box pixel shows
         face = cv2.remap(p.image, shown, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # (h, w, 3)
-        if draw:
+        if draw:  # in box pixels: p.to_box maps the crop there
             tgt2d = np.asarray(target_mesh, np.float64)[:, :2]
             if np.any(mouth_paint > 0):
-                self._draw_mouth(face, tgt2d)
-            to_box = self.to_photo - np.array([[0.0, 0.0, p.box[0]], [0.0, 0.0, p.box[1]]])
-            face = self.painter.paint_lids(face, tgt2d, to_image=to_box)
+                face = self.painter.paint_mouth(face, tgt2d, to_image=p.to_box)
+            face = self.painter.paint_lids(face, tgt2d, to_image=p.to_box)
         elif np.any(paint > 0):
             self._compose_paint(face, frame, flow, np.ascontiguousarray(paint, np.float32))
         return p.blend(face)
-
-    def _draw_mouth(self, face: np.ndarray, tgt2d: np.ndarray) -> None:
-        """Paint the mouth interior of target points ``tgt2d`` (468, 2) (crop pixels) into ``face`` (h, w, 3)
-        uint8, in place, at each box pixel's own crop position."""
-        offset = np.array(self.paste.box[:2], np.float64)
-        poly = self.painter.mouth_polygon(tgt2d) @ self.to_photo[:, :2].T + self.to_photo[:, 2] - offset  # (P, 2)
-        h, w = face.shape[:2]
-        x0, y0 = np.clip(np.floor(poly.min(axis=0)).astype(int) - 1, 0, [w, h])
-        x1, y1 = np.clip(np.ceil(poly.max(axis=0)).astype(int) + 2, 0, [w, h])
-        if x1 <= x0 or y1 <= y0:
-            return
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * _SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                     shift=_SUBPIXEL_BITS)
-        ys, xs = np.nonzero(mask)
-        ys, xs = ys + y0, xs + x0
-        at = self.crop_xy[ys, xs]  # (N, 2) crop positions
-        alpha, colour = self.painter.mouth_paint_at(tgt2d, at[:, 0], at[:, 1])
-        a = alpha[:, None]
-        face[ys, xs] = np.clip(a * colour + (1.0 - a) * face[ys, xs] + 0.5, 0, 255).astype(np.uint8)
 
     def _compose_paint(self, face: np.ndarray, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray) -> None:
         """Compose the painted layer into ``face`` (h, w, 3) uint8, in place, within the painted part's box
@@ -207,7 +181,7 @@ class WarpPaste:
         layer = np.zeros(frame.shape, np.float32)  # (S, S, 3), 0 where nothing is painted
         layer[crop_box] = frame[crop_box].astype(np.float32) - (1.0 - paint[crop_box][..., None]) * under
         corners = np.array([[cx0, cy0], [cx1, cy0], [cx1, cy1], [cx0, cy1]], np.float64)
-        photo = corners @ self.to_photo[:, :2].T + self.to_photo[:, 2] - np.array(self.paste.box[:2])
+        photo = corners @ self.paste.to_box[:, :2].T + self.paste.to_box[:, 2]  # box pixels
         h, w = face.shape[:2]
         bx0, by0 = np.clip(np.floor(photo.min(axis=0)).astype(int) - 1, 0, [w, h])
         bx1, by1 = np.clip(np.ceil(photo.max(axis=0)).astype(int) + 2, 0, [w, h])

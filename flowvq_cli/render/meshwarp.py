@@ -262,7 +262,8 @@ class MeshWarpRenderer:
         mouth = alpha > MOUTH_MASK_ALPHA
         paint = alpha.copy()
         if (alpha > 0).any():
-            frame = self._paint_mouth(frame, tgt2d, alpha)
+            ys, xs = np.nonzero(alpha > 0)
+            frame = self._blend_mouth(frame, tgt2d, ys, xs, xs, ys, alpha[ys, xs])
         frame = self.paint_lids(frame, tgt2d, paint)
         return RenderedFrame(frame, flow, mouth, paint, alpha)
 
@@ -346,8 +347,7 @@ class MeshWarpRenderer:
         return out
 
     # -- mouth interior -------------------------------------------------------------------------
-    def mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray:
-        """(P, 2) inner-lip polygon of a target mesh's (468, 2+) points: the region the interior is painted in."""
+    def _mouth_polygon(self, tgt2d: np.ndarray) -> np.ndarray:
         return np.vstack([tgt2d[self.upper_lip], tgt2d[self.lower_lip][::-1]])
 
     def _gap_profile(self, mesh2d: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -367,26 +367,48 @@ class MeshWarpRenderer:
         extra = self._gap_profile(tgt2d, u) - self._gap_profile(self.source_mesh[:, :2], u)
         return np.clip(extra / self.config.fade_gap, 0.0, 1.0).astype(np.float32)
 
+    def _mouth_pixels(self, tgt2d: np.ndarray, shape: tuple[int, int], to_image: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Pixels (ys, xs) of an image of ``shape`` inside the target's inner-lip polygon and their frame
+        positions (fx, fy); ``to_image`` as :meth:`paint_lids` (default: the frame itself)."""
+        poly = self._mouth_polygon(tgt2d)
+        if to_image is not None:
+            to_image = np.asarray(to_image, np.float64)
+            poly = poly @ to_image[:, :2].T + to_image[:, 2]
+        h, w = shape
+        x0, y0 = np.clip(np.floor(poly.min(axis=0)).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(poly.max(axis=0)).astype(int) + 1, 0, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)  # the polygon's box only
+        fixed = np.round(poly * SUBPIXEL).astype(np.int32) - np.array([x0, y0], np.int32) * SUBPIXEL
+        cv2.fillPoly(mask, [fixed], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        ys, xs = np.nonzero(mask)
+        ys, xs = ys + y0, xs + x0
+        if to_image is None:
+            return ys, xs, xs, ys
+        back = np.linalg.inv(np.vstack([to_image, [0.0, 0.0, 1.0]]))[:2]  # image → frame pixels
+        return ys, xs, back[0, 0] * xs + back[0, 1] * ys + back[0, 2], back[1, 0] * xs + back[1, 1] * ys + back[1, 2]
+
     def _mouth_alpha(self, tgt2d: np.ndarray) -> np.ndarray:
         """(H, W) opacity of the painted interior: inside the target's inner-lip polygon, by how much the
         target opening exceeds the source's at the same place across the mouth."""
         s = self.config.size
-        mask = np.zeros((s, s), np.uint8)
-        poly = np.round(self.mouth_polygon(tgt2d) * SUBPIXEL).astype(np.int32)
-        cv2.fillPoly(mask, [poly], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         alpha = np.zeros((s, s), np.float32)
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
-            return alpha
-        alpha[ys, xs] = self._interior_opacity(tgt2d, xs)
+        ys, xs, fx, _ = self._mouth_pixels(tgt2d, (s, s))
+        if len(xs):
+            alpha[ys, xs] = self._interior_opacity(tgt2d, fx)
         return alpha
 
-    def mouth_paint_at(self, tgt2d: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The painted interior at any positions (frame pixels, sub-pixel allowed) inside the target's
-        :meth:`mouth_polygon`: opacity (N,) and colour (N, 3) float32. The painting is defined in mouth
-        widths, so a caller can draw it at another resolution than the frame's (``face.paste.WarpPaste``)."""
-        return self._interior_opacity(tgt2d, xs), self._mouth_colour(tgt2d, xs.astype(np.float32),
-                                                                       ys.astype(np.float32))
+    def paint_mouth(self, image: np.ndarray, tgt2d: np.ndarray, to_image: np.ndarray | None = None) -> np.ndarray:
+        """``image`` (H, W, 3) uint8 with the mouth interior of target points ``tgt2d`` (468, 2) (frame pixels)
+        drawn in, each pixel at its own frame position. ``to_image``: as :meth:`paint_lids`, so the interior
+        can be drawn at another resolution (``face.paste.WarpPaste``: the photo's)."""
+        ys, xs, fx, fy = self._mouth_pixels(tgt2d, image.shape[:2], to_image)
+        if len(xs) == 0:
+            return image
+        return self._blend_mouth(image, tgt2d, ys, xs, fx, fy, self._interior_opacity(tgt2d, fx))
 
     def _mouth_colour(self, tgt2d: np.ndarray, xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
         """(N, 3) float32 colour of cavity, teeth and tongue at positions (N,) between the lip contours."""
@@ -415,12 +437,12 @@ class MeshWarpRenderer:
         colour *= (centre_fall * self.mouth_colour_scale)[:, None]
         return colour
 
-    def _paint_mouth(self, frame: np.ndarray, tgt2d: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Blend cavity, teeth and tongue into ``frame`` with opacity ``alpha``, column by column between
-        the lip contours."""
-        ys, xs = np.nonzero(alpha > 0)
-        colour = self._mouth_colour(tgt2d, xs.astype(np.float32), ys.astype(np.float32))
-        a = alpha[ys, xs][:, None]
-        out = frame.copy()
+    def _blend_mouth(self, image: np.ndarray, tgt2d: np.ndarray, ys: np.ndarray, xs: np.ndarray, fx: np.ndarray,
+                     fy: np.ndarray, opacity: np.ndarray) -> np.ndarray:
+        """Blend cavity, teeth and tongue into ``image`` at pixels (ys, xs) (frame positions fx, fy) with
+        ``opacity`` (N,), column by column between the lip contours."""
+        colour = self._mouth_colour(tgt2d, fx.astype(np.float32), fy.astype(np.float32))
+        a = opacity[:, None]
+        out = image.copy()
         out[ys, xs] = np.clip(a * colour + (1 - a) * out[ys, xs], 0, 255).astype(np.uint8)
         return out
