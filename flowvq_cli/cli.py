@@ -592,6 +592,8 @@ def train_codebook_cmd(
                              "perceptual loss (default: a documented substitute; the log says which ran).")] = None,
     adversarial_warmup: Annotated[int | None, typer.Option("--adversarial-warmup", min=0, help="Steps before the "
                                   "adversarial term starts (default: the preset's; mini/base 10000).")] = None,
+    init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this exported codebook (same "
+                         "preset and --size), e.g. to fine-tune a bundle's codebook/ on new data.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
@@ -610,7 +612,7 @@ def train_codebook_cmd(
         loss = dataclasses.replace(codebook_configs(config, size)[2], adversarial_warmup_steps=adversarial_warmup)
     result = train_codebook(data, out, config=config, train=cfg, resume=resume, size=size, loss=loss,
                             vgg19_weights=vgg19_weights, augment=ImageAugmentConfig() if augment else None,
-                            crop=crop, quiet=quiet or not sys.stderr.isatty())
+                            crop=crop, quiet=quiet or not sys.stderr.isatty(), init_from=init_from)
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
 
@@ -643,7 +645,8 @@ def train_vqig_cmd(
                            "--no-prior-residual: compose on the mesh-warp renderer's own frame, so its lids stay "
                            "and the codebook paints only the mouth interior (default: off).")] = None,
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this exported VQIG (same "
-                         "codebook and preset), e.g. to fine-tune with --stage image --compose.")] = None,
+                         "preset; trained on --codebook or on another codebook of its config, e.g. the one --codebook "
+                         "was fine-tuned from), e.g. to fine-tune with --stage image --compose.")] = None,
     adversarial_warmup: Annotated[int | None, typer.Option("--adversarial-warmup", min=0, help="Steps before the "
                                   "image stage's adversarial term starts, counted from the run's first step "
                                   "(default: the preset's; mini/base 10000).")] = None,

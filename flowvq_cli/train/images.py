@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -310,7 +311,7 @@ class _ImageRunSpec(RunSpec):
     code_steps: int = 0
     augment: dict[str, Any] | None = None  # ImageAugmentConfig of the training items; None = off
     crop: int | None = None  # codebook: random crop side of the training frames; None = whole frames
-    init_from: str | None = None  # vqig: exported VQIG whose weights a fresh run starts from
+    init_from: str | None = None  # exported codebook / VQIG whose weights a fresh run starts from
 
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(**self.discriminator)
@@ -418,7 +419,8 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
                    train: TrainConfig = TrainConfig(), resume: bool = False, *, size: int = 256,
                    vgg19_weights: str | os.PathLike[str] | None = None, loss: VQGANLossConfig | None = None,
                    disc_lr: float | None = None, augment: ImageAugmentConfig | None = ImageAugmentConfig(),
-                   crop: int | None = None, quiet: bool = False, export: bool = True) -> ImageRunResult:
+                   crop: int | None = None, quiet: bool = False, export: bool = True,
+                   init_from: str | os.PathLike[str] | None = None) -> ImageRunResult:
     """Train the codebook model (VQGAN + patch discriminator) on the frames of ``data``; export to
     ``out/export/codebook``.
 
@@ -435,9 +437,13 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
         crop: train on random crop² squares of the frames (None = whole frames); validation and samples
             use whole frames.
         export: ``save_pretrained`` the newest checkpoint at the end (rank 0).
+        init_from: an exported codebook (``RUN/export/codebook``, a bundle's ``codebook/``) of the same
+            architecture whose weights a fresh run starts from (fine-tuning on new data); the export holds
+            no discriminator, so that starts afresh: give it an ``adversarial_warmup_steps`` to catch up.
     """
     run_dir = Path(out)
     spec = _check_resume(run_dir, "codebook", config) if resume else None
+    fresh = spec is None
     if spec is None:
         model_cfg, disc_cfg, loss_cfg = codebook_configs(config, size)
         loss_cfg = loss or loss_cfg
@@ -446,19 +452,22 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
         name = config if isinstance(config, str) else "custom"
         spec = _ImageRunSpec("codebook", name, model_cfg.to_dict(), str(Path(data).resolve()), size,
                              dataclasses.asdict(disc_cfg), dataclasses.asdict(loss_cfg),
-                             augment=dataclasses.asdict(augment) if augment is not None else None, crop=crop)
+                             augment=dataclasses.asdict(augment) if augment is not None else None, crop=crop,
+                             init_from=str(Path(init_from).resolve()) if init_from is not None else None)
         if _is_main_process():
             spec.save(run_dir)
     train_set, val_set, val_note = _datasets(data, spec.size, train.seed, spec.augment)
     train_items = RandomCrops(train_set, spec.crop) if spec.crop is not None else train_set
     torch.manual_seed(train.seed)  # the same initial weights on every rank and in every rerun
     model, disc = spec.build_codebook(), PatchDiscriminator(spec.discriminator_config())
+    if fresh and spec.init_from is not None:
+        _init_codebook(model, spec.init_from)
     criterion = VQGANLoss.from_config(spec.loss_config())
     meta = {"preset": spec.preset, "image_size": spec.size, "perceptual_kind": criterion.perceptual_kind,
             "adversarial_warmup_steps": criterion.config.adversarial_warmup_steps, "validation": val_note,
             "validation_metric": "l1, psnr (dB) of reconstructions in eval mode",
             "discriminator_parameters": sum(p.numel() for p in disc.parameters()),
-            "augment": spec.augment, "crop": spec.crop}
+            "augment": spec.augment, "crop": spec.crop, "init_from": spec.init_from}
     trainer = Trainer(model, train_items, _codebook_loss_fn(criterion, disc), train, run_dir, val_set=val_set,
                       eval_fn=_codebook_eval, collate_fn=collate_triplets, meta=meta, component="codebook",
                       quiet=quiet, with_step=True, adversary=_codebook_adversary(criterion, disc, disc_lr or train.lr),
@@ -466,6 +475,15 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
     result = trainer.fit(resume=resume)
     export_dir = export_image_component(run_dir) if export and result.rank == 0 else None
     return ImageRunResult(result, model, export_dir)
+
+
+def _init_codebook(model: VQGAN, init_from: str) -> None:
+    """Load an exported codebook model's weights (and code usage statistics) into ``model``."""
+    start = VQGAN.from_pretrained(init_from)
+    if start.config != model.config:
+        raise UsageError(f"--init-from {init_from}: that codebook has config {start.config}, not {model.config}; "
+                         "start from a codebook trained with the same preset and --size")
+    model.load_state_dict(start.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------- VQIG
@@ -685,13 +703,15 @@ def _vqig_spec(data: str | os.PathLike[str], codebook: str | os.PathLike[str], c
                          init_from=str(Path(init_from).resolve()) if init_from is not None else None)
 
 
-def _init_vqig(vqig: VQIG, init_from: str) -> None:
-    """Load an exported VQIG's own weights into ``vqig`` (same codebook weights, same architecture; the
-    switches ``compose``, ``mesh_prior`` and ``fidelity_w`` and the loss weights may differ). Starting a
-    ``mesh_prior`` run from a VQIG without it, W's flow and occlusion heads are re-initialised: the flow's
-    output becomes a residual on the prior (the whole motion it learnt would count twice), and the mask
-    starts at all visible (the prior marks what the photo lacks)."""
-    start = VQIG.from_pretrained(init_from, codebook=vqig.codebook)
+def _init_vqig(vqig: VQIG, init_from: str) -> bool:
+    """Load an exported VQIG's own weights into ``vqig`` (same architecture; the switches ``compose``,
+    ``mesh_prior`` and ``fidelity_w`` and the loss weights may differ; the codebook may be a fine-tuned one
+    of the same config, e.g. ``flowvq train codebook --init-from`` on new faces, which the VQIG then learns
+    to predict). Starting a ``mesh_prior`` run from a VQIG without it, W's flow and occlusion heads are
+    re-initialised: the flow's output becomes a residual on the prior (the whole motion it learnt would count
+    twice), and the mask starts at all visible (the prior marks what the photo lacks). Returns whether the
+    codebook's weights are those ``init_from`` was trained on."""
+    start = VQIG.from_pretrained(init_from, codebook=vqig.codebook, same_codebook=False)
     cfg = vqig.config
     switches = {"compose": cfg.compose, "mesh_prior": cfg.mesh_prior, "prior_residual": cfg.prior_residual,
                 "prior_frame": cfg.prior_frame, "fidelity_w": cfg.fidelity_w, "loss": cfg.loss}
@@ -701,6 +721,8 @@ def _init_vqig(vqig: VQIG, init_from: str) -> None:
     vqig._owned().load_state_dict(start._owned().state_dict())
     if cfg.mesh_prior and not start.config.mesh_prior:
         vqig.warping.reset_heads()
+    recorded = json.loads((Path(init_from) / "config.json").read_text()).get("codebook_sha256")
+    return recorded == vqig.codebook_fingerprint()
 
 
 def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebook: str | os.PathLike[str],
@@ -758,8 +780,9 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
             spec.save(run_dir)
     torch.manual_seed(train.seed)
     vqig = spec.build_vqig()
+    init_codebook = None  # whether the VQIG started from was trained on this very codebook
     if fresh and spec.init_from is not None:
-        _init_vqig(vqig, spec.init_from)
+        init_codebook = "same" if _init_vqig(vqig, spec.init_from) else "fine-tuned since"
     schedule = StageSchedule(train.steps, spec.warm_start_steps, spec.code_steps)
     model = VQIGObjective(vqig, schedule)
     disc = PatchDiscriminator(spec.discriminator_config()) if spec.discriminator is not None else None
@@ -770,7 +793,7 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
     meta = {"preset": spec.preset, "image_size": spec.size, "codebook": spec.codebook, "stage": spec.stage,
             "compose": vqig.config.compose, "mesh_prior": vqig.config.mesh_prior,
             "prior_residual": vqig.config.prior_residual, "prior_frame": vqig.config.prior_frame,
-            "init_from": spec.init_from,
+            "init_from": spec.init_from, "init_codebook": init_codebook,
             "schedule": dataclasses.asdict(schedule), "validation": val_note,
             "val_faces": _face_note(train_set, val_set), "augment": spec.augment,
             "perceptual_kind": perceptual_kind(vqig.config.loss.image, vgg) if disc is not None else "none",

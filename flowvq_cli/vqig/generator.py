@@ -490,8 +490,11 @@ class VQIG(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], codebook: VQGAN,
-                        device: torch.device | str = "cpu") -> VQIG:
+                        device: torch.device | str = "cpu", *, same_codebook: bool = True) -> VQIG:
         """Load a VQIG written by :meth:`save_pretrained` onto the codebook model it was trained with.
+
+        ``same_codebook=False`` accepts a codebook of the recorded config whose weights differ (a fine-tuned
+        one): only to initialise training on it, since the codes no longer mean what this VQIG predicts.
 
         Raises :class:`WeightsError` for missing/invalid files, another coefficient layout, or a codebook
         whose config or weights differ from the recorded ones. Returned in eval mode on ``device``.
@@ -502,7 +505,7 @@ class VQIG(nn.Module):
         if codebook.config != config.codebook:
             raise WeightsError(f"VQIG in {directory} was trained on a codebook with config {config.codebook}, "
                                f"not {codebook.config}; load the codebook/ of the same bundle")
-        if codebook_fingerprint(codebook) != payload.get("codebook_sha256"):
+        if same_codebook and codebook_fingerprint(codebook) != payload.get("codebook_sha256"):
             raise WeightsError(f"VQIG in {directory} was trained on other codebook weights (SHA-256 mismatch); "
                                "load the codebook/ of the same bundle, or retrain VQIG on this codebook")
         model = cls(config, codebook)

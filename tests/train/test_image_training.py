@@ -16,7 +16,7 @@ from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import FrameTripletDataset
 from flowvq_cli.data.manifest import read_manifest, write_manifest
 from flowvq_cli.data.synth import synthesize_corpus
-from flowvq_cli.errors import UsageError
+from flowvq_cli.errors import UsageError, WeightsError
 from flowvq_cli.train import TrainConfig, Trainer
 from flowvq_cli.train.images import (
     RandomCrops,
@@ -166,6 +166,27 @@ def test_codebook_trains_on_random_crops_and_validates_on_whole_frames(data: Pat
     assert grid.shape == (4 * SIZE, 2 * SIZE, 3)  # samples on whole frames
 
 
+def test_codebook_fine_tune_from_an_export(codebook_run, data: Path, tmp_path: Path) -> None:
+    """--init-from: a fresh run starts from an exported codebook's weights and usage statistics (the
+    discriminator afresh); an export of another architecture is refused."""
+    torch.set_num_threads(1)
+    tune = dataclasses.replace(TINY, steps=1, lr=1e-12, warmup=0, eval_every=0, save_every=1)
+    result = train_codebook(data, tmp_path / "tuned", "tiny", tune, size=SIZE, loss=CODEBOOK_LOSS, quiet=True,
+                            init_from=codebook_run.export_dir)
+    assert log_events(tmp_path / "tuned", "start")[0]["meta"]["init_from"] == str(codebook_run.export_dir.resolve())
+    start = VQGAN.from_pretrained(codebook_run.export_dir).state_dict()
+    tuned = result.model.state_dict()
+    assert start.keys() == tuned.keys()
+    for name in start:  # one step at lr 1e-12: the export's weights (the usage statistics count on)
+        if name not in ("quantizer.usage_ema", "quantizer.steps_unused", "quantizer.step"):
+            torch.testing.assert_close(tuned[name], start[name], atol=1e-8, rtol=0, msg=name)
+    other = tmp_path / "other"
+    VQGAN(codebook_configs("tiny", 2 * SIZE)[0]).save_pretrained(other)
+    with pytest.raises(UsageError, match="--init-from"):
+        train_codebook(data, tmp_path / "bad", "tiny", tune, size=SIZE, loss=CODEBOOK_LOSS, quiet=True,
+                       init_from=other)
+
+
 def test_codebook_presets_follow_the_image_size() -> None:
     model, _, loss = codebook_configs("tiny", 64)
     assert model.image_size == 64 and loss.adversarial_warmup_steps == VQGANLossConfig.tiny().adversarial_warmup_steps
@@ -234,6 +255,29 @@ def test_vqig_fine_tune_from_an_export_with_compose(vqig_run, codebook_run, data
     with pytest.raises(UsageError, match="another architecture"):
         train_vqig(data, tmp_path / "bad", codebook_run.export_dir, vqig_config(), tune, stage="image",
                    init_from=other, quiet=True)
+
+
+def test_vqig_fine_tune_onto_a_fine_tuned_codebook(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
+    """A VQIG export starts a run on a codebook fine-tuned since (same config): its weights carry over, the
+    log says the codebook changed, and the export binds to the new codebook only."""
+    torch.set_num_threads(1)
+    cb_tune = dataclasses.replace(TINY, steps=2, eval_every=0, save_every=2)
+    tuned_cb = train_codebook(data, tmp_path / "cb", "tiny", cb_tune, size=SIZE, loss=CODEBOOK_LOSS, quiet=True,
+                              init_from=codebook_run.export_dir).export_dir
+    new_cb = VQGAN.from_pretrained(tuned_cb)
+    with pytest.raises(WeightsError, match="SHA-256"):
+        VQIG.from_pretrained(vqig_run.export_dir, codebook=new_cb)  # rendering needs the codebook it learnt
+    tune = dataclasses.replace(VQIG_TRAIN, steps=1, lr=1e-12, warmup=0, eval_every=0, save_every=1)
+    result = train_vqig(data, tmp_path / "vqig", tuned_cb, vqig_config(), tune, stage="image",
+                        init_from=vqig_run.export_dir, quiet=True)
+    assert log_events(tmp_path / "vqig", "start")[0]["meta"]["init_codebook"] == "fine-tuned since"
+    start = VQIG.from_pretrained(vqig_run.export_dir, codebook=new_cb, same_codebook=False)
+    for (name, a), (_, b) in zip(start._owned().state_dict().items(), result.model._owned().state_dict().items(),
+                                 strict=True):
+        torch.testing.assert_close(a, b, atol=1e-8, rtol=0, msg=name)
+    VQIG.from_pretrained(result.export_dir, codebook=new_cb)
+    with pytest.raises(WeightsError, match="SHA-256"):
+        VQIG.from_pretrained(result.export_dir, codebook=VQGAN.from_pretrained(codebook_run.export_dir))
 
 
 def test_vqig_fine_tune_onto_the_mesh_prior(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
