@@ -74,6 +74,7 @@ class GenerationResult:
     renderer: str
     weights: str
     timings: dict[str, float] = field(default_factory=dict)
+    precision: str = "float32"  # what the renderer computed in (VQIG: bfloat16 / float16 where it uses them)
 
     @property
     def n_frames(self) -> int:
@@ -83,7 +84,8 @@ class GenerationResult:
         """JSON-ready summary (also written into the MP4's metadata)."""
         return {"output": str(self.path) if self.path else None, "frames": self.n_frames, "fps": self.fps,
                 "duration": round(self.duration, 3), "seed": self.seed, "emotion": self.emotion,
-                "intensity": self.intensity, "renderer": self.renderer, "weights": self.weights,
+                "intensity": self.intensity, "renderer": self.renderer, "precision": self.precision,
+                "weights": self.weights,
                 "flowvq_version": __version__, "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -269,12 +271,15 @@ class FlowVQ:
 
     @classmethod
     def from_pretrained(cls, weights: str | Path | None = None, *, device: str = "auto", renderer: Renderer = "auto",
-                        cache_dir: str | Path | None = None) -> FlowVQ:
+                        cache_dir: str | Path | None = None, fp32: bool = False) -> FlowVQ:
         """Load a bundle: None = the one shipped in ``weights/``; a folder; or a Hub id ``org/name[@rev]``.
 
         ``renderer``: ``vqig`` (needs the bundle's codebook + vqig), ``warp`` (the analytic mesh-warp
         renderer, no weights), or ``auto`` (the bundle's default renderer if its manifest names one, else vqig
         when the bundle has it, else warp).
+
+        ``fp32``: VQIG renders in float32 even where it would use bf16 / fp16 (a GPU, a CPU with hardware bf16;
+        :attr:`VQIG.render_dtype`): slower, for frames that do not depend on the machine's half precision.
         """
         from flowvq_cli.checkpoint import read_bundle
         from flowvq_cli.flow import ExpFlow, PoseFlow
@@ -303,6 +308,7 @@ class FlowVQ:
 
             codebook = VQGAN.from_pretrained(bundle.component("codebook"), device=dev)
             vqig = VQIG.from_pretrained(bundle.component("vqig"), codebook=codebook, device=dev)
+            vqig.half_precision = not fp32
         return cls(expflow, poseflow, renderer=renderer, device=dev, weights_id=str(weights or folder), vqig=vqig)
 
     # ------------------------------------------------------------------------------------------ stages
@@ -435,7 +441,9 @@ class FlowVQ:
                                                      fps=fps))
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
-                                  weights=self.weights_id, timings=timings)
+                                  weights=self.weights_id, timings=timings,
+                                  precision=str(self.vqig.render_dtype).removeprefix("torch.") if self.vqig is not None
+                                  else "float32")
         if path is not None:
             self._write_video(result, source, audio, path, paste_back=paste_back, force=force, progress=progress)
         if coeffs_out is not None:

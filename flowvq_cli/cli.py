@@ -190,6 +190,8 @@ def generate(
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir",
                                                    help="Hub cache folder (default: HF_HOME's).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fp32: Annotated[bool, typer.Option("--fp32", help="VQIG renders in float32 where it would use bf16/fp16 (GPU, "
+                                       "CPU with hardware bf16): slower, machine-independent frames.")] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste the face back into the "
                                              "photo, or write the aligned 256² crop.")] = True,
@@ -207,7 +209,7 @@ def generate(
     resolve_device(device)
     if num_samples > 1 and out is not None and out.suffix:
         raise UsageError("--num-samples > 1 makes several videos: pass --out as a folder (e.g. results/)")
-    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer, cache_dir=cache_dir)
+    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer, cache_dir=cache_dir, fp32=fp32)
     summaries = []
     with _Bar(_progress_on(quiet)) as bar:
         for k in range(num_samples):
@@ -257,6 +259,8 @@ def transfer(
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fp32: Annotated[bool, typer.Option("--fp32", help="VQIG renders in float32 where it would use bf16/fp16 (GPU, "
+                                       "CPU with hardware bf16): slower, machine-independent frames.")] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
     coeffs: Annotated[Path | None, typer.Option("--coeffs", help="Also write the coefficients (.npz/.csv).")] = None,
@@ -268,7 +272,7 @@ def transfer(
     from flowvq_cli.api import FlowVQ, check_emotion
 
     ref_emotion, _ = check_emotion(ref_emotion, 2)
-    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer)
+    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer, fp32=fp32)
     with _Bar(_progress_on(quiet)) as bar:
         result = fv.transfer(face, audio, ref, ref_emotion=ref_emotion, seed=seed, pose=pose, pose_scale=pose_scale,
                              fps=fps, out=out, paste_back=paste_back, force=force, coeffs_out=coeffs, eyes=eyes,
@@ -386,6 +390,8 @@ def batch(
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fp32: Annotated[bool, typer.Option("--fp32", help="VQIG renders in float32 where it would use bf16/fp16 (GPU, "
+                                       "CPU with hardware bf16): slower, machine-independent frames.")] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
@@ -396,7 +402,7 @@ def batch(
 
     part = parse_shard(shard)
     job_list = read_jobs(jobs)
-    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer)
+    fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer, fp32=fp32)
 
     def show(o) -> None:
         if not quiet:

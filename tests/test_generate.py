@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from flowvq_cli.api import FlowVQ
@@ -217,6 +218,12 @@ def test_vqig_renderer_path(tiny_renderer_bundle: Path, tiny_bundle: Path, face_
     result = model.generate(face_png, speech_wav, emotion="fear", seed=2, out=out, paste_back=False)
     info = probe_video(out)
     assert (info.width, info.height) == (256, 256) and info.n_frames == result.n_frames
+    assert result.summary()["precision"] == str(model.vqig.render_dtype).removeprefix("torch.")
+    proc = run_cli("generate", str(face_png), str(speech_wav), "--weights", str(tiny_renderer_bundle), "--fp32",
+                   "--crop-only", "--json", "--out", str(tmp_path / "fp32.mp4"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["precision"] == "float32"  # even where bf16 would be used
+    assert FlowVQ.from_pretrained(tiny_renderer_bundle, device="cpu", fp32=True).vqig.render_dtype == torch.float32
     proc = run_cli("generate", str(face_png), str(speech_wav), "--weights", str(tiny_bundle), "--renderer", "vqig",
                    "--out", str(tmp_path / "x.mp4"))
     assert_one_line_error(proc, "no VQIG renderer", "--renderer warp")
