@@ -21,13 +21,16 @@ sharpest and most faithful picture its decoder can give, which bounds what VQIG 
 - identity distance: dlib face-descriptor distance output ↔ source (< 0.6 = same person), only when dlib
   and its models are installed (``pip install .[eval]``).
 
-Prints one line per renderer, the precision VQIG rendered in (bf16 on a GPU or a CPU with hardware bf16), and
-the machine.
+Prints one line per renderer, the precision VQIG rendered in (bf16 on a GPU or a CPU with hardware bf16), the
+machine, and a fingerprint of the clips evaluated (SHA-256 of their ids, ``coeffs.npy`` and ``frames.mp4``):
+``flowvq synth`` on another espeak-ng or renderer revision makes other frames, so only runs with the same
+fingerprint compare figure for figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -196,6 +199,16 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
             s.identity += identity_distances(dlib_models, source_rgb, frames)
 
 
+def clips_fingerprint(root: Path, clips: list[Clip]) -> str:
+    """First 12 hex digits of the SHA-256 over the clips' ids, coefficients and frame videos, in order."""
+    digest = hashlib.sha256()
+    for clip in clips:
+        digest.update(clip.id.encode())
+        for kind in ("coeffs", "frames"):
+            digest.update(clip.path(root, kind).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def line(name: str, s: Scores, identity_note: str) -> str:
     ident = f"{np.mean(s.identity):.3f}" if s.identity else (identity_note or "no face found by dlib")
     finite = [v for v in s.psnr if np.isfinite(v)]
@@ -243,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"vqig occlusion mask: mean {np.mean(scores['vqig'].visible):.3f} of the photo visible "
               f"(compose {model.config.compose}, mesh prior {model.config.mesh_prior}); rendered in "
               f"{precision(model)}")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; clips fingerprint {clips_fingerprint(args.dataset, clips)}")
 
 
 if __name__ == "__main__":
