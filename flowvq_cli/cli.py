@@ -29,6 +29,8 @@ from flowvq_cli import __version__
 from flowvq_cli.errors import FlowVQError, UsageError
 
 DEBUG_ENV = "FLOWVQ_DEBUG"
+FP32_HELP = ("VQIG renders in float32 where it would use bf16/fp16 (GPU, CPU with hardware bf16): slower, "
+             "machine-independent frames.")
 
 app = typer.Typer(
     name="flowvq",
@@ -190,8 +192,7 @@ def generate(
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir",
                                                    help="Hub cache folder (default: HF_HOME's).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    fp32: Annotated[bool, typer.Option("--fp32", help="VQIG renders in float32 where it would use bf16/fp16 (GPU, "
-                                       "CPU with hardware bf16): slower, machine-independent frames.")] = False,
+    fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste the face back into the "
                                              "photo, or write the aligned 256² crop.")] = True,
@@ -259,8 +260,7 @@ def transfer(
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    fp32: Annotated[bool, typer.Option("--fp32", help="VQIG renders in float32 where it would use bf16/fp16 (GPU, "
-                                       "CPU with hardware bf16): slower, machine-independent frames.")] = False,
+    fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
     coeffs: Annotated[Path | None, typer.Option("--coeffs", help="Also write the coefficients (.npz/.csv).")] = None,
@@ -390,8 +390,7 @@ def batch(
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    fp32: Annotated[bool, typer.Option("--fp32", help="VQIG renders in float32 where it would use bf16/fp16 (GPU, "
-                                       "CPU with hardware bf16): slower, machine-independent frames.")] = False,
+    fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,7 +73,7 @@ from flowvq_cli.vq import (
     VQGANLossConfig,
     load_vgg19_features,
 )
-from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig
+from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig, trained_codebook_sha256
 from flowvq_cli.vqig.losses import code_accuracy, discriminator_loss, perceptual_kind
 
 from .flows import EXPORT_DIRNAME, PRESETS
@@ -721,8 +720,7 @@ def _init_vqig(vqig: VQIG, init_from: str) -> bool:
     vqig._owned().load_state_dict(start._owned().state_dict())
     if cfg.mesh_prior and not start.config.mesh_prior:
         vqig.warping.reset_heads()
-    recorded = json.loads((Path(init_from) / "config.json").read_text()).get("codebook_sha256")
-    return recorded == vqig.codebook_fingerprint()
+    return trained_codebook_sha256(init_from) == vqig.codebook_fingerprint()
 
 
 def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebook: str | os.PathLike[str],

@@ -2,7 +2,7 @@
 frozen codebook model. Start at :class:`VQIG` (``generator.py``)."""
 
 from flowvq_cli.vqig.config import VQIGConfig, VQIGLossConfig
-from flowvq_cli.vqig.generator import VQIG, SourceCache, VQIGOutput, codebook_fingerprint
+from flowvq_cli.vqig.generator import VQIG, SourceCache, VQIGOutput, codebook_fingerprint, trained_codebook_sha256
 from flowvq_cli.vqig.losses import CodeLevelLoss, ImageLevelLoss, VQIGBatch
 from flowvq_cli.vqig.warp import MeshPrior, flow_from_pixel_map, flow_warm_start_loss, identity_flow, resize_flow, warp
 
@@ -21,5 +21,6 @@ __all__ = [
     "flow_warm_start_loss",
     "identity_flow",
     "resize_flow",
+    "trained_codebook_sha256",
     "warp",
 ]

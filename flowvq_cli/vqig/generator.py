@@ -541,6 +541,11 @@ def codebook_fingerprint(codebook: VQGAN) -> str:
     return digest.hexdigest()
 
 
+def trained_codebook_sha256(directory: str | os.PathLike[str]) -> str | None:
+    """The :func:`codebook_fingerprint` that a VQIG saved in ``directory`` records: the codebook it learnt on."""
+    return _read_payload(Path(directory) / CONFIG_NAME).get("codebook_sha256")
+
+
 def _read_payload(path: Path) -> dict:
     if not path.is_file():
         raise WeightsError(f"VQIG model: {path} is missing; point to a folder written by VQIG.save_pretrained "
