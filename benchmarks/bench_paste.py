@@ -51,15 +51,13 @@ def measure(photo: Path, frames: int) -> None:
     from flowvq_cli.eval import sharpness_ratio
     from flowvq_cli.face import align, rig
     from flowvq_cli.face.paste import PasteBack, WarpPaste
-    from flowvq_cli.render.meshwarp import INTERPOLATIONS
 
     source = prepare_face(photo)
     renderer, _ = mesh_renderer(source)
     meshes = rig.synthesize(source.identity, talking(source.coeffs, frames))
     rendered = renderer.render(meshes)
     alignment = align.Alignment.from_matrix(source.crop_matrix)
-    warp_paste = WarpPaste.build(source.image, source.crop_matrix, renderer.source,
-                                 INTERPOLATIONS[renderer.config.interpolation], painter=renderer)
+    warp_paste = WarpPaste.from_renderer(source.image, source.crop_matrix, renderer, draw=True)
     paste_back = PasteBack.build(source.image, source.crop_matrix)
     pastes = {"WarpPaste": lambda i: warp_paste(rendered.frames[i], rendered.flow[i], rendered.paint[i],
                                                 rendered.mouth_paint[i], meshes[i]),

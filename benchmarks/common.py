@@ -34,7 +34,7 @@ def machine() -> str:
 
 def precision(vqig) -> str:
     """The precision a VQIG renders in on this machine, e.g. ``bfloat16`` (``VQIG.render_dtype``)."""
-    return str(vqig.render_dtype).removeprefix("torch.")
+    return vqig.render_precision
 
 
 def run(main: Callable[[], object]) -> None:

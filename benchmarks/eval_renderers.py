@@ -47,6 +47,7 @@ from flowvq_cli.data.datasets import FrameTripletDataset, _load_coeffs
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.eval import psnr, sharpness_ratio, ssim
 from flowvq_cli.face import rig
+from flowvq_cli.fsutil import sha256_file
 from flowvq_cli.render.meshwarp import INTERPOLATIONS, MeshWarpConfig, MeshWarpRenderer
 from flowvq_cli.train.images import clip_face_key, to_uint8
 from flowvq_cli.vq import VQGAN
@@ -200,12 +201,13 @@ def evaluate_clip(root: Path, clip: Clip, frames_of: FrameTripletDataset, model:
 
 
 def clips_fingerprint(root: Path, clips: list[Clip]) -> str:
-    """First 12 hex digits of the SHA-256 over the clips' ids, coefficients and frame videos, in order."""
+    """First 12 hex digits of the SHA-256 over the clips' ids and the SHA-256 of their coefficients and frame
+    videos, in order."""
     digest = hashlib.sha256()
     for clip in clips:
         digest.update(clip.id.encode())
         for kind in ("coeffs", "frames"):
-            digest.update(clip.path(root, kind).read_bytes())
+            digest.update(sha256_file(clip.path(root, kind)).encode())
     return digest.hexdigest()[:12]
 
 

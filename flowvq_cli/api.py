@@ -183,11 +183,9 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
     the photo's size with ``paste_back``, else the 256² crop. ``identity`` (468, 3), when given, is the
     face shape of the output frames (default: the photo's own)."""
     from flowvq_cli.face.paste import WarpPaste
-    from flowvq_cli.render.meshwarp import INTERPOLATIONS
 
     warp, _ = mesh_renderer(source)  # at the crop's own size: meshes in crop pixels
-    paster = WarpPaste.build(source.image, source.crop_matrix, warp.source, INTERPOLATIONS[warp.config.interpolation],
-                             painter=warp) if paste_back else None  # the mouth drawn at the photo's resolution
+    paster = WarpPaste.from_renderer(source.image, source.crop_matrix, warp, draw=True) if paste_back else None
     for start in range(0, len(coeffs), chunk):
         meshes = rig.synthesize(source.identity if identity is None else identity, coeffs[start : start + chunk])
         result = warp.render(meshes)
@@ -221,7 +219,6 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     import cv2
 
     from flowvq_cli.face.paste import PasteBack, WarpPaste
-    from flowvq_cli.render.meshwarp import INTERPOLATIONS
     from flowvq_cli.vqig import MeshPrior
 
     size = vqig.codebook.config.image_size
@@ -234,8 +231,7 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     renderer, scale = mesh_renderer(source, crop) if vqig.config.mesh_prior else (None, 1.0)
     native = paste_back and vqig.config.prior_frame and size == crop_size  # prior_frame needs mesh_prior
     if native:
-        paster = WarpPaste.build(source.image, source.crop_matrix, renderer.source,
-                                 INTERPOLATIONS[renderer.config.interpolation])
+        paster = WarpPaste.from_renderer(source.image, source.crop_matrix, renderer)
     else:
         paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
     for start in range(0, len(coeffs), chunk):
@@ -442,8 +438,7 @@ class FlowVQ:
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
                                   weights=self.weights_id, timings=timings,
-                                  precision=str(self.vqig.render_dtype).removeprefix("torch.") if self.vqig is not None
-                                  else "float32")
+                                  precision=self.vqig.render_precision if self.vqig is not None else "float32")
         if path is not None:
             self._write_video(result, source, audio, path, paste_back=paste_back, force=force, progress=progress)
         if coeffs_out is not None:

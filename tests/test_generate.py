@@ -218,7 +218,7 @@ def test_vqig_renderer_path(tiny_renderer_bundle: Path, tiny_bundle: Path, face_
     result = model.generate(face_png, speech_wav, emotion="fear", seed=2, out=out, paste_back=False)
     info = probe_video(out)
     assert (info.width, info.height) == (256, 256) and info.n_frames == result.n_frames
-    assert result.summary()["precision"] == str(model.vqig.render_dtype).removeprefix("torch.")
+    assert result.summary()["precision"] == model.vqig.render_precision
     proc = run_cli("generate", str(face_png), str(speech_wav), "--weights", str(tiny_renderer_bundle), "--fp32",
                    "--crop-only", "--json", "--out", str(tmp_path / "fp32.mp4"))
     assert proc.returncode == 0, proc.stderr

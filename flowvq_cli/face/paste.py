@@ -140,6 +140,16 @@ class WarpPaste:
         return cls(paste=paste, source_crop=np.ascontiguousarray(source_crop), crop_xy=crop_xy, photo_xy=photo_xy,
                    crop_grid=crop_grid, interpolation=interpolation, painter=painter)
 
+    @classmethod
+    def from_renderer(cls, image: np.ndarray, crop_matrix: np.ndarray, renderer, *, draw: bool = False) -> WarpPaste:
+        """:meth:`build` for the frames of ``renderer`` (the mesh-warp renderer of the photo's crop): its source
+        crop and sampling; with ``draw`` it is also the painter, drawing the mouth interior and the lids at the
+        photo's resolution."""
+        from flowvq_cli.render.meshwarp import INTERPOLATIONS
+
+        return cls.build(image, crop_matrix, renderer.source, INTERPOLATIONS[renderer.config.interpolation],
+                         painter=renderer if draw else None)
+
     def __call__(self, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray, mouth_paint: np.ndarray | None = None,
                  target_mesh: np.ndarray | None = None) -> np.ndarray:
         """One rendered frame (S, S, 3) uint8, its flow (S, S, 2) (crop position each pixel shows) and paint

@@ -164,6 +164,11 @@ def _affines(dst_tri: np.ndarray, src_tri: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.solve(a, src_tri), 1, 2)  # (N, 2, 3)
 
 
+def _affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Points (N, 2) through the (2, 3) affine map ``m``."""
+    return points @ m[:, :2].T + m[:, 2]
+
+
 class MeshWarpRenderer:
     """Warp one source crop to many target meshes.
 
@@ -225,7 +230,7 @@ class MeshWarpRenderer:
         moved = []
         for i, follow in enumerate(c.ring_follow):
             ring = self.ring_src[i * k : (i + 1) * k]
-            full = ring @ m[:, :2].T + m[:, 2]
+            full = _affine(ring, m)
             moved.append(ring + follow * (full - ring))
         border = self.outer_src[len(self.oval) + len(self.ring_src) :]
         return np.vstack([mesh2d[self.oval], *moved, border])
@@ -316,7 +321,7 @@ class MeshWarpRenderer:
         scale = 1.0
         if to_image is not None:  # frame → image pixels; the soft edge and the lash line scale too
             to_image = np.asarray(to_image, np.float64)
-            tgt2d = tgt2d @ to_image[:, :2].T + to_image[:, 2]
+            tgt2d = _affine(tgt2d, to_image)
             scale = float(np.sqrt(abs(np.linalg.det(to_image[:, :2]))))
         strength = c.lid_opacity * float(np.clip((closure - c.lid_from) / (c.lid_full - c.lid_from), 0.0, 1.0))
         poly = np.vstack([tgt2d[eye.fold], tgt2d[eye.lower][::-1]])
@@ -374,7 +379,7 @@ class MeshWarpRenderer:
         poly = self._mouth_polygon(tgt2d)
         if to_image is not None:
             to_image = np.asarray(to_image, np.float64)
-            poly = poly @ to_image[:, :2].T + to_image[:, 2]
+            poly = _affine(poly, to_image)
         h, w = shape
         x0, y0 = np.clip(np.floor(poly.min(axis=0)).astype(int), 0, [w, h])
         x1, y1 = np.clip(np.ceil(poly.max(axis=0)).astype(int) + 1, 0, [w, h])
@@ -388,8 +393,8 @@ class MeshWarpRenderer:
         ys, xs = ys + y0, xs + x0
         if to_image is None:
             return ys, xs, xs, ys
-        back = np.linalg.inv(np.vstack([to_image, [0.0, 0.0, 1.0]]))[:2]  # image → frame pixels
-        return ys, xs, back[0, 0] * xs + back[0, 1] * ys + back[0, 2], back[1, 0] * xs + back[1, 1] * ys + back[1, 2]
+        back = _affine(np.stack([xs, ys], axis=1), np.linalg.inv(np.vstack([to_image, [0.0, 0.0, 1.0]]))[:2])
+        return ys, xs, back[:, 0], back[:, 1]  # frame positions of the image pixels
 
     def _mouth_alpha(self, tgt2d: np.ndarray) -> np.ndarray:
         """(H, W) opacity of the painted interior: inside the target's inner-lip polygon, by how much the

@@ -326,6 +326,11 @@ class VQIG(nn.Module):
             return torch.bfloat16
         return torch.float32
 
+    @property
+    def render_precision(self) -> str:
+        """:attr:`render_dtype`'s name: ``bfloat16``, ``float16`` or ``float32``."""
+        return str(self.render_dtype).removeprefix("torch.")
+
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
         """inference_mode, plus autocast to :attr:`render_dtype` when that is not float32."""
