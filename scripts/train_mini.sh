@@ -18,8 +18,10 @@
 # codebook painting only the mouth interior and the closing lids) keeps the identity as well as the warp
 # but loses the blinks; vqig-frame (composed on the mesh-warp renderer's own frame, lids included, the
 # codebook painting only the mouth interior) keeps them, and is bundled with the codebook, with the mesh
-# warp as the bundle's default renderer: it is sharper and 9 times faster (the model card).
-# Needs Debian's espeak-ng. The `mini` ExpFlow preset is ±6 audio frames through 3 convolutions,
+# warp as the bundle's default renderer: it is sharper and about 4 times faster (the model card).
+# Speech comes from espeak-ng through the espeakng-loader dependency (1.52). The shipped bundle's corpora
+# were spoken by Debian's espeak-ng 1.51, whose audio differs, so a rerun trains on other clips (drawn
+# the same way) and its figures differ a little. The `mini` ExpFlow preset is ±6 audio frames through 3 convolutions,
 # consistency loss on the mouth (λ = 2).
 set -euo pipefail
 stage=${1:?usage: train_mini.sh flows|codebook|vqig|vqig-compose|vqig-prior|vqig-frame [WORK_DIR]}

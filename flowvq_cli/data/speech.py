@@ -1,9 +1,9 @@
 """Synthetic speech with phoneme timings, from espeak-ng (the audio side of ``flowvq synth``).
 
 ``espeak-ng --pho`` prints nothing for espeak's own (non-MBROLA) voices, so this module drives the C
-library ``libespeak-ng.so.1`` through :mod:`ctypes`, in synchronous mode with phoneme events on:
+library ``libespeak-ng`` through :mod:`ctypes`, in synchronous mode with phoneme events on:
 
-    espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, NULL, espeakINITIALIZE_PHONEME_EVENTS)
+    espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, DATA_PATH, espeakINITIALIZE_PHONEME_EVENTS)
     espeak_SetSynthCallback(cb)            cb(short *wav, int n, espeak_EVENT *events) per buffer
     espeak_SetVoiceByName("en-us+f3")      language voice + optional "+variant"
     espeak_SetParameter(RATE | PITCH | VOLUME | RANGE, value, 0)
@@ -13,6 +13,18 @@ Each ``espeakEVENT_PHONEME`` event carries the phoneme's start (``audio_position
 mnemonic (``id.string``, e.g. ``p``, ``A:``, ``_:`` for a pause); a phoneme ends where the next one
 starts, the last one at the end of the audio. The span before the first phoneme is labelled ``_``.
 Audio comes at 22 050 Hz and is resampled to 16 kHz (``resample_poly``, 320/441).
+
+Which library: the one the PyPI package ``espeakng-loader`` ships (a dependency of FlowVQ, so ``pip``
+alone sets everything up; espeak-ng 1.52 with its ``espeak-ng-data`` folder, whose path goes to
+``espeak_Initialize``, since the library was built for another prefix). Only if that package cannot be
+imported is a system ``libespeak-ng.so.1`` (Debian's ``espeak-ng``) tried, with its own compiled-in data
+path. :func:`engine_info` says which one runs. The two releases differ: 1.52 marks stress on a
+syllable's vowel in the phoneme events (``'oU``, ``,aU``; 1.51 sent ``oU``, ``aU``; the visemes ignore
+the marks), and the same text can come out with other audio (of four test sentences, one was sample
+for sample the same, three differed in waveform and up to 2.4 % in length). A corpus made with one is
+therefore not the corpus made with the other; nothing in FlowVQ depends on exact audio. 1.52 also seeds
+its noise generator (the breathy variants) from the clock; :data:`RAND_SEED` fixes it, so that a fresh
+process speaks a text the same way every time, as 1.51 did.
 
 The library is process-global state: every call holds :data:`_LOCK`. Separate processes are
 independent (each loads its own copy), so a process pool parallelises synthesis.
@@ -46,6 +58,7 @@ SAMPLE_RATE = 16_000
 """Rate of :attr:`Utterance.samples` (Hz), the rate the audio features expect (DESIGN §3)."""
 
 LIBRARY_NAMES = ("libespeak-ng.so.1", "libespeak-ng.so")
+"""System library names tried when the ``espeakng-loader`` package is not importable."""
 
 # speak_lib.h (API revision 12) constants
 AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -57,6 +70,10 @@ EVENT_WORD = 1
 EVENT_PHONEME = 7
 PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE = 1, 2, 3, 4
 EE_OK = 0
+
+RAND_SEED = 1
+"""Seed of espeak-ng's noise generator (``espeak_ng_SetRandSeed``, 1.52+), so that a fresh process speaks
+a text the same way every time, as 1.51 did without one."""
 
 PAUSE = "_"
 """Label of silence: espeak's own pauses are ``_``, ``_:``, ``_!``, ``_|``; the lead-in gets ``_``."""
@@ -162,9 +179,10 @@ class _Capture:
 class _Engine:
     """The loaded library, its callback and the capture buffer of the call in progress."""
 
-    def __init__(self, lib: ctypes.CDLL, native_rate: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, native_rate: int, path: str) -> None:
         self.lib = lib
         self.native_rate = native_rate
+        self.path = path
         self.capture = _Capture([], [], [])
         self.callback = _CALLBACK(self._on_buffer)  # kept referenced: the library holds the pointer
         lib.espeak_SetSynthCallback(self.callback)
@@ -188,14 +206,29 @@ _LOCK = threading.Lock()
 _ENGINE: _Engine | None = None
 
 
-def _load_library() -> ctypes.CDLL:
-    names = [*LIBRARY_NAMES, ctypes.util.find_library("espeak-ng")]
-    for name in filter(None, names):
+def _candidates() -> list[tuple[str, str | None]]:
+    """(library, data path or None for the library's own) to try, in order: PyPI's, then the system's."""
+    found: list[tuple[str, str | None]] = []
+    try:
+        import espeakng_loader
+
+        found.append((espeakng_loader.get_library_path(), espeakng_loader.get_data_path()))
+    except (ImportError, RuntimeError):  # not installed, or installed without its data folder
+        pass
+    system = ctypes.util.find_library("espeak-ng")
+    found += [(name, None) for name in dict.fromkeys(filter(None, (*LIBRARY_NAMES, system)))]
+    return found
+
+
+def _load_library() -> tuple[ctypes.CDLL, str, str | None]:
+    """The first espeak-ng library of :func:`_candidates` that loads, its name and the data path to give it."""
+    for name, data in _candidates():
         try:
-            return ctypes.CDLL(name)
+            return ctypes.CDLL(name), name, data
         except OSError:
             continue
-    raise SpeechSynthesisError("espeak-ng library not found (libespeak-ng.so.1); install it: apt-get install espeak-ng")
+    raise SpeechSynthesisError("espeak-ng library not found: neither the espeakng-loader package nor a system "
+                               "libespeak-ng.so.1; reinstall FlowVQ's dependencies: pip install espeakng-loader")
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -215,20 +248,41 @@ def _engine() -> _Engine:
     """The process's engine, initialised on first use. Call with :data:`_LOCK` held."""
     global _ENGINE
     if _ENGINE is None:
-        lib = _load_library()
+        lib, name, data = _load_library()
         _declare(lib)
-        rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, None, INITIALIZE_PHONEME_EVENTS)
+        rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode() if data else None,
+                                     INITIALIZE_PHONEME_EVENTS)
         if rate <= 0:
-            raise SpeechSynthesisError("espeak-ng failed to initialise (is espeak-ng-data installed?); "
-                                       "reinstall it: apt-get install --reinstall espeak-ng-data")
-        _ENGINE = _Engine(lib, rate)
+            raise SpeechSynthesisError(f"espeak-ng ({name}) found no espeak-ng-data at {data or 'its default'}; "
+                                       "reinstall it: pip install --force-reinstall espeakng-loader")
+        if hasattr(lib, "espeak_ng_SetRandSeed"):  # 1.52+: noise (breath, e.g. variant f3) seeded by the clock
+            lib.espeak_ng_SetRandSeed.argtypes = (ctypes.c_long,)
+            lib.espeak_ng_SetRandSeed(RAND_SEED)
+        _ENGINE = _Engine(lib, rate, name)
     return _ENGINE
 
 
-def _data_dir(engine: _Engine) -> Path:
+def _info(engine: _Engine) -> tuple[str, Path]:
+    """espeak_Info: the library's version and its data folder."""
     path = ctypes.c_char_p()
-    engine.lib.espeak_Info(ctypes.byref(path))
-    return Path((path.value or b"").decode())
+    version = engine.lib.espeak_Info(ctypes.byref(path))
+    return (version or b"").decode(), Path((path.value or b"").decode())
+
+
+class EngineInfo(NamedTuple):
+    """Which espeak-ng runs: its version (``"1.52.0"``), library file and data folder."""
+
+    version: str
+    library: str
+    data: Path
+
+
+def engine_info() -> EngineInfo:
+    """The espeak-ng this process speaks with (loading it if needed)."""
+    with _LOCK:
+        engine = _engine()
+        version, data = _info(engine)
+    return EngineInfo(version, engine.path, data)
 
 
 def available_voices() -> list[str]:
@@ -237,7 +291,7 @@ def available_voices() -> list[str]:
     (``espeak_SetVoiceByName`` accepts an unknown variant silently, so variants are checked on disk.)
     """
     with _LOCK:
-        root = _data_dir(_engine())
+        root = _info(_engine())[1]
     variants = [v for v in VOICE_VARIANTS if not v or (root / "voices" / "!v" / v).is_file()]
     return [f"{lang}+{v}" if v else lang for lang in LANGUAGE_VOICES for v in variants]
 
@@ -250,7 +304,8 @@ def available_voices() -> list[str]:
 def _run(engine: _Engine, text: str, voice: str, params: dict[int, int]) -> _Capture:
     lib = engine.lib
     if lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
-        raise SpeechSynthesisError(f"espeak-ng has no voice {voice!r}; list them with: espeak-ng --voices=en")
+        raise SpeechSynthesisError(f"espeak-ng has no voice {voice!r}; FlowVQ's voices: "
+                                   "python -c 'from flowvq_cli.data import speech; print(speech.available_voices())'")
     for key, value in params.items():
         lib.espeak_SetParameter(key, int(value), 0)
     engine.capture = _Capture([], [], [])
