@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 DEFAULT_BUNDLE_NAME = "flowvq-mini"
 #: Files of a Hub repository that make up a bundle (``fnmatch`` patterns; ``*`` also matches ``/``).
 BUNDLE_PATTERNS = (MANIFEST_NAME, "README.md", f"*/{CONFIG_NAME}", f"*/*{SAFETENSORS_SUFFIX}")
+CARD_NAME = "README.md"
+#: A Markdown image ``![alt](path "title")`` or an HTML ``<img src="path">`` in a model card.
+_CARD_IMAGE_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?[^)]*\)|<img\s[^>]*?src=[\"']([^\"']+)[\"']", re.I)
 _OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 # A Hub model id as huggingface_hub validates it (ORG/NAME), then an optional @revision.
@@ -344,10 +347,12 @@ def push(
 ) -> PushResult:
     """Upload a verified bundle to Hub repository ``repo_id`` (created if needed) in one commit.
 
-    Only the manifest, the files it lists and a ``README.md`` model card (if present) are uploaded.
+    Only the manifest, the files it lists and the model card (:func:`card_files`: ``README.md`` as it is,
+    its Hub metadata block included, and the local images it shows) are uploaded.
 
     Raises:
-        WeightsError: the bundle does not verify, or the Hub refused or could not be reached.
+        WeightsError: the bundle does not verify, its card's metadata is not YAML, or the Hub refused or
+            could not be reached.
     """
     from huggingface_hub import HfApi
 
@@ -355,9 +360,7 @@ def push(
     spec = parse_repo_spec(repo_id)
     if spec is None:
         raise WeightsError(f"{repo_id} is not a Hub repo id; pass ORG/NAME")
-    files = [MANIFEST_NAME, *bundle.files()]
-    if (bundle.root / "README.md").is_file():
-        files.append("README.md")
+    files = [MANIFEST_NAME, *bundle.files(), *card_files(bundle.root)]
     api = HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(spec.repo_id, repo_type="model", private=private, exist_ok=True)
@@ -373,6 +376,52 @@ def push(
         raise mapped from exc
     return PushResult(repo_id=spec.repo_id, commit_oid=info.oid, commit_url=str(info.commit_url),
                       files=tuple(files))
+
+
+def card_metadata(bundle_dir: str | os.PathLike[str]) -> dict[str, object]:
+    """The Hub metadata of a bundle's model card: its YAML front matter (``---`` ... ``---``); {} if none.
+
+    Raises:
+        WeightsError: the front matter is not a YAML mapping (the Hub would refuse the card).
+    """
+    import yaml
+
+    card = Path(bundle_dir) / CARD_NAME
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    match = re.match(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", text, re.S)
+    if match is None:
+        return {}
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        raise WeightsError(f"{card}: its metadata block is not valid YAML ({_first_line(exc)}); fix it") from exc
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{card}: its metadata block must be a YAML mapping (key: value lines); fix it")
+    return meta
+
+
+def card_files(bundle_dir: str | os.PathLike[str]) -> list[str]:
+    """The model card and the files in the bundle folder its images point to (relative POSIX paths).
+
+    [] without a card. Links to the web, absolute paths, paths leaving the folder and missing files are
+    left out. The card's metadata block is checked (:func:`card_metadata`).
+    """
+    root = Path(bundle_dir).resolve()
+    card = root / CARD_NAME
+    if not card.is_file():
+        return []
+    card_metadata(root)
+    files = [CARD_NAME]
+    for match in _CARD_IMAGE_RE.finditer(card.read_text(encoding="utf-8")):
+        link = (match.group(1) or match.group(2)).split("#", 1)[0].split("?", 1)[0]
+        if not link or "://" in link or link.startswith(("/", "data:")):
+            continue
+        path = (root / link).resolve()
+        if path.is_file() and path.is_relative_to(root):
+            relative = path.relative_to(root).as_posix()
+            if relative not in files:
+                files.append(relative)
+    return files
 
 
 def _push_error(exc: Exception, spec: RepoSpec, endpoint: str | None) -> WeightsError | None:

@@ -434,6 +434,56 @@ def test_push_refuses_a_broken_bundle(fake_hub: FakeHub, bundle_dir: Path) -> No
     assert fake_hub.requests == []
 
 
+CARD = """---
+license: apache-2.0
+library_name: flowvq
+pipeline_tag: image-to-video
+tags:
+- talking-face
+---
+
+# flowvq-tiny
+
+![what it looks like](sheet.png) ![remote](https://example.com/x.png) ![outside](../secret.png)
+<img src="./plots/blinks.png" width="200"> ![missing](gone.png)
+"""
+
+
+def test_push_keeps_the_model_card_with_its_metadata_and_images(
+    fake_hub: FakeHub, bundle_dir: Path, tmp_path: Path
+) -> None:
+    (bundle_dir / "README.md").write_text(CARD, encoding="utf-8")
+    (bundle_dir / "sheet.png").write_bytes(b"\x89PNG sheet")
+    (bundle_dir / "plots").mkdir()
+    (bundle_dir / "plots" / "blinks.png").write_bytes(b"\x89PNG blinks")
+    (tmp_path / "secret.png").write_bytes(b"not the bundle's")
+    assert hub.card_files(bundle_dir) == ["README.md", "sheet.png", "plots/blinks.png"]
+    result = hub.push(bundle_dir, "me/carded", token="hf_test_token", endpoint=fake_hub.url)
+    stored = fake_hub.repos["me/carded"]["commits"][result.commit_oid]
+    assert stored["README.md"] == CARD.encode()  # byte for byte: the Hub reads its metadata from it
+    assert stored["sheet.png"] == b"\x89PNG sheet" and stored["plots/blinks.png"] == b"\x89PNG blinks"
+    assert not any("secret" in name or "gone" in name for name in stored)
+    # Downloading fetches the bundle and its card (not the images), metadata intact.
+    path = hub.download("me/carded", cache_dir=tmp_path / "c", endpoint=fake_hub.url)
+    assert hub.card_metadata(path)["library_name"] == "flowvq"
+
+
+def test_push_refuses_a_card_whose_metadata_is_not_yaml(fake_hub: FakeHub, bundle_dir: Path) -> None:
+    (bundle_dir / "README.md").write_text("---\nlicense: [apache-2.0\n---\n# card\n", encoding="utf-8")
+    with pytest.raises(WeightsError, match=r"README\.md: its metadata block is not valid YAML"):
+        hub.push(bundle_dir, "me/badcard", endpoint=fake_hub.url)
+    assert fake_hub.requests == []
+
+
+def test_the_shipped_model_card_carries_hub_metadata() -> None:
+    root = hub.default_bundle_dir()
+    meta = hub.card_metadata(root)
+    assert meta["license"] == "apache-2.0"  # the repository's LICENSE
+    assert meta["library_name"] == "flowvq" and meta["pipeline_tag"] == "image-to-video"
+    assert {"talking-face", "emotion"} <= set(meta["tags"])
+    assert hub.card_files(root) == ["README.md", "contact_sheet.png"]
+
+
 def test_list_cached(fake_hub: FakeHub, published: str, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     assert hub.list_cached(cache) == []
