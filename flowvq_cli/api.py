@@ -6,7 +6,7 @@
     result = fv.generate("face.png", "speech.wav", emotion="angry", seed=3, out="out.mp4")
     result.coeffs                                        # (T, 58) generated coefficients
 
-One job (DESIGN.md §1): the photo is analysed once (crop, identity, source coefficients); audio becomes
+One job (docs/design.md §1): the photo is analysed once (crop, identity, source coefficients); audio becomes
 per-video-frame features; ExpFlow samples the expression and PoseFlow the head motion, seeded; the
 renderer turns (source crop, coefficients) into 256² frames, which go back into the photo (the mesh warp's
 motion resampling the photo itself at its own resolution: ``face.paste.WarpPaste``) and are streamed to

@@ -1,4 +1,4 @@
-"""Training-time audio augmentation (DESIGN §3): the shipped weights learn from synthetic speech but
+"""Training-time audio augmentation (docs/design.md §3): the shipped weights learn from synthetic speech but
 must work on real voices, so training audio is randomly pitch-shifted, tempo-changed, equalised,
 reverberated and mixed with noise. Pure numpy/scipy; every random choice comes from a
 ``numpy.random.Generator``.

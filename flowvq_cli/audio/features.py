@@ -1,4 +1,4 @@
-"""Audio features the flows are conditioned on (DESIGN §3).
+"""Audio features the flows are conditioned on (docs/design.md §3).
 
 Pipeline for one recording::
 

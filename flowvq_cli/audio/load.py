@@ -1,4 +1,4 @@
-"""Decode any audio ffmpeg reads into 16 kHz mono float32 (DESIGN §3).
+"""Decode any audio ffmpeg reads into 16 kHz mono float32 (docs/design.md §3).
 
 The decoder is the ffmpeg binary that ships with ``imageio-ffmpeg`` (no system ffmpeg needed). It is
 run with an argument list, its samples come back over a pipe as raw little-endian float32

@@ -1,4 +1,4 @@
-"""Training datasets over a FlowVQ dataset folder (DESIGN.md §6).
+"""Training datasets over a FlowVQ dataset folder (docs/design.md §6).
 
 Two map-style ``torch.utils.data.Dataset`` classes read ``DATASET/manifest.jsonl``:
 

@@ -1,4 +1,4 @@
-"""Training-time colour and lighting augmentation of face frames (DESIGN §4, "identities are augmented").
+"""Training-time colour and lighting augmentation of face frames (docs/design.md §4, "identities are augmented").
 
 Few licence-clean face photos exist here, so the image models see the same few faces over and over. A
 codebook or VQIG that only ever sees one skin tone under one light learns that face's colours, and on a

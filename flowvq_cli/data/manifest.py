@@ -1,4 +1,4 @@
-"""The dataset manifest: ``DATASET/manifest.jsonl``, one JSON object per clip (DESIGN.md §6).
+"""The dataset manifest: ``DATASET/manifest.jsonl``, one JSON object per clip (docs/design.md §6).
 
 Every producer (``flowvq prepare mead|hdtf|videos``, ``flowvq synth``) writes this format and every
 trainer reads it. A clip line::

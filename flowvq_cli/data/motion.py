@@ -25,7 +25,7 @@ from flowvq_cli.data.speech import Utterance
 from flowvq_cli.data.visemes import apply_closure, arkit_index, mouth_track
 
 POSE_ORDER = ("pitch", "yaw", "roll", "tx", "ty", "log_scale")
-"""Column order of :func:`flowvq_cli.data.styles.head_track` (DESIGN §2's pose layout)."""
+"""Column order of :func:`flowvq_cli.data.styles.head_track` (docs/design.md §2's pose layout)."""
 
 
 @dataclass(frozen=True)

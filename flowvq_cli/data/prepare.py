@@ -1,4 +1,4 @@
-"""Real corpora → a FlowVQ dataset (the library side of ``flowvq prepare mead|hdtf|videos``; DESIGN §6).
+"""Real corpora → a FlowVQ dataset (the library side of ``flowvq prepare mead|hdtf|videos``; docs/design.md §6).
 
 Three layouts are read into a list of :class:`SourceJob` (clip id, speaker, emotion, intensity, video,
 audio):

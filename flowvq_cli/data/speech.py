@@ -55,7 +55,7 @@ from scipy.signal import resample_poly
 from flowvq_cli.errors import FlowVQError
 
 SAMPLE_RATE = 16_000
-"""Rate of :attr:`Utterance.samples` (Hz), the rate the audio features expect (DESIGN §3)."""
+"""Rate of :attr:`Utterance.samples` (Hz), the rate the audio features expect (docs/design.md §3)."""
 
 LIBRARY_NAMES = ("libespeak-ng.so.1", "libespeak-ng.so")
 """System library names tried when the ``espeakng-loader`` package is not importable."""

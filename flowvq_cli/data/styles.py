@@ -15,7 +15,7 @@ For each of the 9 classes (:data:`flowvq_cli.data.manifest.EMOTIONS`) at MEAD's 
   filters per axis) plus nods on the peaks of the speech energy envelope, emotion-dependent gain,
   soft-limited to :data:`HEAD_LIMIT_DEG`.
 
-Pose convention (DESIGN §2): pitch, yaw, roll in radians, tx, ty in face-crop units, log-scale. A nod
+Pose convention (docs/design.md §2): pitch, yaw, roll in radians, tx, ty in face-crop units, log-scale. A nod
 is a positive pitch pulse (this module only assumes pitch is the nodding axis; its sign is symmetric
 enough not to matter for training data).
 """

@@ -1,11 +1,11 @@
-"""``flowvq synth``: a procedural training corpus in the dataset format (DESIGN.md §6).
+"""``flowvq synth``: a procedural training corpus in the dataset format (docs/design.md §6).
 
 Per clip: random English sentences spoken by espeak-ng (voice, rate, pitch and loudness varied by
 emotion) with phoneme timings → visemes with coarticulation → the emotion's style at an intensity,
 blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) → coefficients (T, 58); frames are rendered
 by the mesh-warp renderer on a face photo and stored as the aligned 256² crop. With frames, each clip
 also gets its own face shape (:func:`reshape_identity`, ``--reshape``): the photo is warped to a wider,
-longer, rounder … face, so image models trained on few photos see many face shapes (DESIGN §4).
+longer, rounder … face, so image models trained on few photos see many face shapes (docs/design.md §4).
 
 Determinism: everything is drawn from ``numpy.random.default_rng([seed, clip_index])``. espeak-ng keeps
 internal state between calls (the same text spoken twice in one process differs by a few samples and

@@ -1,6 +1,6 @@
 """Configs of the two coefficient flows (frozen dataclasses with ``tiny`` / ``mini`` / ``base`` presets).
 
-``tiny`` is for tests, ``mini`` is sized for real-time sampling on a 2-core CPU (DESIGN.md §8: well under
+``tiny`` is for tests, ``mini`` is sized for real-time sampling on a 2-core CPU (docs/design.md §8: well under
 1 GFLOP per frame for ExpFlow + PoseFlow together), ``base`` is meant for a GPU.
 """
 
@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# Coefficient layout (DESIGN.md §2): exp[0:52] (ARKit blendshapes in [0, 1]), pose[52:58].
+# Coefficient layout (docs/design.md §2): exp[0:52] (ARKit blendshapes in [0, 1]), pose[52:58].
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, N_EXP, N_POSE
 
 EXP_DIM = N_EXP

@@ -1,5 +1,5 @@
 """ExpFlow: emotional expression coefficients (52 ARKit blendshapes) from audio, a source face and an
-emotion, as a conditional Glow with a Student's-t mixture prior (paper §3.2, DESIGN.md §4).
+emotion, as a conditional Glow with a Student's-t mixture prior (paper §3.2, docs/design.md §4).
 
 x_t = exp_t ∈ [0, 1]^52; c_t = [audio a_{t-k..t+k}, source exp s, previous frames x_{t-L..t-1},
 emotion e, intensity]; log p(x | c, e) = log p_Z(z | e) + Σ logdet.

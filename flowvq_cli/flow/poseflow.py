@@ -1,5 +1,5 @@
 """PoseFlow: head pose (pitch, yaw, roll, tx, ty, log-scale) from audio and pose history
-(paper §3.2, DESIGN.md §4).
+(paper §3.2, docs/design.md §4).
 
 Same flow steps as ExpFlow, but c_t = [audio a_{t-k..t+k}, previous poses x_{t-L..t-1}] (no source pose,
 no emotion), a standard Gaussian prior, and the pose is modelled as is (unconstrained). The caller handles

@@ -1,4 +1,4 @@
-"""Trainers of the image components: the codebook model (VQGAN) and the image generator VQIG (DESIGN §4).
+"""Trainers of the image components: the codebook model (VQGAN) and the image generator VQIG (docs/design.md §4).
 
 Both run on the generic :class:`~flowvq_cli.train.loop.Trainer` (resumable atomic checkpoints, validation
 on the held-out speakers of the ``val`` split, JSONL log, DDP) like the flow trainers, with a run folder::

@@ -1,4 +1,4 @@
-"""Training losses of the codebook model (DESIGN §4):
+"""Training losses of the codebook model (docs/design.md §4):
 
     L_G = λ_rec‖I − Î‖₁ + λ_per·L_per + λ_adv(step)·L_adv + ‖sg[z] − z_q‖² + β‖z − sg[z_q]‖²
 

@@ -1,7 +1,7 @@
 """Vector quantiser: nearest-code lookup, straight-through gradients, usage statistics, dead-code restart.
 
 Given encoder features ``z`` of shape (B, d, h, w) and a codebook C of shape (N, d), every position is
-replaced by its nearest code (squared L2). The paper's losses (DESIGN §4, "Codebook") are
+replaced by its nearest code (squared L2). The paper's losses (docs/design.md §4, "Codebook") are
 
     codebook loss   = mean ‖sg[z] − z_q‖²        (moves the codes toward the encoder outputs)
     commitment loss = β · mean ‖z − sg[z_q]‖²     (keeps the encoder close to its codes)

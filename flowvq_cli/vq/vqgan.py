@@ -1,4 +1,4 @@
-"""The codebook model (paper §3.3 "Codebook", DESIGN §4): encoder E, quantiser C, decoder G.
+"""The codebook model (paper §3.3 "Codebook", docs/design.md §4): encoder E, quantiser C, decoder G.
 
 Images are (B, 3, H, W) in [-1, 1]. E maps them to a latent grid (B, d, H/2^L, W/2^L), where L =
 ``len(channel_mults) - 1``; C replaces each latent vector by its nearest code; G maps codes back to
@@ -113,7 +113,7 @@ class VQGANConfig:
 
     @classmethod
     def mini(cls) -> VQGANConfig:
-        """The CPU budget (DESIGN §8): 256² → 16² latents; 3.4 M parameters; decoder 5.1 GFLOP/frame."""
+        """The CPU budget (docs/design.md §8): 256² → 16² latents; 3.4 M parameters; decoder 5.1 GFLOP/frame."""
         return cls(image_size=256, base_channels=16, channel_mults=(1, 2, 4, 8, 8), num_res_blocks=1,
                    attention=True, attention_heads=4, norm_groups=8, latent_dim=64, num_codes=1024)
 

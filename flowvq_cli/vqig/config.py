@@ -1,9 +1,9 @@
-"""Configuration of the vector-quantised image generator (VQIG, paper §3.3, DESIGN §4 "VQIG").
+"""Configuration of the vector-quantised image generator (VQIG, paper §3.3, docs/design.md §4 "VQIG").
 
 One frozen dataclass, :class:`VQIGConfig`, describes the whole model: the codebook model it is built on
 (``codebook``, a :class:`~flowvq_cli.vq.VQGANConfig`), the sizes of VQIG's own networks and the loss
 weights of its two training stages (``loss``, a :class:`VQIGLossConfig`). Presets: ``tiny()`` for tests,
-``mini()`` for the CPU budget (DESIGN §8), ``base()`` for a GPU.
+``mini()`` for the CPU budget (docs/design.md §8), ``base()`` for a GPU.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class VQIGConfig:
 
     @classmethod
     def mini(cls) -> VQIGConfig:
-        """The CPU budget (DESIGN §8) on the mini codebook (256² images, 16² codes, d = 64).
+        """The CPU budget (docs/design.md §8) on the mini codebook (256² images, 16² codes, d = 64).
 
         E_w's first three levels run once per photo; per frame it warps their 32² output, runs E_w's last
         levels, a 64² flow hourglass, a 3-layer transformer and the 5.1 GFLOP decoder with the fidelity

@@ -1,7 +1,7 @@
 """Fidelity skip (CodeFormer's controllable feature transformation, behind ``VQIGConfig.fidelity_skip``).
 
 **Why.** The paper's VQIG decodes *only* codebook entries. A codebook trained on the few licence-clean
-faces available here (DESIGN §4) cannot spell an unseen person's fine identity — skin tone, moles, the
+faces available here (docs/design.md §4) cannot spell an unseen person's fine identity — skin tone, moles, the
 exact eye and lip shapes — with 1024 codes at 16² positions: the output drifts toward the training
 faces. Identity on unseen photos matters more than the letter of the paper, so, as CodeFormer does for
 the same trade-off, the warped encoder's multi-scale features reach the decoder directly:

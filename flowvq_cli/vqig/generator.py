@@ -1,4 +1,4 @@
-"""The vector-quantised image generator VQIG (paper §3.3, DESIGN §4 "VQIG"), assembled.
+"""The vector-quantised image generator VQIG (paper §3.3, docs/design.md §4 "VQIG"), assembled.
 
     source ──► E (frozen) ──► quantiser (frozen) ──► z_s ─────────────────────────────┐
     source ──► E_w head ─► entry ─┐                                                    │

@@ -1,4 +1,4 @@
-"""Training batches and losses of VQIG's two stages (paper §3.3, CodeFormer's recipe; DESIGN §4).
+"""Training batches and losses of VQIG's two stages (paper §3.3, CodeFormer's recipe; docs/design.md §4).
 
 **Code level** — the networks learn to predict the GT frame's codes:
 cross-entropy to the code indices the frozen E + quantiser give the GT frame, plus ‖ẑ − z_gt‖² between

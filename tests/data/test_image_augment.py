@@ -1,4 +1,4 @@
-"""Colour and lighting augmentation of training frames (identity augmentation, DESIGN §4)."""
+"""Colour and lighting augmentation of training frames (identity augmentation, docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -237,7 +237,7 @@ def test_gmm_ablation_switch():
 
 
 def test_mini_configs_fit_the_cpu_budget():
-    """ExpFlow + PoseFlow mini: far below 1 GFLOP per frame (DESIGN.md §8)."""
+    """ExpFlow + PoseFlow mini: far below 1 GFLOP per frame (docs/design.md §8)."""
     exp_model, pose_model = ExpFlow(ExpFlowConfig.mini()).eval(), PoseFlow(PoseFlowConfig.mini()).eval()
     T, F = 32, ExpFlowConfig.mini().audio_dim
     batch = ExpBatch(torch.rand(1, T, 52), torch.randn(1, T, F), torch.rand(1, 52), torch.tensor([4]),

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from flowvq_cli.errors import WeightsError
 from flowvq_cli.vq.vqgan import CONFIG_NAME, VQGAN, WEIGHTS_NAME, VQGANConfig
 
-# DESIGN §8: ≈70 GFLOP/s in 3×3 convs on the 2-core machine; 0.3 s per 256² frame → ≲ 10 GFLOP.
+# docs/design.md §8: ≈70 GFLOP/s in 3×3 convs on the 2-core machine; 0.3 s per 256² frame → ≲ 10 GFLOP.
 MINI_DECODER_GFLOP_BUDGET = 10.0
 
 
