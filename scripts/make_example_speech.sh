@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Recreate examples/speech.wav: synthetic English speech from Debian's espeak-ng, 16 kHz mono 16-bit PCM.
 # Needs: espeak-ng (apt-get install espeak-ng) and the project's venv (for imageio-ffmpeg's ffmpeg).
+# Debian's command-line espeak-ng on purpose, the one optional apt use left: the shipped examples/*.wav
+# were made with its 1.51 and this reproduces them byte for byte. FlowVQ itself (flowvq synth, the tests)
+# speaks with the espeak-ng 1.52 library of the espeakng-loader dependency, which has no command line and
+# speaks some texts differently (flowvq_cli/data/speech.py).
 # Usage: scripts/make_example_speech.sh [output.wav [voice [text]]]
 #   examples/speech2.wav (a voice the synthetic corpus never uses):
 #   scripts/make_example_speech.sh examples/speech2.wav en-gb+m6 "Every morning I walk to the old harbour and watch the boats come in."
