@@ -5,17 +5,225 @@
 target's extension (``.coeffs.npy.k3j9x2.partial.npy``), so writers that look at the extension (ffmpeg,
 ``np.lib.format.open_memmap``, ``wave``) behave as they would on the target. The target's folder must
 exist; callers that want it created do so themselves.
+
+Leftovers: a temporary file is made by :func:`create_temp`, which holds an exclusive ``flock`` on it
+for as long as its process lives. A process killed outright (SIGKILL, power loss) leaves its temporary
+file behind, unlocked; the next run that writes into the same folder removes it
+(:func:`sweep_leftovers`). A temporary file whose lock is held belongs to a live run (another ``batch``
+on the same folder) and is never touched. Where locks are not available (Windows, some network file
+systems) nothing is swept.
+
+Disk full: an ``ENOSPC`` / ``EDQUOT`` while writing becomes :class:`DiskFullError`, one line that says
+where, how much is free, how much the file needed at least, and what to do.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from flowvq_cli.errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no sweeping
+    fcntl = None
+
+PARTIAL_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.partial(\.[^.]+)?$")
+"""Names of FlowVQ's temporary files: ``.NAME.<8 random>.partial[.ext]`` (hidden, beside the target)."""
+
+TEMP_ATTEMPTS = 8
+"""How often :func:`create_temp` retries when a sweep of another run removed its fresh file."""
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+"""OS errors that mean "no room left": a full disk, or the user's quota reached."""
+
+_swept: set[str] = set()
+
+
+class DiskFullError(OutputError):
+    """The disk (or the quota) filled up while writing an output; nothing half-written is left."""
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in a human unit: ``512 B``, ``3.2 MB``, ``1.5 GB`` (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is an OS error meaning the disk or the quota is full."""
+    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_error(path: str | os.PathLike[str], written: int = 0) -> DiskFullError:
+    """The one-line error for a disk that filled up while writing ``path`` (a file, or a folder when the
+    file is unknown); ``written``: the bytes that had made it to disk."""
+    path = Path(path)
+    folder, what = (path, f"into {path}") if path.is_dir() else (path.parent, str(path))
+    try:
+        free = format_bytes(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "unknown"
+    needed = f"it needs more than {format_bytes(written)}" if written > 0 else "it needs more"
+    return DiskFullError(f"disk full: cannot write {what} ({free} free in {folder}; {needed}); free some space "
+                         "there or write to another disk, then run again")
+
+
+def _lock(fd: int, name: str) -> bool:
+    """Lock a fresh temporary file; False when a sweep removed it meanwhile (then make another)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return True  # a file system without locks: the file is never swept, so it is safe to use
+    try:
+        return os.path.samestat(os.stat(name), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def create_temp(path: str | os.PathLike[str]) -> tuple[Path, int]:
+    """Create ``.NAME.<random>.partial.EXT`` beside ``path``, locked by this process for its lifetime.
+
+    Sweeps the folder's leftovers first (once per folder and process). Returns the temporary file and
+    the descriptor holding its lock: close it (after renaming or deleting the file) with ``os.close``.
+
+    Raises:
+        DiskFullError: no room for even an empty file. OSError: the folder is missing or read-only.
+    """
+    path = Path(path)
+    sweep_once(path.parent)
+    for _ in range(TEMP_ATTEMPTS):
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{path.suffix}", dir=path.parent)
+        except OSError as error:
+            if is_disk_full(error):
+                raise disk_full_error(path) from None
+            raise
+        if _lock(fd, name):
+            return Path(name), fd
+        os.close(fd)
+    raise OutputError(f"cannot create a temporary file beside {path}: another process keeps removing them")
+
+
+def _owner_gone(path: str) -> int | None:
+    """Open ``path`` and try its lock: the open descriptor (lock now held) when its owner is gone, else None."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError:  # held by a live run, or no locks on this file system
+        os.close(fd)
+        return None
+
+
+def sweep_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files in ``folder`` whose process is gone (see the module docstring).
+
+    Returns the paths removed. Never raises for an unreadable folder or a file that vanished.
+    """
+    removed = []
+    try:
+        entries = [e for e in os.scandir(folder) if PARTIAL_RE.match(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for entry in entries:
+        fd = _owner_gone(entry.path)
+        if fd is None:
+            continue
+        try:
+            if os.path.samestat(os.stat(entry.path), os.fstat(fd)):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass  # removed meanwhile, or not ours to remove
+        finally:
+            os.close(fd)
+    return removed
+
+
+def sweep_once(folder: str | os.PathLike[str]) -> list[Path]:
+    """:func:`sweep_leftovers` the first time this process writes into ``folder``; later calls do nothing."""
+    key = os.path.abspath(folder)
+    if key in _swept:
+        return []
+    _swept.add(key)
+    return sweep_leftovers(folder)
+
+
+def _lock_held(path: str) -> bool:
+    """Whether another open description holds ``path``'s lock (its writer is alive)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def being_written(path: str | os.PathLike[str]) -> bool:
+    """Whether a live process is writing ``path`` right now (its locked temporary file is beside it)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        names = [e.path for e in os.scandir(path.parent) if e.name.startswith(prefix) and PARTIAL_RE.match(e.name)]
+    except OSError:
+        return False
+    return any(_lock_held(name) for name in names)
+
+
+def publish(tmp: Path, path: Path, *, replace: bool = True) -> None:
+    """Move the finished ``tmp`` to ``path`` in one step.
+
+    With ``replace`` an existing ``path`` is replaced (``os.replace``: readers see the old file or the
+    new one). Without it an existing ``path`` is never overwritten, even one another process finished a
+    moment ago: the file is hard-linked into place (which fails if the name exists), falling back to a
+    check and a rename where the file system has no hard links.
+
+    Raises:
+        OutputError: ``replace`` is false and ``path`` exists.
+    """
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputError(f"{path} already exists (another run may have written it meanwhile); pass --force "
+                          "to overwrite it") from None
+    except OSError:  # no hard links here (FAT, some network or FUSE file systems)
+        if path.exists():
+            raise OutputError(f"{path} already exists; pass --force to overwrite it") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def fsync_file(path: Path) -> None:
@@ -38,35 +246,55 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], *, fsync: bool = True) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then ``os.replace`` it into place.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], *, fsync: bool = True,
+                 replace: bool = True) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place (:func:`publish`).
 
     Args:
         path: the target file; its folder must exist.
         write: fills the (empty, already created) temporary file it is given; its return value is ignored.
         fsync: flush the temporary file to disk before the rename, and the folder after it, so the new
             content survives a power loss.
+        replace: replace an existing ``path``; with False an existing ``path`` is an :class:`OutputError`.
 
     Returns:
         ``path`` as a :class:`Path`.
 
-    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left as it was.
+    Raises:
+        DiskFullError: the disk or quota filled up (one line: where, free space, what to do).
+
+    On any exception (Ctrl-C and SIGTERM included) the temporary file is removed and ``path`` is left as
+    it was.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp, fd = create_temp(path)
     try:
         write(tmp)
         if fsync:
             fsync_file(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path, replace=replace)
+    except OSError as error:
+        written = _size(tmp)
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise disk_full_error(path, written) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
     if fsync:
         fsync_dir(path.parent)
     return path
+
+
+def _size(path: Path) -> int:
+    """Size of ``path`` in bytes, 0 when it cannot be read."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray, *, fsync: bool = True) -> Path:

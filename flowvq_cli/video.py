@@ -7,7 +7,10 @@
 - :class:`VideoWriter` streams RGB frames into ffmpeg's stdin and encodes H.264 (``yuv420p``,
   ``+faststart``), optionally muxing an audio file as AAC. The file appears only when encoding
   succeeded: frames go to a hidden temporary file in the target folder that is renamed at the end,
-  and an exception (``KeyboardInterrupt`` included) kills ffmpeg and deletes it.
+  and an exception (Ctrl-C and SIGTERM included, see :mod:`flowvq_cli.stops`) kills ffmpeg and deletes
+  it. The temporary file is locked for the writer's lifetime, so one a killed run left is swept by
+  the next run into that folder (:func:`flowvq_cli.fsutil.sweep_leftovers`). A disk that fills up
+  gives one line (:class:`flowvq_cli.fsutil.DiskFullError`), not ffmpeg's messages.
 
 Every ffmpeg call gets an argument list (no shell) and its exit status is checked.
 """
@@ -29,7 +32,7 @@ from typing import IO
 import numpy as np
 
 from flowvq_cli.errors import InputError, OutputError
-from flowvq_cli.fsutil import check_input_file
+from flowvq_cli.fsutil import DiskFullError, check_input_file, create_temp, disk_full_error, publish
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".flv", ".mpg", ".mpeg",
                               ".wmv", ".3gp", ".ts", ".mts", ".gif"})
@@ -60,6 +63,7 @@ _FPS_RE = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
 _AUDIO_STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: Audio: ")
 _FRAME_COUNT_RE = re.compile(r"frame=\s*(\d+)")
+_DISK_FULL_RE = re.compile(r"No space left on device|Disk quota exceeded", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -323,6 +327,7 @@ class VideoWriter:
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._temp_path: Path | None = None
+        self._lock_fd: int | None = None
         self._validate()
 
     def _validate(self) -> None:
@@ -352,13 +357,12 @@ class VideoWriter:
         """Create the temporary file and start ffmpeg."""
         _check_output_path(self.path, self.force)
         try:
-            handle, temp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.",
-                                                 suffix=f".partial{self.path.suffix}")
+            self._temp_path, self._lock_fd = create_temp(self.path)
+        except DiskFullError:
+            raise
         except OSError as error:
             raise OutputError(f"cannot write {self.path}: folder {self.path.parent} is not writable "
                               f"({error.strerror})") from error
-        os.close(handle)
-        self._temp_path = Path(temp_name)
         self._stderr = tempfile.TemporaryFile()
         try:
             self._process = subprocess.Popen(self._command(self._temp_path), stdin=subprocess.PIPE,
@@ -383,6 +387,8 @@ class VideoWriter:
         try:
             self._process.stdin.write(np.ascontiguousarray(frames).tobytes())
         except BrokenPipeError as error:
+            self._process.wait()
+            self._raise_if_disk_full()
             raise OutputError(f"ffmpeg stopped while writing {self.path} ({self._stderr_text()})") from error
         self.frames_written += len(frames)
 
@@ -407,13 +413,24 @@ class VideoWriter:
             self._process.stdin.close()
         status = self._process.wait()
         if status != 0:
+            self._raise_if_disk_full()
             raise OutputError(f"ffmpeg failed to encode {self.path} (exit status {status}: "
                               f"{self._stderr_text()})")
         _check_output_path(self.path, self.force)
         os.chmod(self._temp_path, 0o666 & ~_umask())
-        os.replace(self._temp_path, self.path)
+        publish(self._temp_path, self.path, replace=self.force)  # without --force: the first finisher's file
         self._temp_path = None
-        self._close_stderr()
+        self._release()
+
+    def _raise_if_disk_full(self) -> None:
+        """ffmpeg failed: when for lack of room, raise the one-line :class:`DiskFullError`."""
+        if self._stderr is None:
+            return
+        self._stderr.seek(0)
+        if _DISK_FULL_RE.search(self._stderr.read().decode("utf-8", errors="replace")):
+            written = self._temp_path.stat().st_size if self._temp_path is not None and self._temp_path.exists() \
+                else 0
+            raise disk_full_error(self.path, written) from None
 
     def _abort(self) -> None:
         """Kill ffmpeg and delete the temporary file (safe to call twice)."""
@@ -429,7 +446,14 @@ class VideoWriter:
         if self._temp_path is not None:
             self._temp_path.unlink(missing_ok=True)
             self._temp_path = None
+        self._release()
+
+    def _release(self) -> None:
+        """Close ffmpeg's stderr file and let go of the temporary file's lock."""
         self._close_stderr()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _stderr_text(self) -> str:
         """ffmpeg's stderr so far, shortened to one line."""
