@@ -6,7 +6,8 @@ commands, so ``flowvq --version`` and ``--help`` answer instantly.
 
 Results go to stdout; progress, warnings and hints go to stderr. Known failures
 (:class:`flowvq_cli.errors.FlowVQError`) print one line and exit 1 (usage errors exit 2); set
-``FLOWVQ_DEBUG=1`` to see the full traceback.
+``FLOWVQ_DEBUG=1`` to see the full traceback. Ctrl-C, SIGTERM and SIGHUP stop every command the same
+clean way (:mod:`flowvq_cli.stops`) and exit 130, 143 and 129; a full disk is one line and exit 1.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from flowvq_cli import __version__
+from flowvq_cli import __version__, stops
 from flowvq_cli.errors import FlowVQError, UsageError
 
 DEBUG_ENV = "FLOWVQ_DEBUG"
@@ -822,15 +823,32 @@ def _filter_native_stderr() -> None:
     atexit.register(drain)
 
 
+def _disk_full(exc: Exception) -> bool:
+    """A full disk met outside FlowVQ's own writers (a log line, a library's file): print the one-line
+    error and say True; anything else: False."""
+    from flowvq_cli.fsutil import disk_full_error, is_disk_full
+
+    if not is_disk_full(exc) and "No space left on device" not in str(exc):
+        return False
+    filename = getattr(exc, "filename", None)
+    where = Path(os.fsdecode(filename)) if filename else Path.cwd()
+    print(f"error: {disk_full_error(where)}", file=sys.stderr)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``flowvq`` console script: maps known failures to one line and an exit code."""
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if not debug:
         warnings.showwarning = _show_warning
         _filter_native_stderr()
+    stops.install()
     try:
         # Standalone mode: Typer itself reports usage errors (exit 2), --help and --version (exit 0).
         app(args=argv, prog_name="flowvq")
+    except stops.Interrupted as stop:
+        print(f"{stop}; unfinished outputs removed" + (f"; {stop.note}" if stop.note else ""), file=sys.stderr)
+        sys.exit(stop.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -842,6 +860,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
+        if _disk_full(exc):
+            sys.exit(1)
         print(
             f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; rerun with {DEBUG_ENV}=1 "
             "for the traceback and report it)",

@@ -64,6 +64,7 @@ from typing import IO
 
 import numpy as np
 
+from flowvq_cli import stops
 from flowvq_cli.audio.load import SAMPLE_RATE, save_wav
 from flowvq_cli.data.manifest import Clip, assign_splits, write_manifest
 from flowvq_cli.errors import FlowVQError, InputError, OutputError, UsageError
@@ -566,9 +567,10 @@ def _run_serial(jobs: list[SourceJob], out: Path, frames: bool) -> Iterator[Clip
 def _run_parallel(jobs: list[SourceJob], out: Path, frames: bool, workers: int) -> Iterator[ClipOutcome]:
     """Jobs over ``workers`` spawned processes (each builds its own MediaPipe graphs); outcomes as they end."""
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=stops.worker_init,
+                               initargs=(_init_worker,))
     try:
-        futures = [pool.submit(process_job, job, out, frames) for job in jobs]
+        futures = [pool.submit(stops.run_task, process_job, job, out, frames) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
     except BrokenProcessPool as error:
@@ -576,7 +578,7 @@ def _run_parallel(jobs: list[SourceJob], out: Path, frames: bool, workers: int) 
         raise PrepareError(f"a worker process died ({error}), e.g. killed for lack of memory; finished clips are "
                            "kept: rerun with fewer --workers, or --workers 1 to see the failing clip") from error
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stops.stop_pool(pool)  # workers clean up their temporary files and ffmpeg, then exit
         raise
     pool.shutdown(wait=True)
 

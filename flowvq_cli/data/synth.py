@@ -18,6 +18,7 @@ splits are by speaker, so validation clips have voices the training never heard.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flowvq_cli import stops
 from flowvq_cli.data.manifest import FACE_KEY_FILE, STILL_FILE, Clip, assign_splits, read_manifest, write_manifest
 from flowvq_cli.errors import InputError, OutputError
 from flowvq_cli.fsutil import sha256_file
@@ -91,8 +93,14 @@ def speak(plan: ClipPlan):
 def _speak_all(plans: list[ClipPlan], workers: int):
     """Utterances in plan order, one fresh process per clip (see the module docstring)."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
-        yield from pool.map(speak, plans)
+    pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1,
+                               initializer=stops.worker_init)
+    try:
+        yield from pool.map(functools.partial(stops.run_task, speak), plans)
+    except BaseException:
+        stops.stop_pool(pool)  # Ctrl-C / SIGTERM (or an error): stop the workers now
+        raise
+    pool.shutdown(wait=True)
 
 
 def reshape_identity(identity: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:

@@ -30,6 +30,11 @@ Run folder: ``train_log.jsonl`` (one JSON object per event: start, train, val, c
 start event records ``meta``, e.g. which perceptual loss ran) and ``checkpoints/`` (atomic, resumable
 :func:`~flowvq_cli.checkpoint.save_training_state` files: model, optimizer, scheduler, step, RNG states).
 
+Stopping: under the CLI, Ctrl-C, SIGTERM and SIGHUP raise :class:`flowvq_cli.stops.Interrupted`, which
+is held back until the optimizer step in progress has finished (:func:`flowvq_cli.stops.deferred`);
+rank 0 then writes a checkpoint of that step (atomically, like every checkpoint), logs an
+``interrupted`` event and lets the stop go on, so ``--resume`` continues from exactly there.
+
 Determinism and resuming. The batch of step s is a pure function of (seed, s): a seeded
 ``DistributedSampler`` (also with one process) started part-way into the epoch on resume, and datasets
 that draw per-item randomness from (seed, epoch, index). The model's randomness at step s comes from a
@@ -64,6 +69,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from flowvq_cli import stops
 from flowvq_cli.checkpoint import latest_training_state, load_training_state, save_training_state
 from flowvq_cli.errors import FlowVQError, OutputError, UsageError
 
@@ -380,6 +386,7 @@ class Trainer:
         self.with_step, self.parameters, self.adversary = with_step, parameters, adversary
         self.sample_fn, self.find_unused_parameters = sample_fn, find_unused_parameters
         self.adversary_optimizer: torch.optim.Optimizer | None = None
+        self._step, self._saved_step = 0, None  # the last finished step; the last one checkpointed
 
     # ---- setup
 
@@ -539,10 +546,30 @@ class Trainer:
                   parameters=sum(p.numel() for p in self.model.parameters()),
                   train_items=len(self.train_set), val_items=len(self.val_set) if self.val_set is not None else 0)
         progress = Progress(c.steps, start, info.is_main and not self.quiet, self.component)
+        self._saved_step = start if resume else None
+        self._step = start
         try:
             return self._run(model, optimizer, scheduler, sampler, per_epoch, start, info, device, log, progress)
+        except stops.Interrupted as stop:
+            progress.close()
+            self._save_on_stop(stop, optimizer, scheduler, info, log)
+            raise
         finally:
             progress.close()
+
+    def _save_on_stop(self, stop: stops.Interrupted, optimizer: torch.optim.Optimizer, scheduler: Any,
+                      info: DistInfo, log: RunLog) -> None:
+        """A stop signal between steps: rank 0 checkpoints the last finished step (unless it just did) and
+        tells the user how to go on."""
+        step = self._step
+        if not info.is_main:
+            return
+        if step > 0 and step != self._saved_step:
+            path = self._save(step, optimizer, scheduler)
+            log.write("checkpoint", step=step, path=str(path))
+        log.write("interrupted", step=step, signal=stop.name)
+        if step > 0:
+            stop.note = f"checkpoint of step {step} in {self.checkpoint_dir}; continue with --resume"
 
     def _run(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, sampler: ResumableSampler,
              per_epoch: int, start: int, info: DistInfo, device: torch.device, log: RunLog,
@@ -555,8 +582,9 @@ class Trainer:
         while step < c.steps:
             epoch, offset = divmod(step, per_epoch)
             for batch in self._loader(sampler, epoch, offset):
-                metrics = self._train_step(model, batch, optimizer, scheduler, step, info, device)
-                step += 1
+                with stops.deferred():  # a stop signal waits for this step to finish
+                    metrics = self._train_step(model, batch, optimizer, scheduler, step, info, device)
+                    step = self._step = step + 1
                 window_steps += 1
                 for k, v in metrics.items():
                     window[k] = window.get(k, 0.0) + v
@@ -575,6 +603,7 @@ class Trainer:
                         self.sample_fn(self.model, step)
                 if self._due(step, c.save_every) and info.is_main:
                     checkpoint = self._save(step, optimizer, scheduler)
+                    self._saved_step = step
                     log.write("checkpoint", step=step, path=str(checkpoint))
                 if step >= c.steps:
                     break
