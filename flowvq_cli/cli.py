@@ -836,6 +836,18 @@ def _disk_full(exc: Exception) -> bool:
     return True
 
 
+def _exit_now(code: int) -> None:
+    """Exit after a stop signal without waiting for other threads: the cleanup ran while the exception
+    unwound, and interpreter shutdown can block for good on a worker pool's manager thread whose
+    workers were just stopped (``concurrent.futures`` joins it at exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``flowvq`` console script: maps known failures to one line and an exit code."""
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -848,7 +860,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="flowvq")
     except stops.Interrupted as stop:
         print(f"{stop}; unfinished outputs removed" + (f"; {stop.note}" if stop.note else ""), file=sys.stderr)
-        sys.exit(stop.exit_code)
+        _exit_now(stop.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

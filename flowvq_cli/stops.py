@@ -19,8 +19,11 @@ stopped (:func:`stop_pool`), and the trainer saves a checkpoint. ``main`` then e
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -31,6 +34,9 @@ T = TypeVar("T")
 STOP_SIGNALS: tuple[int, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 """The signals handled like Ctrl-C (SIGHUP does not exist on Windows)."""
+
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent dies."""
 
 POOL_STOP_SECONDS = 10.0
 """How long :func:`stop_pool` waits for workers to clean up after SIGTERM before it kills them."""
@@ -145,8 +151,24 @@ def worker_init(*then: Callable[[], object]) -> None:
     initializers to call."""
     install()
     _State.worker = True
+    _die_with_parent()
     for init in then:
         init()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send this worker SIGTERM when its parent dies, however it dies (SIGKILL
+    included), so no worker outlives the run; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        os._exit(128 + signal.SIGTERM)
 
 
 def run_task(fn: Callable[..., T], *args: Any) -> T:
