@@ -605,7 +605,12 @@ def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = No
               skip_existing: bool = False, force: bool = False, paste_back: bool = True, fps: float = DEFAULT_FPS,
               on_job: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
     """Run this shard's jobs (rows i, i+n, ...) with one loaded model; a failing row is reported, never
-    fatal. Each job's seed is its own, so a row gives the same video wherever it stands in the batch."""
+    fatal. Each job's seed is its own, so a row gives the same video wherever it stands in the batch.
+
+    Several runs may share one output folder (see docs/stops.md): every file appears complete or not at
+    all; without ``force`` the first run to finish a file keeps it. With ``skip_existing`` a row is also
+    skipped when its output is being written by another live run, or was finished by one meanwhile.
+    Temporary files that killed runs left in an output folder are removed first."""
     from flowvq_cli.errors import FlowVQError
 
     part, parts = shard
@@ -617,17 +622,32 @@ def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = No
         try:
             tag = "transfer" if job.ref else job.emotion.strip().lower()
             target = resolve_output(out, job.face, job.audio, tag, job.seed, force=True)
-            if skip_existing and target.exists():
-                outcome = JobOutcome(job.row, "skipped", str(target))
-            else:
-                result = _run_job(model, job, target, force=force, paste_back=paste_back, fps=fps)
-                outcome = JobOutcome(job.row, "done", str(result.path))
+            outcome = _batch_row(model, job, target, skip_existing=skip_existing, force=force,
+                                 paste_back=paste_back, fps=fps)
         except FlowVQError as exc:
             outcome = JobOutcome(job.row, "failed", error=str(exc))
         outcomes.append(outcome)
         if on_job is not None:
             on_job(outcome)
     return outcomes
+
+
+def _batch_row(model: FlowVQ, job: Job, target: Path, *, skip_existing: bool, force: bool, paste_back: bool,
+               fps: float) -> JobOutcome:
+    """One batch row: skipped (done, or another run is on it), done, or an :class:`OutputError` from the
+    run that lost the race to an existing file."""
+    from flowvq_cli.fsutil import being_written, sweep_once
+
+    sweep_once(target.parent)
+    if skip_existing and (target.exists() or being_written(target)):
+        return JobOutcome(job.row, "skipped", str(target))
+    try:
+        result = _run_job(model, job, target, force=force, paste_back=paste_back, fps=fps)
+    except OutputError:
+        if skip_existing and not force and target.exists():  # another run finished it first
+            return JobOutcome(job.row, "skipped", str(target))
+        raise
+    return JobOutcome(job.row, "done", str(result.path))
 
 
 def _run_job(model: FlowVQ, job: Job, target: Path, *, force: bool, paste_back: bool, fps: float) -> GenerationResult:
