@@ -610,8 +610,10 @@ def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = No
     Several runs may share one output folder (see docs/stops.md): every file appears complete or not at
     all; without ``force`` the first run to finish a file keeps it. With ``skip_existing`` a row is also
     skipped when its output is being written by another live run, or was finished by one meanwhile.
-    Temporary files that killed runs left in an output folder are removed first."""
+    Temporary files that killed runs left in an output folder are removed first. A full disk stops the
+    batch (:class:`~flowvq_cli.fsutil.DiskFullError`) instead of failing every row after it."""
     from flowvq_cli.errors import FlowVQError
+    from flowvq_cli.fsutil import DiskFullError
 
     part, parts = shard
     outcomes = []
@@ -624,6 +626,8 @@ def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = No
             target = resolve_output(out, job.face, job.audio, tag, job.seed, force=True)
             outcome = _batch_row(model, job, target, skip_existing=skip_existing, force=force,
                                  paste_back=paste_back, fps=fps)
+        except DiskFullError:
+            raise  # every later row would fail the same way: stop with the one line
         except FlowVQError as exc:
             outcome = JobOutcome(job.row, "failed", error=str(exc))
         outcomes.append(outcome)

@@ -113,8 +113,13 @@ def create_temp(path: str | os.PathLike[str]) -> tuple[Path, int]:
             if is_disk_full(error):
                 raise disk_full_error(path) from None
             raise
-        if _lock(fd, name):
-            return Path(name), fd
+        try:
+            if _lock(fd, name):
+                return Path(name), fd
+        except BaseException:  # a stop signal while locking: the caller never sees this file
+            os.close(fd)
+            Path(name).unlink(missing_ok=True)
+            raise
         os.close(fd)
     raise OutputError(f"cannot create a temporary file beside {path}: another process keeps removing them")
 
@@ -268,7 +273,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], 
     """
     path = Path(path)
     tmp, fd = create_temp(path)
-    try:
+    try:  # (signal handlers run at calls and loops: none between create_temp and here)
         write(tmp)
         if fsync:
             fsync_file(tmp)

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, ClassVar, TypeVar
@@ -38,8 +39,9 @@ STOP_SIGNALS: tuple[int, ...] = tuple(
 PR_SET_PDEATHSIG = 1
 """Linux ``prctl`` option: the signal a process gets when its parent dies."""
 
-POOL_STOP_SECONDS = 10.0
-"""How long :func:`stop_pool` waits for workers to clean up after SIGTERM before it kills them."""
+POOL_STOP_SECONDS = 5.0
+"""How long :func:`stop_pool` waits for its workers (all together) to clean up after SIGTERM before it
+kills them."""
 
 
 class Interrupted(BaseException):
@@ -191,8 +193,9 @@ def stop_pool(pool: Any) -> None:
     for process in processes:
         if process.is_alive():
             process.terminate()
+    deadline = time.monotonic() + POOL_STOP_SECONDS
     for process in processes:
-        process.join(POOL_STOP_SECONDS)
+        process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
             process.join()

@@ -149,6 +149,36 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, face_png: P
     assert leftovers(out) == []
 
 
+def children_of(pid: int) -> set[int]:
+    """Pids of the live processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_sigterm_stops_synth_and_its_workers(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    proc = start("synth", str(out), "--clips", "40", "--workers", "2", "--no-frames", "-q")
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline and not list((out / "clips").glob("*/*")):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    workers = children_of(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert not list(out.rglob(".*partial*")) and "Traceback" not in stderr
+    deadline = time.monotonic() + 15  # stop_pool's grace, and the resource tracker seeing them go
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker outlived the run
+
+
 def test_stop_signals_raise_interrupted_with_shell_exit_codes() -> None:
     stops.install()
     try:
@@ -284,12 +314,19 @@ def tiny_tmpfs(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_generate_into_a_full_filesystem_is_one_line(tiny_tmpfs: Path, face_png: Path, short_wav: Path) -> None:
-    proc = subprocess.run([*FLOWVQ, "generate", str(face_png), str(short_wav), "--renderer", "warp", "--out",
-                           str(tiny_tmpfs / "a.mp4")], capture_output=True, text=True, timeout=180)
+@pytest.mark.parametrize("command", ["generate", "batch"])
+def test_writing_into_a_full_filesystem_is_one_line(command: str, tiny_tmpfs: Path, tmp_path: Path, face_png: Path,
+                                                    short_wav: Path) -> None:
+    if command == "generate":
+        args, target = [str(face_png), str(short_wav), "--out", str(tiny_tmpfs / "a.mp4")], tiny_tmpfs / "a.mp4"
+    else:  # two rows: the batch stops at the first full disk instead of failing every row
+        (tmp_path / "jobs.csv").write_text(f"face,audio,seed\n{face_png},{short_wav},1\n{face_png},{short_wav},2\n")
+        args, target = [str(tmp_path / "jobs.csv"), "--out", str(tiny_tmpfs)], tiny_tmpfs / "face_short_neutral_s1.mp4"
+    proc = subprocess.run([*FLOWVQ, command, *args, "--renderer", "warp"], capture_output=True, text=True,
+                          timeout=180)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: disk full: cannot write {tiny_tmpfs / 'a.mp4'}"), lines
+    assert len(lines) == 1 and lines[0].startswith(f"error: disk full: cannot write {target}"), lines
     assert "free in" in lines[0] and "needs more than" in lines[0], lines
     assert list(tiny_tmpfs.iterdir()) == []
 
