@@ -52,6 +52,15 @@ class SourceFace:
         return self.analysis.coeffs[0]
 
     @property
+    def mesh(self) -> np.ndarray:
+        """The photo's face in its crop (468, 3) pixels: its own shape posed (the model's fit of it when the
+        analysis has no shape)."""
+        a = self.analysis
+        if a.shape is None:
+            return rig.synthesize(a.identity, a.coeffs[:1])[0]
+        return rig.default_rig().pose_points(a.shape[None], a.coeffs[:1, rig.POSE_SLICE])[0]
+
+    @property
     def identity(self) -> np.ndarray:
         return self.analysis.identity
 
@@ -159,7 +168,7 @@ def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
 
     crop = source.crop if crop is None else crop
     scale = crop.shape[0] / rig.CROP_SIZE
-    source_mesh = rig.synthesize(source.identity, source.coeffs[None])[0] * scale
+    source_mesh = source.mesh * scale
     return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
 
 

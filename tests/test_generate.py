@@ -254,8 +254,7 @@ def test_vqig_on_the_mesh_prior_renders_close_to_the_mesh_warp(tiny_prior_bundle
     small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in frames]).astype(float)
     scale = 32 / rig.CROP_SIZE
     crop = cv2.resize(source.crop, (32, 32), interpolation=cv2.INTER_AREA)
-    mesh = MeshWarpRenderer(crop, rig.synthesize(source.identity, source.coeffs[None])[0] * scale,
-                            MeshWarpConfig(size=32))
+    mesh = MeshWarpRenderer(crop, source.mesh * scale, MeshWarpConfig(size=32))
     warp = mesh.render(rig.synthesize(source.identity, coeffs) * scale)
     photo = warp.mouth_paint == 0  # (4, 32, 32)
     assert (warp.paint[photo] > 0).sum() > 2  # lids painted, and kept
@@ -314,6 +313,7 @@ def test_shipped_bundle_renders_with_the_warp_and_holds_a_working_vqig(face_png:
     assert model.vqig.config.prior_frame
     source = model.prepare_face(face_png)
     coeffs = np.repeat(source.coeffs[None], 2, axis=0)
+    coeffs[:, : rig.N_EXP] = 0.0  # the neutral face: lips closed, eyes open, nothing to paint
     coeffs[1, rig.ARKIT_NAMES.index("jawOpen")] = 0.5
     warp_model = FlowVQ.from_pretrained(device="cpu")
     for paste_back in (False, True):  # the crop, and the photo (both composed at the photo's resolution)

@@ -17,14 +17,15 @@ import numpy as np
 
 from flowvq_cli.errors import FaceNotFoundError, InputError
 from flowvq_cli.face import align, export, rig
-from flowvq_cli.face.fit import fit_landmarks
+from flowvq_cli.face.fit import fit_landmarks, frontal_shape, neutral_identity
 from flowvq_cli.fsutil import check_input_file
 
 N_MESH = 468  # FaceMesh vertices the face model uses (the 10 iris points are not part of it)
-LID_GAIN = 0.60
+LID_GAIN = 0.48
 """How far MediaPipe's eyelid landmarks follow a closing eye: on frames whose eyes the mesh-warp renderer
-closes completely, the fit reads eyeBlink ≈ 0.5 (MediaPipe's lid points never meet): the slope of
-the reading on the true value is 0.60 in video and 0.59 in photo mode. Measured by
+closes completely, the fit reads eyeBlink ≈ 0.45 (MediaPipe's lid points never meet): the slope of
+the reading on the true value is 0.46 in video and 0.50 in photo mode with the calibrated fields (0.60 /
+0.59 with the procedural ones, whose smaller eyeSquint took less of the closing). Measured by
 ``python benchmarks/lid_gain.py``; :func:`calibrate_lids` divides the fitted eyeBlink by it."""
 BLINK_INDICES = (rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight"))
 OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges
@@ -40,6 +41,13 @@ class Analysis:
     crop_matrix: (T, 2, 3) float32 — similarity image → 256² crop, per frame; the poses are in this crop. A
         video's frames share one crop (the clip's median alignment), so its pose track is the head's motion.
     valid: (T,) bool — frames where a face was tracked (others hold the nearest valid frame's fit).
+    shape: (468, 3) float32 or None — a source photo's own face shape, expression included (canonical cm);
+        posed with the photo's pose it gives its landmarks back. Renderers warp the photo from it.
+
+    A photo analysed on its own (no ``identity`` given) is read by the expression reader: ``exp`` is
+    Blendshape V2's reading of its landmarks (``reader``), the pose that of its frontalised shape, and the
+    identity that shape made neutral (``fit.neutral_identity``: the expression the reader sees removed, the
+    lips closed). A video, or a photo read against a given identity, is fitted (``fit.fit_landmarks``).
     """
 
     source: Path
@@ -51,6 +59,7 @@ class Analysis:
     valid: np.ndarray
     fps: float
     image_size: tuple[int, int]  # (width, height)
+    shape: np.ndarray | None = None
 
 
 def load_identity(path: str | Path) -> np.ndarray:
@@ -115,14 +124,31 @@ def analyze_rgb(rgb: np.ndarray, *, source: str | Path = "the photo", face_index
     lm = landmarks_image(rgb, face_index=face_index, source=str(source)).points  # (478, 3)
     alignment = align.estimate_alignment(lm)
     crop_lm = align.transform_landmarks(lm[:N_MESH], alignment)  # (468, 3) crop pixels
-    fit = fit_landmarks(crop_lm[None], identity=identity)
     h, w = rgb.shape[:2]
-    return Analysis(
-        source=Path(source), kind="image",
-        coeffs=(calibrate_lids(fit.coeffs) if calibrate else fit.coeffs).astype(np.float32), identity=fit.identity,
-        landmarks=lm[None].astype(np.float32), crop_matrix=alignment.matrix[None].astype(np.float32),
-        valid=np.ones(1, bool), fps=0.0, image_size=(w, h),
-    )
+    common = dict(source=Path(source), kind="image", landmarks=lm[None].astype(np.float32),
+                  crop_matrix=alignment.matrix[None].astype(np.float32), valid=np.ones(1, bool), fps=0.0,
+                  image_size=(w, h))
+    if identity is None:  # a source photo: read by the reader, its neutral face from its own shape
+        from flowvq_cli.face.reader import read_blendshapes
+
+        shape, pose = frontal_shape(crop_lm[None])
+        coeffs = np.concatenate([read_blendshapes(lm)[0], pose])[None].astype(np.float32)
+        return Analysis(coeffs=coeffs, identity=neutral_identity(shape).astype(np.float32),
+                        shape=shape.astype(np.float32), **common)
+    fit = fit_landmarks(crop_lm[None], identity=identity)
+    coeffs = (calibrate_lids(fit.coeffs) if calibrate else fit.coeffs).astype(np.float32)
+    return Analysis(coeffs=coeffs, identity=fit.identity, **common)
+
+
+def photo_shape(path: str | Path, rig_: rig.FaceRig | None = None) -> np.ndarray:
+    """A photo's face shape as it is, expression included: landmarks frontalised into canonical cm (468, 3)
+    (``fit.frontal_shape``; the pose fitted with ``rig_``, by default the shared rig)."""
+    from flowvq_cli.face.detect import landmarks_image
+    from flowvq_cli.image import load_image
+
+    lm = landmarks_image(load_image(Path(path)), source=str(path)).points
+    crop_lm = align.transform_landmarks(lm[:N_MESH], align.estimate_alignment(lm))
+    return frontal_shape(crop_lm[None], rig_)[0]
 
 
 def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = False,

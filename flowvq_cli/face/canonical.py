@@ -198,3 +198,17 @@ def geodesic_distances() -> np.ndarray:
     dist = dijkstra(graph.tocsr(), directed=False)
     dist.setflags(write=False)
     return dist
+
+
+def lip_gap(points: np.ndarray) -> np.ndarray:
+    """How far the lips are apart: (..., 468+, 2 or 3) FaceMesh-topology points -> (...,).
+
+    The largest distance between the inner upper and lower lip contours (paired vertex by vertex,
+    corners excluded), in mouth widths (the distance between the outer corners 61 and 291). Lips that
+    meet read about 0; 0.05 is the threshold the lip-closure measures use."""
+    groups = load_canonical().groups
+    upper, lower = groups["lips_upper_inner"][1:-1], groups["lips_lower_inner"][1:-1]
+    pts = np.asarray(points, dtype=np.float64)
+    gap = np.linalg.norm(pts[..., upper, :] - pts[..., lower, :], axis=-1).max(axis=-1)
+    width = np.linalg.norm(pts[..., 291, :] - pts[..., 61, :], axis=-1)
+    return gap / width

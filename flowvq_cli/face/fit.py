@@ -37,6 +37,7 @@ from flowvq_cli.face.rig import (
     N_EXP,
     POSE_SLICE,
     FaceRig,
+    close_lips,
     default_rig,
     rig_for,
     transform_to_pose,
@@ -280,16 +281,52 @@ def normalize_identity(identity: np.ndarray, rig: FaceRig | None = None) -> np.n
     return sim.apply(identity)[0]
 
 
+def frontal_shape(
+    points: np.ndarray, rig: FaceRig | None = None, config: FitConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A photo's face shape and head pose: landmarks (1, 468, 3) crop pixels -> ((468, 3) cm, pose (6,)).
+
+    The shape is the landmarks frontalised into canonical cm, expression included; posing it with the
+    pose (``rig.FaceRig.pose_points``) gives the landmarks back (x, y exactly). The pose comes from the fit
+    against the canonical face (``FitConfig.photo_prior`` on the expression)."""
+    rig, config = rig or default_rig(), config or FitConfig()
+    points = _check_landmarks(points)
+    sim, _ = _fit_pose_exp(rig, points, rig.neutral.astype(np.float64), config, ridge=config.photo_prior)
+    return sim.invert(points)[0], transform_to_pose(sim.scale, sim.rotation, sim.offset)[0]
+
+
+def neutral_identity(shape: np.ndarray, rig: FaceRig | None = None) -> np.ndarray:
+    """The neutral face (468, 3) of a face shape (468, 3) cm: the expression the reader sees in it removed.
+
+    ``shape - basis . a``, with ``a`` in [0, 1] such that the reader reads the rig's neutral face as close
+    to no expression as the fields allow (``readback.neutralize``), then its lips closed
+    (``rig.close_lips``). A smiling photo's neutral face does not smile, and its lips meet. Blinks stay
+    (a closed eye is rebuilt per identity, not subtracted)."""
+    import torch
+
+    from flowvq_cli.face.readback import load_iris_model, neutralize
+    from flowvq_cli.face.reader import default_reader
+
+    rig = rig or default_rig()
+    iris_basis, iris_offset = load_iris_model()
+    with torch.enable_grad():
+        neutral, _ = neutralize(default_reader(), torch.from_numpy(np.asarray(shape, np.float32)),
+                                torch.from_numpy(np.array(rig.basis)), iris_basis, iris_offset)
+    return close_lips(neutral.numpy())
+
+
 def estimate_identity(
     points: np.ndarray, rig: FaceRig | None = None, config: FitConfig | None = None
 ) -> np.ndarray:
-    """Frontal neutral mesh (468, 3) float64 from landmarks (T, 468, 3) in crop pixels."""
+    """Frontal neutral mesh (468, 3) float64 from landmarks (T, 468, 3) in crop pixels.
+
+    One frame (a photo): :func:`neutral_identity` of its :func:`frontal_shape`. Several: the robust
+    per-vertex estimate of the module docstring."""
     rig, config = rig or default_rig(), config or FitConfig()
     points = np.asarray(points, dtype=np.float64)
     identity = rig.neutral.astype(np.float64)
     if len(points) == 1:
-        sim, exp = _fit_pose_exp(rig, points, identity, config, ridge=config.photo_prior)
-        return (sim.invert(points) - _shapes(rig, np.zeros_like(identity), exp))[0]
+        return neutral_identity(frontal_shape(points, rig, config)[0], rig)
     for _ in range(config.identity_rounds):
         sim, _ = _fit_pose_exp(rig, points, identity, config)
         frontal = sim.invert(points)

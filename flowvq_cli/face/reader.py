@@ -182,6 +182,7 @@ def read_blendshapes(landmarks: np.ndarray) -> np.ndarray:
     out = np.full((len(pts), N_EXP), np.nan, np.float32)
     valid = np.isfinite(pts[:, :, :2]).all(axis=(1, 2))
     if valid.any():
-        with torch.inference_mode():
-            out[valid] = default_reader().read(torch.from_numpy(pts[valid, :, :2])).numpy()
+        reader = default_reader()  # loaded outside no_grad: its weights stay usable with autograd elsewhere
+        with torch.no_grad():
+            out[valid] = reader.read(torch.from_numpy(pts[valid, :, :2])).numpy()
     return out

@@ -81,6 +81,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -112,6 +113,9 @@ POSE_SLICE = slice(N_EXP, N_COEFFS)
 CROP_SIZE = 256
 REFERENCE_EYE_DISTANCE = 0.28  # eye-centre distance / crop width at log_scale = 0
 CANONICAL_TO_IMAGE = np.diag([1.0, -1.0, -1.0])  # F: canonical (y up, z to viewer) -> image axes
+CALIBRATED_RIG = Path(__file__).resolve().parents[1] / "assets" / "rig_calibrated.safetensors"
+"""The fields calibrated to the expression reader, with the iris fields used to read the rig
+(``scripts/calibrate_rig.py``; ``flowvq_cli.face.readback``)."""
 
 assert len(ARKIT_NAMES) == N_EXP and len(set(ARKIT_NAMES)) == N_EXP
 
@@ -644,8 +648,9 @@ _SYMMETRIC_RECIPES = {
 
 
 @lru_cache(maxsize=1)
-def expression_basis() -> np.ndarray:
-    """The 52 deformation fields, (52, 468, 3) float32, canonical cm at weight 1 (read-only, cached)."""
+def procedural_basis() -> np.ndarray:
+    """The authored fields (the recipes above), (52, 468, 3) float32 canonical cm at weight 1 (read-only):
+    where ``scripts/calibrate_rig.py`` starts from."""
     face = canonical.load_canonical()
     v = face.vertices.astype(np.float64)
     geo = canonical.geodesic_distances()
@@ -658,6 +663,19 @@ def expression_basis() -> np.ndarray:
         f = recipe(mesh)
         fields[name] = 0.5 * (f + canonical.mirror_field(f))
     basis = np.stack([fields[n] for n in ARKIT_NAMES]).astype(np.float32)
+    basis.setflags(write=False)
+    return basis
+
+
+@lru_cache(maxsize=1)
+def expression_basis() -> np.ndarray:
+    """The 52 deformation fields, (52, 468, 3) float32, canonical cm at weight 1 (read-only, cached):
+    :func:`procedural_basis` calibrated to the expression reader (:data:`CALIBRATED_RIG`)."""
+    from safetensors.numpy import load_file
+
+    basis = np.ascontiguousarray(load_file(str(CALIBRATED_RIG))["basis"], dtype=np.float32)
+    if basis.shape != (N_EXP, canonical.N_VERTICES, 3):
+        raise ValueError(f"{CALIBRATED_RIG} holds fields of shape {basis.shape}; rerun scripts/calibrate_rig.py")
     basis.setflags(write=False)
     return basis
 
@@ -804,10 +822,35 @@ def identity_basis(identity: np.ndarray) -> np.ndarray:
     v = np.asarray(identity, dtype=np.float64)
     mirrored = v[canonical.mirror_index()] * np.array([-1.0, 1.0, 1.0])  # the subject's right side as left
     basis = expression_basis().copy()
-    basis[ARKIT_NAMES.index("eyeBlinkLeft")] = _blink_on(v)
+    basis[ARKIT_NAMES.index("eyeBlinkLeft")] = _blink_on(v)  # blinks are not calibrated: a target, not a size
     basis[ARKIT_NAMES.index("eyeBlinkRight")] = canonical.mirror_field(_blink_on(mirrored))
     basis.setflags(write=False)
     return basis
+
+
+LIP_CLOSE_LOWER_SHARE = 0.65
+"""When a neutral face's parted lips are closed (:func:`close_lips`), the share of the gap the lower lip
+travels (the jaw closes); the upper lip travels the rest."""
+_LIP_CLOSE_RADIUS = 1.0  # cm: how far around the lips the skin follows
+
+
+def close_lips(identity: np.ndarray) -> np.ndarray:
+    """A neutral face (468, 3) cm with its lips meeting: (468, 3) float64.
+
+    A photo's face shape with its expression removed (``fit.neutral_identity``) keeps the lips as far apart
+    as the photo shows them, and MediaPipe's canonical face itself has them parted (0.12 mouth widths).
+    At rest the lips meet: the inner contours move to a line between them (the lower lip
+    :data:`LIP_CLOSE_LOWER_SHARE` of the way), the corners stay, the skin around follows smoothly, so that
+    p, b and m close the lips, and ``jawOpen`` opens them from there."""
+    v = np.asarray(identity, dtype=np.float64)
+    up, low = canonical.group("lips_upper_inner")[1:-1], canonical.group("lips_lower_inner")[1:-1]
+    meet = v[low] + LIP_CLOSE_LOWER_SHARE * (v[up] - v[low])  # contours pair up index by index
+    corners = np.concatenate([canonical.group(f"mouth_corner_{s}") for s in ("left", "right")])
+    geo = canonical.geodesic_distances()
+    mesh = _Mesh(v=v, geo=geo, jaw=np.zeros(len(v)))
+    seeds = np.concatenate([up, low, corners])
+    disp = np.concatenate([meet - v[up], meet - v[low], np.zeros((len(corners), 3))])
+    return v + _spread(mesh, seeds, disp, _LIP_CLOSE_RADIUS)
 
 
 _RIG_CACHE: dict[bytes, FaceRig] = {}

@@ -33,6 +33,9 @@ from flowvq_cli.vqig.layers import LEAKY_SLOPE, AdaIN, scale_init_
 if TYPE_CHECKING:
     from flowvq_cli.render.meshwarp import WarpResult
 
+PAINT_VISIBLE = 0.5 / 255
+"""The least paint opacity that can change an 8-bit pixel (by half a level): fainter paint is none."""
+
 
 # ------------------------------------------------------------------------------ utilities
 def identity_flow(batch: int, size: tuple[int, int], device: torch.device | str = "cpu",
@@ -144,8 +147,9 @@ class MeshPrior:
         return cls.from_pixel_map(result.flow, result.paint)
 
     def painted(self) -> torch.Tensor:
-        """(B,) bool: the frames where the renderer paints anything (over which the codebook paints)."""
-        return self.paint.flatten(1).amax(dim=1) > 0
+        """(B,) bool: the frames where the renderer paints anything that shows (over which the codebook
+        paints): an opacity of at least half an 8-bit level somewhere."""
+        return self.paint.flatten(1).amax(dim=1) >= PAINT_VISIBLE
 
     def select(self, index: torch.Tensor) -> MeshPrior:
         """The prior of frames ``index`` (a 1-D index or boolean mask over the B frames)."""

@@ -89,19 +89,24 @@ def test_noise_free_fit_is_exact_and_batched() -> None:
     np.testing.assert_allclose(one_by_one, result.coeffs[:5], atol=1e-4)
 
 
-def test_single_frame_identity_explains_the_frame() -> None:
+def test_single_frame_identity_is_neutral_and_explains_the_frame() -> None:
+    """One frame: the identity is its shape made neutral by the reader, lips closed (``neutral_identity``);
+    the refit against it explains the frame to about a pixel (the lips' opening is the rest)."""
+    from flowvq_cli.face.canonical import lip_gap
+
     rng = np.random.default_rng(3)
     identity = random_identity(rng)
     points = rig.synthesize(identity, random_coeffs(rng, 1))
     result = fit_landmarks(points[0], config=FitConfig.exact())
-    assert result.rms_px[0] < 1e-2
+    assert result.rms_px[0] < 2.0 and lip_gap(result.identity) < 0.05
     np.testing.assert_allclose(estimate_identity(points), result.identity, atol=1e-4)
 
 
 def test_frame_prior_silences_weak_blendshapes_under_a_landmark_bias() -> None:
     # A still, neutral face whose landmarks carry a fixed 0.5 px bias (as MediaPipe's reading of a face
-    # differs from the face model's): without the prior the bias is read as weak blendshapes well above
-    # 0.1; with it they stay small, while a real jawOpen is still read almost in full.
+    # differs from the face model's): without the prior the bias is read as weak blendshapes (up to 0.07
+    # on the calibrated fields, 0.1 and more on the smaller procedural ones); with it they stay smaller,
+    # while a real jawOpen is still read almost in full.
     rng = np.random.default_rng(11)
     identity = random_identity(rng)
     coeffs = np.zeros((2, N_COEFFS), np.float32)
@@ -112,7 +117,7 @@ def test_frame_prior_silences_weak_blendshapes_under_a_landmark_bias() -> None:
     prior = fit_landmarks(points, identity=identity).coeffs
     jaw = rig.ARKIT_NAMES.index("jawOpen")
     weak = [i for i in range(N_EXP) if i != jaw]
-    assert exact[0, weak].max() > 0.1
+    assert exact[0, weak].max() > 0.05
     assert np.abs(prior[:, weak]).mean() < 0.5 * np.abs(exact[:, weak]).mean()
     assert abs(prior[1, jaw] - 0.6) < 0.05
 

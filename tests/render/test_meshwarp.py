@@ -147,13 +147,13 @@ def test_paint_opacity_covers_the_mouth_interior_and_the_closing_lids(renderer: 
     coeffs[2, [rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight")]] = 1.0
     result = renderer.render(rig.synthesize(identity, coeffs))
     assert result.paint.shape == (3, 256, 256) and result.paint.dtype == np.float32
-    assert result.paint[0].max() == 0.0
+    assert result.paint[0].max() < 1e-4  # nothing that shows (4e-6 at the lips' seam)
     np.testing.assert_array_equal(result.paint[1] > 0.5, result.mouth_mask[1])
     assert result.paint[2].sum() > 50 and not result.mouth_mask[2].any()
     assert result.paint.max() <= 1.0
     # the mouth's part: all of the jaw frame's paint, none of the blink's
     np.testing.assert_array_equal(result.mouth_paint[1], result.paint[1])
-    assert result.mouth_paint.dtype == np.float32 and result.mouth_paint[[0, 2]].max() == 0.0
+    assert result.mouth_paint.dtype == np.float32 and result.mouth_paint[[0, 2]].max() < 1e-4
     from dataclasses import replace
 
     from flowvq_cli.render.meshwarp import MeshWarpConfig
@@ -162,4 +162,4 @@ def test_paint_opacity_covers_the_mouth_interior_and_the_closing_lids(renderer: 
     plain = unpainted.render(rig.synthesize(identity, coeffs[2:])).frames[0]
     outside = result.paint[2] == 0  # the photo, warped, and nothing painted over it
     np.testing.assert_array_equal(result.frames[2][outside], plain[outside])
-    assert result.paint[2].max() == pytest.approx(MeshWarpConfig().lid_opacity)  # fully closed: full lid opacity
+    assert result.paint[2].max() == pytest.approx(MeshWarpConfig().lid_opacity, rel=1e-3)  # fully closed: full
