@@ -1,12 +1,13 @@
 """Contact sheet of the face model alone: each photo rendered neutral and with each emotion's expression.
 
-    python scripts/face_model_sheet.py [--out docs/face_model_sheet.png] [--intensity 2] [--face F ...]
-        [--zoom docs/face_model_zoom.png]
+    python scripts/face_model_sheet.py [--out docs/face_model_sheet.jpg] [--intensity 2] [--face F ...]
+        [--zoom docs/face_model_zoom.jpg]
 
 No flows: every column is the mesh-warp renderer at one static coefficient vector, the corpus's expression
 prototype of that emotion (``flowvq_cli.data.styles.EXPRESSIONS`` times ``INTENSITY_SCALE``), mouth closed,
-the photo's own pose. Rows are the photos (by default the two example photos and matplotlib's
-``grace_hopper.jpg``), columns the photo itself, then neutral, angry, happy, sad, surprised. ``--zoom``
+the photo's own pose. Rows are the photos (by default the two example photos; the model card's sheet adds
+``biden.jpg`` from the ``face_recognition`` 1.3.0 source package), columns the photo itself, then neutral,
+angry, happy, sad, surprised. ``--zoom``
 also writes the first photo's mouth and brows, zoomed, as it is, made neutral and made angry.
 """
 
@@ -66,16 +67,13 @@ def zoom_rows(frames: list[np.ndarray]) -> np.ndarray:
 
 
 def main() -> None:
-    import matplotlib
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=REPO / "docs" / "face_model_sheet.png")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "face_model_sheet.jpg")
     ap.add_argument("--zoom", type=Path, default=None)
     ap.add_argument("--intensity", type=int, default=2, choices=(1, 2, 3))
     ap.add_argument("--face", type=Path, action="append")
     args = ap.parse_args()
-    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    faces = args.face or [REPO / "examples" / "face.png", REPO / "examples" / "face2.png", hopper]
+    faces = args.face or [REPO / "examples" / "face.png", REPO / "examples" / "face2.png"]
     rows, first = [], None
     for photo in faces:
         frames = renders(photo, args.intensity)
