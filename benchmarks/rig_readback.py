@@ -33,18 +33,15 @@ from common import machine, run
 def load_rig(which: str):
     """(basis (52, 468, 3), iris_basis (52, 10, 3), iris_offset (10, 3) or None) as float32 tensors."""
     import torch
+    from safetensors.torch import load_file
 
-    from flowvq_cli.face.readback import default_iris_basis
-    from flowvq_cli.face.rig import procedural_basis
+    from flowvq_cli.face.readback import default_iris_basis, load_iris_model
+    from flowvq_cli.face.rig import CALIBRATED_RIG, procedural_basis
 
     if which == "procedural":
         return torch.from_numpy(np.array(procedural_basis())), torch.from_numpy(default_iris_basis()), None
-    from safetensors.torch import load_file
-
-    from flowvq_cli.face.rig import CALIBRATED_RIG
-
-    t = load_file(str(CALIBRATED_RIG if which == "calibrated" else Path(which)))
-    return t["basis"], t["iris_basis"], t["iris_offset"]
+    path = str(CALIBRATED_RIG if which == "calibrated" else Path(which))
+    return (load_file(path)["basis"], *load_iris_model(path))
 
 
 def main() -> None:

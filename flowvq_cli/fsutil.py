@@ -124,20 +124,26 @@ def create_temp(path: str | os.PathLike[str]) -> tuple[Path, int]:
     raise OutputError(f"cannot create a temporary file beside {path}: another process keeps removing them")
 
 
-def _owner_gone(path: str) -> int | None:
-    """Open ``path`` and try its lock: the open descriptor (lock now held) when its owner is gone, else None."""
+def _take_lock(path: str) -> tuple[int | None, bool]:
+    """Open ``path`` and try its lock without waiting: (the descriptor, now holding the lock, or None;
+    whether a live process holds it). No locks on this system or file, or no file: (None, False)."""
     if fcntl is None:
-        return None
+        return None, False
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
-        return None
+        return None, False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except OSError:  # held by a live run, or no locks on this file system
+        return fd, False
+    except OSError as error:  # held by a live run, or no locks on this file system
         os.close(fd)
-        return None
+        return None, isinstance(error, BlockingIOError)
+
+
+def _owner_gone(path: str) -> int | None:
+    """Open ``path`` and try its lock: the open descriptor (lock now held) when its owner is gone, else None."""
+    return _take_lock(path)[0]
 
 
 def sweep_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
@@ -176,21 +182,10 @@ def sweep_once(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _lock_held(path: str) -> bool:
     """Whether another open description holds ``path``'s lock (its writer is alive)."""
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
+    fd, held = _take_lock(path)
+    if fd is not None:
         os.close(fd)
-    return False
+    return held
 
 
 def being_written(path: str | os.PathLike[str]) -> bool:

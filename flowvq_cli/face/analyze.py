@@ -119,11 +119,7 @@ def analyze_rgb(rgb: np.ndarray, *, source: str | Path = "the photo", face_index
                 identity: np.ndarray | None = None, calibrate: bool = True) -> Analysis:
     """Analyse one RGB image (H, W, 3) uint8 already in memory; ``source`` names it in messages.
     ``calibrate=False`` keeps the raw fitted eyeBlink (see :func:`calibrate_lids`)."""
-    from flowvq_cli.face.detect import landmarks_image
-
-    lm = landmarks_image(rgb, face_index=face_index, source=str(source)).points  # (478, 3)
-    alignment = align.estimate_alignment(lm)
-    crop_lm = align.transform_landmarks(lm[:N_MESH], alignment)  # (468, 3) crop pixels
+    lm, alignment, crop_lm = _crop_landmarks(rgb, str(source), face_index)
     h, w = rgb.shape[:2]
     common = dict(source=Path(source), kind="image", landmarks=lm[None].astype(np.float32),
                   crop_matrix=alignment.matrix[None].astype(np.float32), valid=np.ones(1, bool), fps=0.0,
@@ -143,12 +139,20 @@ def analyze_rgb(rgb: np.ndarray, *, source: str | Path = "the photo", face_index
 def photo_shape(path: str | Path, rig_: rig.FaceRig | None = None) -> np.ndarray:
     """A photo's face shape as it is, expression included: landmarks frontalised into canonical cm (468, 3)
     (``fit.frontal_shape``; the pose fitted with ``rig_``, by default the shared rig)."""
-    from flowvq_cli.face.detect import landmarks_image
     from flowvq_cli.image import load_image
 
-    lm = landmarks_image(load_image(Path(path)), source=str(path)).points
-    crop_lm = align.transform_landmarks(lm[:N_MESH], align.estimate_alignment(lm))
+    crop_lm = _crop_landmarks(load_image(Path(path)), str(path))[2]
     return frontal_shape(crop_lm[None], rig_)[0]
+
+
+def _crop_landmarks(rgb: np.ndarray, source: str, face_index: int = 0):
+    """One face of an RGB image: its landmarks (478, 3) image pixels, its crop alignment, and its 468 mesh
+    landmarks in crop pixels."""
+    from flowvq_cli.face.detect import landmarks_image
+
+    lm = landmarks_image(rgb, face_index=face_index, source=source).points  # (478, 3)
+    alignment = align.estimate_alignment(lm)
+    return lm, alignment, align.transform_landmarks(lm[:N_MESH], alignment)  # (468, 3) crop pixels
 
 
 def analyze_video(path: str | Path, *, face_index: int = 0, progress: bool = False,

@@ -12,6 +12,8 @@ Everything is in torch and differentiable, for calibrating the rig to the reader
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -138,8 +140,10 @@ def neutralize(
     return shape - torch.einsum("k,kvc->vc", removed, basis), removed
 
 
+@lru_cache(maxsize=2)
 def load_iris_model(path: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The calibrated rig's iris fields (52, 10, 3) and neutral iris offset (10, 3) (``rig.CALIBRATED_RIG``)."""
+    """A calibrated rig's iris fields (52, 10, 3) and neutral iris offset (10, 3), read once per file
+    (``rig.CALIBRATED_RIG`` by default; treat them as read-only)."""
     from safetensors.torch import load_file
 
     from flowvq_cli.face.rig import CALIBRATED_RIG
