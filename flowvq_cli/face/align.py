@@ -103,6 +103,25 @@ class Alignment:
         return Alignment.from_matrix(self.matrix * factor, size=size)
 
 
+def image_frame(width: int, height: int, size: int = TEMPLATE_SIZE) -> Alignment:
+    """The whole image seen as a crop: no rotation, the image's centre on the crop's centre, its width
+    across the crop (``size / width`` crop pixels per image pixel).
+
+    Poses expressed in it (``rig.rebase_pose`` into its matrix) are the head's pose in the image: angles
+    about the image's axes, ``tx, ty`` in half image widths from the image's centre, ``log_scale`` 0 when
+    the eyes are ``rig.REFERENCE_EYE_DISTANCE`` image widths apart.
+
+    Raises:
+        ValueError: a side that is not positive.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    k = size / float(width)
+    half = size / 2.0
+    return Alignment.from_matrix(np.array([[k, 0.0, half - k * width / 2.0], [0.0, k, half - k * height / 2.0]]),
+                                 size=size)
+
+
 def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
     """``(3, 2)`` float64 crop positions of (left eye, right eye, mouth) for a ``size``² crop."""
     points = np.array([TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, TEMPLATE_MOUTH], dtype=np.float64)

@@ -5,6 +5,11 @@ the 256² crop template → landmarks in crop pixels → face-model fit (pose + 
 the subject's neutral identity mesh) → eyeBlink rescaled by MediaPipe's lid gain (:func:`calibrate_lids`).
 A photo is one frame; a video is tracked frame by frame and its identity is estimated robustly over all
 frames.
+
+Frames. The fit poses the head in the aligned crop, which turns with the head, and the renderers and flows
+work in that crop (``Analysis.coeffs``). ``analyze``'s outputs (``save_npz``, ``save_csv``, ``summarize``)
+report the pose in the image instead (``Analysis.image_pose``, ``export.image_pose``): a photo turned 20°
+counter-clockwise reads a roll 20° larger.
 """
 
 from __future__ import annotations
@@ -35,11 +40,14 @@ OVERLAY_COLOR = (40, 255, 120)  # RGB of the drawn mesh edges
 class Analysis:
     """What ``analyze`` found in one input.
 
-    coeffs: (T, 58) float32 — exp[0:52] ARKit weights, pose[52:58] (pitch, yaw, roll, tx, ty, log_scale).
+    coeffs: (T, 58) float32 — exp[0:52] ARKit weights, pose[52:58] (pitch, yaw, roll, tx, ty, log_scale)
+        in the crop of ``crop_matrix``: the frame the renderers and flows work in. The outputs report
+        :attr:`image_pose` instead (:attr:`image_coeffs`).
     identity: (468, 3) float32 — the subject's frontalised neutral mesh (canonical units).
     landmarks: (T, 478, 3) float32 — MediaPipe landmarks in image pixels (NaN where the face was lost).
-    crop_matrix: (T, 2, 3) float32 — similarity image → 256² crop, per frame; the poses are in this crop. A
-        video's frames share one crop (the clip's median alignment), so its pose track is the head's motion.
+    crop_matrix: (T, 2, 3) float32 — similarity image → 256² crop, per frame; ``coeffs``' poses are in this
+        crop. A video's frames share one crop (the clip's median alignment), so its pose track is the head's
+        motion.
     valid: (T,) bool — frames where a face was tracked (others hold the nearest valid frame's fit).
     shape: (468, 3) float32 or None — a source photo's own face shape, expression included (canonical cm);
         posed with the photo's pose it gives its landmarks back. Renderers warp the photo from it.
@@ -60,6 +68,21 @@ class Analysis:
     fps: float
     image_size: tuple[int, int]  # (width, height)
     shape: np.ndarray | None = None
+
+    @property
+    def image_pose(self) -> np.ndarray:
+        """(T, 6) float32 — the head's pose in the image (``export.image_pose``): pitch, yaw, roll (radians)
+        about the image's axes, roll > 0 turning the head counter-clockwise on screen; tx, ty the head's
+        position in half image widths from the image's centre (x right, y down); log_scale 0 when the eyes
+        are ``rig.REFERENCE_EYE_DISTANCE`` image widths apart."""
+        return export.image_pose(self.coeffs[:, rig.N_EXP :], self.crop_matrix, self.image_size).astype(np.float32)
+
+    @property
+    def image_coeffs(self) -> np.ndarray:
+        """(T, 58) float32 — ``coeffs`` with the pose in the image (:attr:`image_pose`): what the outputs hold."""
+        out = np.array(self.coeffs, np.float32, copy=True)
+        out[:, rig.N_EXP :] = self.image_pose
+        return out
 
 
 def load_identity(path: str | Path) -> np.ndarray:
@@ -216,15 +239,18 @@ def _progress(it: Iterator, total: int | None, label: str, *, enabled: bool) -> 
 
 
 def save_npz(a: Analysis, path: str | Path, *, force: bool = False) -> None:
-    """Coefficients (T, 58), identity (468, 3), landmarks, crop transforms, fps and the layout version."""
-    export.write_coeffs_npz(path, a.coeffs, fps=a.fps, identity=a.identity, force=force,
+    """Coefficients (T, 58) with the pose in the image (``pose_frame`` "image"), identity (468, 3),
+    landmarks, crop transforms (``export.crop_pose`` takes the poses back to the crop), fps, image size and
+    the layout version."""
+    export.write_coeffs_npz(path, a.image_coeffs, fps=a.fps, identity=a.identity, force=force, pose_frame="image",
                             landmarks=a.landmarks, crop_matrix=a.crop_matrix, valid=a.valid,
                             image_size=np.asarray(a.image_size, np.int32))
 
 
 def save_csv(a: Analysis, path: str | Path, *, force: bool = False) -> None:
-    """One row per frame in Live Link Face's column order (see :func:`export.write_live_link_csv`)."""
-    export.write_live_link_csv(path, a.coeffs, fps=a.fps if a.fps > 0 else export.DEFAULT_FPS, force=force)
+    """One row per frame in Live Link Face's column order (see :func:`export.write_live_link_csv`); the head
+    rotations are the head's in the image (:attr:`Analysis.image_pose`)."""
+    export.write_live_link_csv(path, a.image_coeffs, fps=a.fps if a.fps > 0 else export.DEFAULT_FPS, force=force)
 
 
 def fitted_mesh_image(a: Analysis, t: int) -> np.ndarray:
@@ -278,9 +304,10 @@ def save_overlay(a: Analysis, path: str | Path, *, force: bool = False, progress
 
 
 def summarize(a: Analysis, *, top: int = 5) -> dict:
-    """A JSON-ready summary: pose in degrees (mean / min / max over frames) and the strongest blendshapes."""
+    """A JSON-ready summary: the pose in the image (:attr:`Analysis.image_pose`; angles in degrees, mean /
+    min / max over frames; translation and scale means) and the strongest blendshapes."""
     exp = a.coeffs[:, : rig.N_EXP]
-    pose = a.coeffs[:, rig.N_EXP :]
+    pose = a.image_pose
     angles = {}
     for i, name in enumerate(rig.POSE_NAMES[:3]):
         deg = np.degrees(pose[:, i])
@@ -295,6 +322,7 @@ def summarize(a: Analysis, *, top: int = 5) -> dict:
         "frames_with_face": int(a.valid.sum()),
         "fps": a.fps if a.kind == "video" else None,
         "image_size": list(a.image_size),
+        "pose_frame": "image",
         "pose_degrees": angles,
         "translation_scale": {n: round(float(pose[:, i].mean()), 4) for i, n in enumerate(rig.POSE_NAMES[3:], 3)},
         "top_blendshapes": {rig.ARKIT_NAMES[i]: round(float(mean_exp[i]), 3) for i in order},
@@ -308,9 +336,9 @@ def format_summary(s: dict) -> str:
              + (f" at {s['fps']:.2f} fps, face in {s['frames_with_face']}" if s["kind"] == "video" else "")]
     pose = s["pose_degrees"]
     if s["frames"] == 1:
-        lines.append("pose: " + ", ".join(f"{k} {v['mean']:+.1f}°" for k, v in pose.items()))
+        lines.append("pose in the image: " + ", ".join(f"{k} {v['mean']:+.1f}°" for k, v in pose.items()))
     else:
-        lines.append("pose (mean [min, max]): "
+        lines.append("pose in the image (mean [min, max]): "
                      + ", ".join(f"{k} {v['mean']:+.1f}° [{v['min']:+.1f}, {v['max']:+.1f}]" for k, v in pose.items()))
     lines.append("strongest blendshapes: " + ", ".join(f"{k} {v:.2f}" for k, v in s["top_blendshapes"].items()))
     for kind, p in s.get("outputs", {}).items():

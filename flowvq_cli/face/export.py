@@ -2,6 +2,11 @@
 
 Both ``flowvq analyze`` (coefficients fitted to a photo or video) and ``flowvq generate --coeffs``
 (coefficients the flows generated) write through here, atomically (temporary file + rename).
+
+Frames. The pipeline poses a face in its aligned 256² crop (``rig.pose_transform``), and so do the
+coefficients ``generate --coeffs`` writes (the photo's crop). ``analyze`` reports poses in the image
+instead (:func:`image_pose`): an ``.npz`` says which in its ``pose_frame`` (``"crop"`` or ``"image"``), and
+:func:`read_coeffs` gives the pipeline's crop frame back.
 """
 
 from __future__ import annotations
@@ -14,12 +19,37 @@ from pathlib import Path
 import numpy as np
 
 from flowvq_cli.errors import OutputError
-from flowvq_cli.face import rig
+from flowvq_cli.face import align, rig
 from flowvq_cli.fsutil import atomic_write
 
 DEFAULT_FPS = 25.0
 LIVE_LINK_HEAD = ("HeadYaw", "HeadPitch", "HeadRoll")
 LIVE_LINK_EYES = ("LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
+POSE_FRAMES = ("crop", "image")
+
+
+def image_pose(pose: np.ndarray, crop_matrix: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Poses measured in a crop re-expressed in the image (``align.image_frame``): (T, 6) -> (T, 6) float64.
+
+    The crop's similarity (its in-plane rotation, scale and shift) is composed with each pose as a
+    rotation matrix and a similarity (``rig.rebase_pose``), so roll becomes the head's roll in the image.
+    With the rig's order ``R = Rz(roll) Ry(yaw) Rx(pitch)`` an in-plane turn of the frame changes roll only;
+    pitch and yaw are the same in both frames. ``tx, ty`` become half image widths from the image's centre
+    and ``log_scale`` is 0 when the eyes are ``rig.REFERENCE_EYE_DISTANCE`` image widths apart.
+
+    Args:
+        pose: (T, 6) pitch, yaw, roll, tx, ty, log_scale in the crop of ``crop_matrix``.
+        crop_matrix: (T, 2, 3) or (2, 3) image -> crop pixel similarity.
+        image_size: (width, height) of the image in pixels.
+    """
+    frame = align.image_frame(*(int(v) for v in image_size)).matrix
+    return rig.rebase_pose(np.atleast_2d(pose), crop_matrix, frame)
+
+
+def crop_pose(pose: np.ndarray, crop_matrix: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """The inverse of :func:`image_pose`: poses in the image back in the crop of ``crop_matrix``."""
+    frame = align.image_frame(*(int(v) for v in image_size)).matrix
+    return rig.rebase_pose(np.atleast_2d(pose), frame, crop_matrix)
 
 
 def check_output(path: Path, *, force: bool) -> None:
@@ -46,10 +76,16 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], *, force: bool
 
 
 def write_coeffs_npz(path: str | Path, coeffs: np.ndarray, *, fps: float, identity: np.ndarray | None = None,
-                     force: bool = False, **extra: np.ndarray) -> Path:
+                     force: bool = False, pose_frame: str = "crop", **extra: np.ndarray) -> Path:
     """``coeffs`` (T, 58), ``fps``, optional ``identity`` (468, 3) and extra arrays, plus the layout
-    version and the names of every coefficient column."""
-    arrays = dict(coeffs=np.asarray(coeffs, np.float32), fps=np.float32(fps),
+    version, the names of every coefficient column and ``pose_frame``: ``"crop"`` (the pipeline's, e.g.
+    ``generate --coeffs``) or ``"image"`` (``analyze --out``; then ``crop_matrix`` and ``image_size`` must be
+    among the extra arrays, so :func:`read_coeffs` can go back to the crop)."""
+    if pose_frame not in POSE_FRAMES:
+        raise ValueError(f"pose_frame must be one of {POSE_FRAMES}, got {pose_frame!r}")
+    if pose_frame == "image" and not {"crop_matrix", "image_size"} <= extra.keys():
+        raise ValueError("poses in the image's frame need crop_matrix and image_size beside them")
+    arrays = dict(coeffs=np.asarray(coeffs, np.float32), fps=np.float32(fps), pose_frame=np.asarray(pose_frame),
                   coeff_layout_version=np.int32(rig.COEFF_LAYOUT_VERSION), exp_names=np.asarray(rig.ARKIT_NAMES),
                   pose_names=np.asarray(rig.POSE_NAMES), **extra)
     if identity is not None:
@@ -79,8 +115,9 @@ def timecode(frame: int, fps: float) -> str:
 
 def write_live_link_csv(path: str | Path, coeffs: np.ndarray, *, fps: float = DEFAULT_FPS,
                         force: bool = False) -> Path:
-    """One row per frame in Live Link Face's column order. Head rotations are in radians; eye rotations
-    are not modelled separately (gaze lives in the eyeLook* blendshapes) and are written as 0."""
+    """One row per frame in Live Link Face's column order. Head rotations are in radians, in the frame of
+    the ``coeffs`` given (``analyze`` passes its poses in the image, ``generate --coeffs`` the photo's crop);
+    eye rotations are not modelled separately (gaze lives in the eyeLook* blendshapes) and are written as 0."""
     coeffs = np.asarray(coeffs, np.float32)
     pitch, yaw, roll = (rig.N_EXP + rig.POSE_NAMES.index(n) for n in ("pitch", "yaw", "roll"))
     count = rig.N_EXP + len(LIVE_LINK_HEAD) + len(LIVE_LINK_EYES)
@@ -99,7 +136,10 @@ def write_live_link_csv(path: str | Path, coeffs: np.ndarray, *, fps: float = DE
 def read_coeffs(path: str | Path) -> tuple[np.ndarray, float]:
     """Coefficients (T, 58) and fps from a FlowVQ ``.npz`` or a Live Link Face ``.csv`` (columns by name).
 
-    A CSV without FlowVQ's translation/scale columns gets tx = ty = log_scale = 0.
+    Poses come back in the pipeline's crop frame: an ``.npz`` whose ``pose_frame`` is ``"image"`` (from
+    ``analyze --out``) is converted with its ``crop_matrix`` (:func:`crop_pose`). A CSV's head rotations are
+    taken as written (``analyze``'s are in the image: they differ from the crop's by the crop's constant
+    in-plane turn, a constant roll offset) and it gets tx = ty = log_scale = 0.
     """
     from flowvq_cli.errors import InputError
 
@@ -111,7 +151,20 @@ def read_coeffs(path: str | Path) -> tuple[np.ndarray, float]:
             if "coeffs" not in data or int(data.get("coeff_layout_version", -1)) != rig.COEFF_LAYOUT_VERSION:
                 raise InputError(f"{path} holds no FlowVQ coefficients of layout {rig.COEFF_LAYOUT_VERSION}; "
                                  "make it with `flowvq analyze --out`")
-            return np.asarray(data["coeffs"], np.float32), float(data["fps"]) or DEFAULT_FPS
+            coeffs = np.array(data["coeffs"], np.float32)
+            frame = str(data["pose_frame"]) if "pose_frame" in data else "crop"  # files before pose_frame: crop
+            if frame not in POSE_FRAMES:
+                raise InputError(f"{path}: unknown pose_frame {frame!r}; make it with `flowvq analyze --out`")
+            if frame == "image":
+                if "crop_matrix" not in data or "image_size" not in data:
+                    raise InputError(f"{path}: poses in the image without crop_matrix/image_size; "
+                                     "make it again with `flowvq analyze --out`")
+                crops, size = np.asarray(data["crop_matrix"], np.float64), np.asarray(data["image_size"]).ravel()
+                if crops.shape not in ((len(coeffs), 2, 3), (2, 3)) or size.shape != (2,) or (size <= 0).any():
+                    raise InputError(f"{path}: crop_matrix {crops.shape} / image_size {size.tolist()} do not fit "
+                                     f"{len(coeffs)} frames; make it again with `flowvq analyze --out`")
+                coeffs[:, rig.N_EXP :] = crop_pose(coeffs[:, rig.N_EXP :], crops, tuple(size))
+            return coeffs, float(data["fps"]) or DEFAULT_FPS
     if path.suffix.lower() == ".csv":
         return _read_live_link_csv(path)
     raise InputError(f"{path}: unknown coefficient file type; pass .npz or .csv")
