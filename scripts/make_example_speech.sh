@@ -8,6 +8,8 @@
 # Usage: scripts/make_example_speech.sh [output.wav [voice [text]]]
 #   examples/speech2.wav (a voice the synthetic corpus never uses):
 #   scripts/make_example_speech.sh examples/speech2.wav en-gb+m6 "Every morning I walk to the old harbour and watch the boats come in."
+#   examples/speech3.wav (p/b/m-rich, for benchmarks/lip_sync_phones.py; a variant the corpus never uses):
+#   scripts/make_example_speech.sh examples/speech3.wav en-us+m5 "Bob put the maps by my bike, but Pam bought plum jam."
 set -euo pipefail
 
 TEXT="${3:-Hello! This photo can talk, and its lips follow every word.}"
