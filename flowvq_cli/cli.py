@@ -27,9 +27,8 @@ from typing import Annotated
 import typer
 
 from flowvq_cli import __version__, stops
-from flowvq_cli.errors import FlowVQError, UsageError
+from flowvq_cli.errors import DEBUG_ENV, FlowVQError, UsageError, one_line
 
-DEBUG_ENV = "FLOWVQ_DEBUG"
 FP32_HELP = ("VQIG renders in float32 where it would use bf16/fp16 (GPU, CPU with hardware bf16): slower, "
              "machine-independent frames.")
 
@@ -777,6 +776,34 @@ def weights_push(
     typer.echo(str(getattr(result, "url", result)))
 
 
+UI_EXAMPLES = """
+Examples:
+
+  flowvq ui
+
+  flowvq ui --port 8080 --weights weights/mine
+
+Needs the [ui] extra: pip install -e ".[ui]". Open the printed address in a browser.
+"""
+
+
+@app.command(epilog=UI_EXAMPLES)
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 7860,
+    weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
+                                                "default: the bundle shipped in weights/.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Jobs run at the same time (the rest queue).")] = 1,
+) -> None:
+    """A local web page: photo, speech and emotion in, video out (Gradio, offline; models loaded once)."""
+    from flowvq_cli.ui import serve
+
+    serve(host=host, port=port, weights=weights, device=device, fp32=fp32, jobs=jobs)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings are one line on stderr, without the source location."""
     print(f"warning: {message}", file=sys.stderr)
@@ -823,19 +850,6 @@ def _filter_native_stderr() -> None:
     atexit.register(drain)
 
 
-def _disk_full(exc: Exception) -> bool:
-    """A full disk met outside FlowVQ's own writers (a log line, a library's file): print the one-line
-    error and say True; anything else: False."""
-    from flowvq_cli.fsutil import disk_full_error, is_disk_full
-
-    if not is_disk_full(exc) and "No space left on device" not in str(exc):
-        return False
-    filename = getattr(exc, "filename", None)
-    where = Path(os.fsdecode(filename)) if filename else Path.cwd()
-    print(f"error: {disk_full_error(where)}", file=sys.stderr)
-    return True
-
-
 def _exit_now(code: int) -> None:
     """Exit after a stop signal without waiting for other threads: the cleanup ran while the exception
     unwound, and interpreter shutdown can block for good on a worker pool's manager thread whose
@@ -867,18 +881,12 @@ def main(argv: list[str] | None = None) -> None:
     except FlowVQError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(one_line(exc), file=sys.stderr)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if debug:
             raise
-        if _disk_full(exc):
-            sys.exit(1)
-        print(
-            f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; rerun with {DEBUG_ENV}=1 "
-            "for the traceback and report it)",
-            file=sys.stderr,
-        )
+        print(one_line(exc), file=sys.stderr)
         sys.exit(1)
 
 if __name__ == "__main__":
