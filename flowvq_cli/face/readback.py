@@ -109,33 +109,50 @@ def read_rig(
 
 def neutralize(
     reader: BlendshapeReader, shape: torch.Tensor, basis: torch.Tensor, iris_basis: torch.Tensor,
-    iris_offset: torch.Tensor | None = None, iters: int = 6, keep: tuple[str, ...] = NOT_REMOVED,
+    iris_offset: torch.Tensor | None = None, iters: int = 8, keep: tuple[str, ...] = NOT_REMOVED,
     ridge: float = 0.01, step: float = 0.02,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Remove the expression a face shape shows: (468, 3) cm -> (neutral (468, 3), removed weights (52,)).
 
     Finds ``a`` in [0, 1]^52 minimising the reader's reading of ``shape - basis . a`` (frontal) plus a
     ridge, so that the neutral face reads as close to 0 as the fields allow; blendshapes in ``keep`` are
-    not removed (:data:`NOT_REMOVED`), nor those in :data:`UNREAD` (the reader says nothing about them).
-    Gauss-Newton: each iteration reads the face and its ``step`` perturbations along every field in one
-    batch (finite differences), then solves the bounded, ridge-regularised linear least squares.
+    not removed (:data:`NOT_REMOVED`), nor those in :data:`UNREAD` (their fields are not calibrated), but
+    every reading counts: removing too much of a smile reads as dimples and a mouth pulled to one side.
+    Levenberg-Marquardt: each iteration reads the candidate face and its ``step`` perturbations along
+    every free field in one batch (finite differences), solves the bounded, damped linear least squares,
+    and keeps the step only if the true objective falls.
     """
     from flowvq_cli.face.fit import FitConfig, solve_box_qp
 
     free = [k for k, n in enumerate(ARKIT_NAMES) if n not in keep and n not in UNREAD]
-    read_idx = [k for k, n in enumerate(ARKIT_NAMES) if n not in UNREAD]
-    a = np.zeros(N_EXP)
+    read_idx = [k for k, n in enumerate(ARKIT_NAMES) if n != "tongueOut"]  # the reader has no tongueOut
     probes = np.vstack([np.zeros(N_EXP), step * np.eye(N_EXP)[free]])  # (1 + F, 52)
     zero = shape.new_zeros(len(probes), N_EXP)
-    for _ in range(iters):
+
+    def read_at(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         weights = torch.as_tensor(a + probes, dtype=shape.dtype)
         shapes = shape - torch.einsum("bk,kvc->bvc", weights, basis)  # (1 + F, 468, 3)
         with torch.no_grad():
             read = read_rig(reader, shapes, basis, iris_basis, zero, iris_offset=iris_offset)[:, read_idx]
-        r0, jac = read[0].double().numpy(), ((read[1:] - read[0]) / step).double().numpy()  # (R,), (F, R)
-        gram = jac @ jac.T + ridge * np.eye(len(free))
-        rhs = jac @ (jac.T @ a[free] - r0)
-        a[free] = solve_box_qp(gram, rhs[None], float(np.linalg.eigvalsh(gram)[-1]), FitConfig())[0]
+        return read[0].double().numpy(), ((read[1:] - read[0]) / step).double().numpy()  # (R,), (F, R)
+
+    def objective(a: np.ndarray, r: np.ndarray) -> float:
+        return float(r @ r + ridge * a @ a)
+
+    a = np.zeros(N_EXP)
+    r0, jac = read_at(a)
+    best, damping = objective(a, r0), 1.0
+    for _ in range(iters):
+        gram = jac @ jac.T + (ridge + damping) * np.eye(len(free))
+        rhs = jac @ (jac.T @ a[free] - r0) + damping * a[free]
+        trial = a.copy()
+        trial[free] = solve_box_qp(gram, rhs[None], float(np.linalg.eigvalsh(gram)[-1]), FitConfig())[0]
+        r_trial, jac_trial = read_at(trial)
+        value = objective(trial, r_trial)
+        if value < best:
+            a, r0, jac, best, damping = trial, r_trial, jac_trial, value, damping / 3.0
+        else:
+            damping *= 4.0
     removed = torch.as_tensor(a, dtype=shape.dtype)
     return shape - torch.einsum("k,kvc->vc", removed, basis), removed
 

@@ -189,12 +189,7 @@ def test_overlay_photo_draws_on_the_face(photo: an.Analysis, face_rgb: np.ndarra
     assert ys.min() >= lm[:, 1].min() - 5 and ys.max() <= lm[:, 1].max() + 5
 
 
-FACE2_LIDS = pytest.mark.xfail(strict=True, reason=(
-    "known regression with the calibrated fields: behind face2's glasses the fit reads its closed right "
-    "eye at 0.21 (left 0.43), so the lid gain (0.48, measured on face.png) lifts it to 0.44 only"))
-
-
-@pytest.mark.parametrize("photo", ["face.png", pytest.param("face2.png", marks=FACE2_LIDS)])  # face2: glasses
+@pytest.mark.parametrize("photo", ["face.png", "face2.png"])  # face2: behind glasses
 def test_closed_eyes_read_as_closed_after_the_lid_calibration(photo: str) -> None:
     """MediaPipe's lid points stop short on a closed eye; the calibrated fit reads the blink whole."""
     from flowvq_cli.api import prepare_face, warp_frames

@@ -101,5 +101,9 @@ def test_a_smiling_photo_gets_a_neutral_identity() -> None:
         neutral_read = read_rig(default_reader(), torch.from_numpy(a.identity), _basis(), iris,
                                 torch.zeros(1, N_EXP), iris_offset=offset)[0]
     assert neutral_read[smile].max() < 0.3
+    # and removing it did not trade the smile for another expression (dimples, the mouth pulled aside):
+    # nothing but where the eyes look reads above 0.2
+    others = [k for k, n in enumerate(ARKIT_NAMES) if not n.startswith("eyeLook")]
+    assert neutral_read[others].max() < 0.2, dict(zip(ARKIT_NAMES, neutral_read.numpy().round(2), strict=True))
     assert canonical.lip_gap(a.identity) < 0.05
     assert a.coeffs[0, smile].min() > 0.4  # the photo's expression is in its coefficients instead
