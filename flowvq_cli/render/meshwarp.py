@@ -50,12 +50,17 @@ class MeshWarpConfig:
     ring_follow: tuple[float, ...] = (1.0, 0.5)  # how much of the head's similarity motion each ring follows
     ring_points: int = 24  # control points per ring
     border_points: int = 8  # control points per crop edge (fixed)
-    upper_teeth: float = 0.13  # visible upper-incisor height, fraction of mouth width
-    lower_teeth: float = 0.08  # visible lower-incisor height, fraction of mouth width
-    tooth_count: int = 8  # teeth across the mouth width (for the gap lines)
-    teeth_rgb: tuple[int, int, int] = (236, 230, 218)
-    cavity_rgb: tuple[int, int, int] = (52, 18, 20)
-    tongue_rgb: tuple[int, int, int] = (176, 84, 88)
+    # The mouth model, in mouth widths of the source: the upper teeth hang from the skull, the lower stand
+    # on the jaw (both carried by a similarity fitted to skull / jaw vertices), behind the lips.
+    upper_crown: float = 0.16  # upper incisor crown height (incisal edge to gum line) at the centre
+    lower_crown: float = 0.11  # lower incisor crown height
+    overbite: float = 0.04
+    lower_show: float = 0.05  # most of the lower teeth that shows above the lower lip  # how far the closed lower incisal edge sits above (behind) the upper one
+    rest_show: float = 0.035  # upper incisal edge below the lip line of a closed-lip photo
+    tooth_widths: tuple[float, ...] = (0.115, 0.09, 0.08, 0.07, 0.065, 0.06)  # from the midline outwards
+    tooth_gap: float = 0.02  # width (sigma) of the soft shade between two teeth
+    tooth_gap_shade: float = 0.05  # how much darker the middle of a separation is
+    corner_shade: float = 0.6  # teeth and cavity this much darker at the mouth corners (buccal corridor)
     min_gap_px: float = 0.75  # lips closer than this are treated as closed
     fade_gap: float = 0.06  # extra opening (mouth widths) over the source's at which the interior is opaque
     lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid paint starts
@@ -169,6 +174,251 @@ def _affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
     return points @ m[:, :2].T + m[:, 2]
 
 
+SKULL_VERTICES = (6, 168, 197, 195, 5, 4, 10, 151, 9, 8, 127, 356, 234, 454)
+"""FaceMesh vertices that move with the skull (nose bridge, forehead, temples): they carry the upper teeth."""
+LIP_SLACK = 0.004
+"""Lips this close (mouth widths) to where skull and jaw carry them count as unmoved (a photo with teeth)."""
+
+
+JAW_FRONT = (175, 199, 200, 18, 83, 313, 201, 421)
+"""With the ``chin`` group and the lower lip's outer contour, the FaceMesh vertices that move with the front
+of the mandible: they carry the lower teeth (the lower lip too, so the teeth stay behind it as the rig drops
+it further than the chin)."""
+
+
+def _lsq_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Closed-form least-squares 2D similarity (2, 3) mapping src (N, 2) onto dst (N, 2)."""
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - ms, dst - md
+    norm = max(float((a * a).sum()), 1e-9)
+    c = float((a * b).sum()) / norm
+    s = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / norm
+    m = np.array([[c, -s], [s, c]])
+    return np.hstack([m, (md - m @ ms)[:, None]])
+
+
+def _invert(m: np.ndarray) -> np.ndarray:
+    return np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+
+
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N, C) float32 samples of ``image`` (H, W, C) at positions (N,), bicubic, edges replicated."""
+    n = len(x)
+    cols = 256
+    rows = max(-(-n // cols), 1)
+    mx = np.zeros(rows * cols, np.float32)
+    my = np.zeros(rows * cols, np.float32)
+    mx[:n], my[:n] = x, y
+    out = cv2.remap(image, mx.reshape(rows, cols), my.reshape(rows, cols), cv2.INTER_CUBIC,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * cols, -1)[:n].astype(np.float32)
+
+
+def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.asarray(lab, np.float32).reshape(1, 1, 3), cv2.COLOR_LAB2RGB).reshape(3) * 255.0
+
+
+def _smooth(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@dataclass(frozen=True)
+class _MouthModel:
+    """The inside of the mouth, built once from the source crop: colours measured on the photo (the skin
+    around the mouth gives the light and the white point, the lips the gums, cavity and tongue; a photo that
+    shows its teeth gives their own colour), the upper incisal edge in the source (where the photo's teeth
+    end, or the lip line of closed lips), and, when the photo shows teeth, its own mouth interior as a texture
+    carried with the skull (above that edge) and with the jaw (below it)."""
+
+    source: np.ndarray  # (H, W, 3) uint8 crop
+    source_mesh: np.ndarray  # (468, 2)
+    left_x: float  # the source's inner mouth corners and width (crop pixels)
+    width: float
+    incisal: np.ndarray  # polynomial (np.polyval) of the upper incisal edge's y over u in [0, 1] across the mouth
+    photo_teeth: bool
+    photo_lower: bool  # the photo shows lower teeth too (below its upper incisal edge)
+    inside: np.ndarray | None  # (H, W, 1) float32 soft mask of the source's mouth opening (photo_teeth only)
+    teeth_rgb: np.ndarray
+    gum_rgb: np.ndarray
+    cavity_rgb: np.ndarray
+    tongue_rgb: np.ndarray
+    light: tuple[float, float]  # the light on the mouth's left and right ends, relative to its mean
+    config: MeshWarpConfig
+    jaw_vertices: np.ndarray
+
+    @classmethod
+    def build(cls, source: np.ndarray, mesh2d: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+              config: MeshWarpConfig) -> _MouthModel:
+        can = load_canonical()
+        h, w = source.shape[:2]
+        up, lo = mesh2d[upper], mesh2d[lower]
+        left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
+        width = max(right_x - left_x, 1.0)
+        lab = cv2.cvtColor(source.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+        def mask(poly: np.ndarray) -> np.ndarray:
+            out = np.zeros((h, w), np.uint8)
+            cv2.fillPoly(out, [np.round(poly * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                         shift=SUBPIXEL_BITS)
+            return out
+
+        outer = np.vstack([mesh2d[can.groups["lips_upper_outer"]], mesh2d[can.groups["lips_lower_outer"]][::-1]])
+        lips_mask = mask(outer)
+        inner_mask = mask(np.vstack([up, lo[::-1]]))
+        ring = max(int(round(0.18 * width)), 2)
+        skin_mask = cv2.dilate(lips_mask, np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)) & ~cv2.dilate(
+            lips_mask, np.ones((5, 5), np.uint8)) & 1
+        skin_px = lab[skin_mask > 0]
+        if len(skin_px) < 8:  # a degenerate crop: the whole crop
+            skin_px = lab.reshape(-1, 3)
+        lum = skin_px[:, 0]
+        lit = (lum >= np.quantile(lum, 0.5)) & (lum <= np.quantile(lum, 0.95))
+        skin = np.median(skin_px[lit], axis=0)
+        ys, xs = np.nonzero(skin_mask)
+        centre = (left_x + right_x) / 2
+        sides = [lab[ys[side], xs[side], 0] for side in (xs < centre, xs >= centre)]
+        side_l = np.array([np.median(v) if len(v) > 4 else skin[0] for v in sides])
+        light = tuple(float(v) for v in np.clip(side_l / max(side_l.mean(), 1.0), 0.8, 1.2))
+        lip_only = (lips_mask > 0) & (cv2.dilate(inner_mask, np.ones((3, 3), np.uint8)) == 0)
+        lip = np.median(lab[lip_only], axis=0) if lip_only.sum() > 8 else np.array([skin[0] * 0.8, 30.0, 12.0])
+
+        # The photo's own teeth: bright, less red than the lips, inside the opening (shrunk by a pixel).
+        opening = cv2.erode(inner_mask, np.ones((3, 3), np.uint8))
+        inside_px = lab[opening > 0]
+        teeth_px = np.zeros(0, bool)
+        photo_teeth = False
+        if len(inside_px) >= 30:
+            light8 = np.clip(inside_px[:, 0] * 2.55, 0, 255).astype(np.uint8)
+            thresh, _ = cv2.threshold(light8[:, None], 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+            teeth_px = (light8 > thresh) & (inside_px[:, 0] > 0.8 * skin[0]) & (inside_px[:, 1] < 0.5 * (lip[1] + skin[1]))
+            photo_teeth = bool(teeth_px.sum() >= max(25, 0.15 * len(inside_px)))
+        u_of = lambda x: (x - left_x) / width  # noqa: E731
+        incisal = None
+        inside = None
+        photo_lower = False
+        cavity = np.array([0.2 * lip[0], 0.7 * lip[1], 0.5 * lip[2]])
+        if photo_teeth:
+            tmask = np.zeros((h, w), bool)
+            oy, ox = np.nonzero(opening)
+            tmask[oy[teeth_px], ox[teeth_px]] = True
+            cols, edges = [], []
+            for x in range(int(ox.min()), int(ox.max()) + 1):
+                column = np.flatnonzero(tmask[:, x])
+                if len(column) < 2:
+                    continue
+                run = np.split(column, np.flatnonzero(np.diff(column) > 2) + 1)[0]  # the top run: upper teeth
+                if len(run) >= 2:
+                    cols.append(u_of(x + 0.5))
+                    edges.append(run[-1] + 1.0)
+            if len(cols) >= 5:
+                incisal = np.polyfit(cols, edges, 2 if len(cols) >= 8 else 1)
+                lower_teeth = oy[teeth_px] > np.polyval(incisal, u_of(ox[teeth_px] + 0.5)) + 1.0
+                photo_lower = bool(lower_teeth.sum() >= 25)
+            teeth = np.median(inside_px[teeth_px], axis=0)
+            # The texture: the opening where the photo shows teeth, and down to their incisal edge (the
+            # shade between teeth included), not the dark or grey below it.
+            yy, xx = np.mgrid[0:h, 0:w]
+            upper_part = yy <= np.polyval(incisal, u_of(xx + 0.5)) + 0.5 if incisal is not None else tmask
+            keep = (opening > 0) & (upper_part | tmask)
+            inside = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), 0.6)[..., None]
+        if incisal is None:
+            photo_teeth = photo_lower = False
+            inside = None
+            uu = np.linspace(0.0, 1.0, 17)
+            x = left_x + uu * width
+            line = (np.interp(x, up[:, 0], up[:, 1]) + np.interp(x, lo[:, 0], lo[:, 1])) / 2
+            incisal = np.polyfit(uu, line + config.rest_show * width, 2)
+            teeth = np.array([min(96.0, 1.15 * skin[0] + 2.0), 0.3 * skin[1], 0.55 * skin[2]])
+        else:
+            teeth = teeth.copy()
+            teeth[0] = min(97.0, teeth[0] * 1.05)
+        gum = np.array([min(lip[0] + 4.0, 90.0), lip[1] * 1.15, lip[2]])
+        tongue = np.array([0.6 * lip[0], lip[1] * 1.05, lip[2] * 0.8])
+        jaw = np.r_[can.groups["chin"], JAW_FRONT, can.groups["lips_lower_outer"][1:-1]]
+        return cls(source=source, source_mesh=mesh2d, left_x=float(left_x), width=float(width), incisal=incisal,
+                   photo_teeth=photo_teeth, photo_lower=photo_lower, inside=inside, teeth_rgb=_lab_to_rgb(teeth), gum_rgb=_lab_to_rgb(gum),
+                   cavity_rgb=_lab_to_rgb(cavity), tongue_rgb=_lab_to_rgb(tongue), light=light, config=config,
+                   jaw_vertices=np.unique(jaw))
+
+    def carriers(self, tgt2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(2, 3) similarities source → target of the skull (upper teeth) and of the jaw (lower teeth)."""
+        skull = list(SKULL_VERTICES)
+        return (_lsq_similarity(self.source_mesh[skull], tgt2d[skull]),
+                _lsq_similarity(self.source_mesh[self.jaw_vertices], tgt2d[self.jaw_vertices]))
+
+    def colour(self, tgt2d: np.ndarray, up: np.ndarray, lo: np.ndarray, xf: np.ndarray, yf: np.ndarray
+               ) -> np.ndarray:
+        """(N, 3) float32 colour at frame positions (N,) inside the target's inner lips ``up`` / ``lo``."""
+        c = self.config
+        wd = self.width
+        skull, jaw = self.carriers(tgt2d)
+        sx, sy = (_affine(np.stack([xf, yf], axis=1).astype(np.float64), _invert(skull))).T  # skull frame
+        jx, jy = (_affine(np.stack([xf, yf], axis=1).astype(np.float64), _invert(jaw))).T  # jaw frame
+        us = np.clip((sx - self.left_x) / wd, 0.0, 1.0)
+        uj = np.clip((jx - self.left_x) / wd, 0.0, 1.0)
+        edge = 0.5  # soft edges, source pixels
+        # Upper teeth: from the incisal edge up to the gum line, then gum.
+        crown = c.upper_crown * wd * (1.0 - 0.35 * (2.0 * np.abs(us - 0.5)) ** 2)
+        above = np.polyval(self.incisal, us) - sy  # > 0 above the upper incisal edge
+        v = above / crown
+        upper_a = _smooth(above / edge + 0.5)
+        gum_a = _smooth((v - 1.0) * crown / (2 * edge) + 0.5)
+        # Lower teeth: from their incisal edge (behind the upper one when closed) down, behind the lower lip,
+        # which covers all but their top ``lower_show`` (a lower lip the rig drops further than the chin).
+        lcrown = c.lower_crown * wd * (1.0 - 0.35 * (2.0 * np.abs(uj - 0.5)) ** 2)
+        below = jy - (np.polyval(self.incisal, uj) - c.overbite * wd)  # > 0 below the lower incisal edge
+        twidth = max(max(up[-1, 0], lo[-1, 0]) - min(up[0, 0], lo[0, 0]), 1.0)
+        y_lo = np.interp(xf, lo[:, 0], lo[:, 1])
+        scale = twidth / wd  # target pixels per source pixel, about
+        below = np.maximum(below, (yf - (y_lo - c.lower_show * twidth)) / scale)
+        vl = below / lcrown
+        lower_a = _smooth(below / edge + 0.5)
+
+        # Target lip curves: the upper lip's shadow and the corners' darkness.
+        u = np.clip((xf - min(up[0, 0], lo[0, 0])) / twidth, 0.0, 1.0)
+        y_up = np.interp(xf, up[:, 0], up[:, 1])
+        gap = np.maximum(y_lo - y_up, c.min_gap_px) / twidth
+        lip_shadow = 1.0 - 0.2 * np.exp(-np.maximum(yf - y_up, 0.0) / (0.03 * twidth))
+        corner = 1.0 - c.corner_shade * np.clip(2.0 * np.abs(u - 0.5), 0.0, 1.0) ** 2.5
+        light = self.light[0] + (self.light[1] - self.light[0]) * u
+
+        # Back to front: cavity, tongue (on open vowels, just above the lower incisal edge), lower teeth, upper.
+        col = np.tile(self.cavity_rgb.astype(np.float32), (len(xf), 1))
+        tongue = _smooth((below + 0.05 * wd) / (0.04 * wd)) * _smooth((gap - 0.15) / 0.1)
+        col += (self.tongue_rgb * 0.85 - col) * tongue[:, None]
+        col *= (0.75 + 0.25 * corner)[:, None]
+        lower = self._teeth(uj, vl, lcrown, gaps=0.5) * 0.85
+        if self.photo_lower:  # the photo's own lower teeth, carried with the jaw
+            pa = (_sample(self.inside, jx, jy)[:, 0] * _smooth(below / edge + 0.5 + c.overbite * wd / edge))
+            lower_a = np.maximum(lower_a, pa)
+            lower = lower + (_sample(self.source, jx, jy) - lower) * pa[:, None]
+        col += (lower - col) * lower_a[:, None]
+        upper = self._teeth(us, v, crown)
+        upper = upper + (self.gum_rgb - upper) * gum_a[:, None]
+        upper *= lip_shadow[:, None]
+        if self.photo_teeth:  # the photo's own upper teeth, carried with the skull
+            pa = _sample(self.inside, sx, sy)[:, 0] * upper_a
+            upper = upper + (_sample(self.source, sx, sy) - upper) * pa[:, None]
+        col += (upper - col) * upper_a[:, None]
+        return col * (light * (0.55 + 0.45 * corner))[:, None]
+
+    def _teeth(self, u: np.ndarray, v: np.ndarray, crown: np.ndarray, gaps: float = 1.0) -> np.ndarray:
+        """(N, 3) shaded teeth at positions u across the mouth and v up the crown (0 at the incisal edge);
+        ``gaps`` scales how much the separations show."""
+        c = self.config
+        bounds = np.r_[0.0, np.cumsum(c.tooth_widths)]
+        s = np.abs(u - 0.5)
+        dist = np.abs(s[:, None] - bounds[None]).min(axis=1)
+        k = np.clip(np.searchsorted(bounds, s) - 1, 0, len(bounds) - 2)
+        frac = (s - bounds[k]) / (bounds[k + 1] - bounds[k])
+        vv = np.clip(v, 0.0, 1.0)
+        separation = 1.0 - gaps * c.tooth_gap_shade * (1.0 + 0.5 * np.exp(-vv / 0.15)) * np.exp(-(dist / c.tooth_gap) ** 2)
+        rounded = 0.92 + 0.08 * np.sin(np.pi * np.clip(frac, 0.0, 1.0))
+        vertical = (1.0 - 0.12 * vv**2) * (1.0 - 0.08 * np.exp(-vv * crown / (0.02 * self.width)))
+        return self.teeth_rgb[None].astype(np.float32) * (separation * rounded * vertical)[:, None]
+
+
 class MeshWarpRenderer:
     """Warp one source crop to many target meshes.
 
@@ -190,7 +440,8 @@ class MeshWarpRenderer:
         inside = np.array([cv2.pointPolygonTest(oval_path, tuple(map(float, c)), False) > 0 for c in centroids])
         self.outer_tris = tri[~inside]  # indices into [oval, rings, border]
         self.outer_src = pts
-        self.mouth_colour_scale = self._source_brightness()
+        self.mouth = _MouthModel.build(self.source, self.source_mesh[:, :2], self.upper_lip, self.lower_lip,
+                                       self.config)
         self.eyes = _eyes()
         self.lid_rgb = [self._lid_colour(eye) for eye in self.eyes]
         self.eye_gap = [self._eye_gap(self.source_mesh[:, :2], eye) for eye in self.eyes]
@@ -213,14 +464,6 @@ class MeshWarpRenderer:
         t = np.linspace(0.0, s, n + 1)[:-1]
         return np.vstack([np.stack([t, np.zeros_like(t)], 1), np.stack([np.full_like(t, s), t], 1),
                           np.stack([s - t, np.full_like(t, s)], 1), np.stack([np.zeros_like(t), s - t], 1)])
-
-    def _source_brightness(self) -> float:
-        """Scale of the painted mouth colours: darker photos get darker teeth."""
-        lips = self.source_mesh[np.r_[self.upper_lip, self.lower_lip], :2]
-        x0, y0 = np.clip(lips.min(0).astype(int) - 8, 0, self.config.size - 1)
-        x1, y1 = np.clip(lips.max(0).astype(int) + 8, 1, self.config.size)
-        patch = self.source[y0:y1, x0:x1].astype(np.float32)
-        return float(np.clip(patch.mean() / 150.0, 0.45, 1.15)) if patch.size else 1.0
 
     def _outer_targets(self, mesh2d: np.ndarray) -> np.ndarray:
         """Target positions of [oval, rings, border] for one target mesh."""
@@ -364,11 +607,25 @@ class MeshWarpRenderer:
         return (np.interp(x, lo[:, 0], lo[:, 1]) - np.interp(x, up[:, 0], up[:, 1])) / width
 
     def _interior_opacity(self, tgt2d: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """(N,) float32 opacity at x positions (N,) inside the inner-lip polygon: by how much the target
-        opening exceeds the source's at the same place across the mouth."""
+        """(N,) float32 opacity at x positions (N,) inside the inner-lip polygon. A photo with closed lips: by
+        how much the target opening exceeds the source's at the same place across the mouth. A photo that shows
+        its teeth: by how far either lip moved from where the skull carries it (off the upper teeth, which the
+        warp would stretch), since the interior is then redrawn from the photo's own teeth carried with skull
+        and jaw; the photo's own mouth (or the head merely moving) paints nothing."""
         up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
         left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
         u = np.clip((xs - left_x) / max(right_x - left_x, 1.0), 0.0, 1.0)
+        if self.mouth.photo_teeth:
+            m = self.mouth
+            skull, _ = m.carriers(tgt2d)
+            width = max(right_x - left_x, 1.0)
+            moved = []
+            for lip in (self.upper_lip, self.lower_lip):
+                carried = _affine(m.source_mesh[lip], skull)
+                x = left_x + u * width
+                moved.append(np.abs(np.interp(x, tgt2d[lip, 0], tgt2d[lip, 1])
+                                    - np.interp(x, carried[:, 0], carried[:, 1])) / width)
+            return np.clip((np.maximum(*moved) - LIP_SLACK) / self.config.fade_gap, 0.0, 1.0).astype(np.float32)
         extra = self._gap_profile(tgt2d, u) - self._gap_profile(self.source_mesh[:, :2], u)
         return np.clip(extra / self.config.fade_gap, 0.0, 1.0).astype(np.float32)
 
@@ -416,31 +673,9 @@ class MeshWarpRenderer:
         return self._blend_mouth(image, tgt2d, ys, xs, fx, fy, self._interior_opacity(tgt2d, fx))
 
     def _mouth_colour(self, tgt2d: np.ndarray, xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
-        """(N, 3) float32 colour of cavity, teeth and tongue at positions (N,) between the lip contours."""
-        c = self.config
+        """(N, 3) float32 colour of teeth, gums, cavity and tongue at frame positions (N,) between the lips."""
         up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
-        left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
-        width = max(right_x - left_x, 1.0)
-        y_up = np.interp(xf, up[:, 0], up[:, 1])
-        y_lo = np.interp(xf, lo[:, 0], lo[:, 1])
-        gap = np.maximum(y_lo - y_up, c.min_gap_px)
-        d_up = (yf - y_up) / width  # distance below the upper lip, in mouth widths
-        d_lo = (y_lo - yf) / width  # distance above the lower lip
-        u = np.clip((xf - left_x) / width, 0.0, 1.0)  # 0 … 1 across the mouth
-        centre_fall = 1.0 - 0.55 * (2.0 * np.abs(u - 0.5)) ** 2  # darker towards the corners
-        colour = np.tile(np.asarray(c.cavity_rgb, np.float32), (len(xf), 1))
-        rel = (yf - y_up) / gap  # 0 at the upper lip, 1 at the lower lip
-        tongue = np.clip((rel - 0.55) / 0.45, 0.0, 1.0)[:, None]
-        colour = colour * (1 - tongue) + np.asarray(c.tongue_rgb, np.float32) * tongue * 0.8
-        lower_h = np.minimum(c.lower_teeth, np.maximum(gap / width - c.upper_teeth, 0.0))
-        teeth = (d_up < c.upper_teeth) | (d_lo < lower_h)
-        phase = (u * c.tooth_count) % 1.0
-        gaps = np.exp(-((phase - 0.5) ** 2) / 0.004)  # thin darker lines between teeth
-        edge = np.where(d_up < c.upper_teeth, d_up / c.upper_teeth, d_lo / np.maximum(lower_h, 1e-6))
-        shade = (1.0 - 0.25 * edge) * (1.0 - 0.35 * gaps)
-        colour[teeth] = np.asarray(c.teeth_rgb, np.float32) * shade[teeth, None]
-        colour *= (centre_fall * self.mouth_colour_scale)[:, None]
-        return colour
+        return self.mouth.colour(tgt2d, up, lo, xf, yf)
 
     def _blend_mouth(self, image: np.ndarray, tgt2d: np.ndarray, ys: np.ndarray, xs: np.ndarray, fx: np.ndarray,
                      fy: np.ndarray, opacity: np.ndarray) -> np.ndarray:
