@@ -149,7 +149,7 @@ def main() -> None:
     for face in [*FACES, *args.face]:
         source = model.prepare_face(face)
         feats, _ = model.audio_features(args.speech, DEFAULT_FPS)
-        feats = feats[: int(round(args.seconds * DEFAULT_FPS))]
+        feats = feats[: round(args.seconds * DEFAULT_FPS)]
         frames, labels, points, read, analysed, gen_blink = [], [], [], [], [], []
         for seed in args.seeds:
             coeffs = model.motion(source, feats, emotion=args.emotion, intensity=2, seed=seed)

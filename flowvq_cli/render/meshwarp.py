@@ -38,6 +38,7 @@ from flowvq_cli.face.canonical import load_canonical
 SUBPIXEL_BITS = 4  # fixed-point bits for cv2 rasterisation
 SUBPIXEL = 1 << SUBPIXEL_BITS
 MOUTH_MASK_ALPHA = 0.5  # painted-interior opacity above which a pixel counts as mouth interior
+MIN_OPEN_GAP = 0.02  # a photo whose lips part less than this (mouth widths, per column) has them closed
 INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}  # MeshWarpConfig.interpolation
 
 
@@ -55,13 +56,14 @@ class MeshWarpConfig:
     upper_crown: float = 0.16  # upper incisor crown height (incisal edge to gum line) at the centre
     lower_crown: float = 0.11  # lower incisor crown height
     overbite: float = 0.04
-    lower_show: float = 0.05  # most of the lower teeth that shows above the lower lip  # how far the closed lower incisal edge sits above (behind) the upper one
+    lower_show: float = 0.05  # most of the lower teeth that shows above the lower lip
     rest_show: float = 0.035  # upper incisal edge below the lip line of a closed-lip photo
     tooth_widths: tuple[float, ...] = (0.115, 0.09, 0.08, 0.07, 0.065, 0.06)  # from the midline outwards
     tooth_gap: float = 0.02  # width (sigma) of the soft shade between two teeth
     tooth_gap_shade: float = 0.05  # how much darker the middle of a separation is
     corner_shade: float = 0.6  # teeth and cavity this much darker at the mouth corners (buccal corridor)
     min_gap_px: float = 0.75  # lips closer than this are treated as closed
+    lip_inset: float = 0.4  # closed lips sample the photo's lips this far (of their thickness) from the opening
     fade_gap: float = 0.06  # extra opening (mouth widths) over the source's at which the interior is opaque
     lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid paint starts
     lid_full: float = 0.9  # closure at which it reaches lid_opacity
@@ -150,6 +152,20 @@ def _topology() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     upper = upper[np.argsort(v[upper, 0])]
     lower = lower[np.argsort(v[lower, 0])]
     return np.asarray(can.triangles), oval, upper, lower
+
+
+@cache
+def _lip_columns() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Upper inner, lower inner, upper outer and lower outer lip vertices, paired column by column across
+    the mouth (sorted by x, corners left out)."""
+    can = load_canonical()
+    v = np.asarray(can.vertices)
+    groups = ("lips_upper_inner", "lips_lower_inner", "lips_upper_outer", "lips_lower_outer")
+    columns = []
+    for name in groups:
+        idx = np.asarray(can.groups[name])
+        columns.append(idx[np.argsort(v[idx, 0])][1:-1])
+    return tuple(columns)
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -266,7 +282,7 @@ class _MouthModel:
         outer = np.vstack([mesh2d[can.groups["lips_upper_outer"]], mesh2d[can.groups["lips_lower_outer"]][::-1]])
         lips_mask = mask(outer)
         inner_mask = mask(np.vstack([up, lo[::-1]]))
-        ring = max(int(round(0.18 * width)), 2)
+        ring = max(round(0.18 * width), 2)
         skin_mask = cv2.dilate(lips_mask, np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)) & ~cv2.dilate(
             lips_mask, np.ones((5, 5), np.uint8)) & 1
         skin_px = lab[skin_mask > 0]
@@ -291,7 +307,8 @@ class _MouthModel:
         if len(inside_px) >= 30:
             light8 = np.clip(inside_px[:, 0] * 2.55, 0, 255).astype(np.uint8)
             thresh, _ = cv2.threshold(light8[:, None], 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-            teeth_px = (light8 > thresh) & (inside_px[:, 0] > 0.8 * skin[0]) & (inside_px[:, 1] < 0.5 * (lip[1] + skin[1]))
+            teeth_px = ((light8 > thresh) & (inside_px[:, 0] > 0.8 * skin[0])
+                        & (inside_px[:, 1] < 0.5 * (lip[1] + skin[1])))
             photo_teeth = bool(teeth_px.sum() >= max(25, 0.15 * len(inside_px)))
         u_of = lambda x: (x - left_x) / width  # noqa: E731
         incisal = None
@@ -337,7 +354,8 @@ class _MouthModel:
         tongue = np.array([0.6 * lip[0], lip[1] * 1.05, lip[2] * 0.8])
         jaw = np.r_[can.groups["chin"], JAW_FRONT, can.groups["lips_lower_outer"][1:-1]]
         return cls(source=source, source_mesh=mesh2d, left_x=float(left_x), width=float(width), incisal=incisal,
-                   photo_teeth=photo_teeth, photo_lower=photo_lower, inside=inside, teeth_rgb=_lab_to_rgb(teeth), gum_rgb=_lab_to_rgb(gum),
+                   photo_teeth=photo_teeth, photo_lower=photo_lower, inside=inside, teeth_rgb=_lab_to_rgb(teeth),
+                   gum_rgb=_lab_to_rgb(gum),
                    cavity_rgb=_lab_to_rgb(cavity), tongue_rgb=_lab_to_rgb(tongue), light=light, config=config,
                    jaw_vertices=np.unique(jaw))
 
@@ -413,7 +431,8 @@ class _MouthModel:
         k = np.clip(np.searchsorted(bounds, s) - 1, 0, len(bounds) - 2)
         frac = (s - bounds[k]) / (bounds[k + 1] - bounds[k])
         vv = np.clip(v, 0.0, 1.0)
-        separation = 1.0 - gaps * c.tooth_gap_shade * (1.0 + 0.5 * np.exp(-vv / 0.15)) * np.exp(-(dist / c.tooth_gap) ** 2)
+        separation = 1.0 - (gaps * c.tooth_gap_shade * (1.0 + 0.5 * np.exp(-vv / 0.15))
+                            * np.exp(-(dist / c.tooth_gap) ** 2))
         rounded = 0.92 + 0.08 * np.sin(np.pi * np.clip(frac, 0.0, 1.0))
         vertical = (1.0 - 0.12 * vv**2) * (1.0 - 0.08 * np.exp(-vv * crown / (0.02 * self.width)))
         return self.teeth_rgb[None].astype(np.float32) * (separation * rounded * vertical)[:, None]
@@ -495,7 +514,7 @@ class MeshWarpRenderer:
         tgt2d = np.asarray(target_mesh[:, :2], np.float64)
         outer_dst = self._outer_targets(tgt2d)
         dst = np.vstack([outer_dst[self.outer_tris], tgt2d[self.face_tris]])  # (N, 3, 2)
-        src = np.vstack([self.outer_src[self.outer_tris], self.source_mesh[self.face_tris, :2]])
+        src = np.vstack([self.outer_src[self.outer_tris], self._texture_source(tgt2d)[self.face_tris]])
         n_outer = len(self.outer_tris)
         depth = np.asarray(target_mesh[self.face_tris, 2]).mean(axis=1)  # z: negative = nearer the camera
         order = np.r_[np.arange(n_outer), n_outer + np.argsort(-depth)]  # background, then far → near
@@ -514,6 +533,28 @@ class MeshWarpRenderer:
             frame = self._blend_mouth(frame, tgt2d, ys, xs, xs, ys, alpha[ys, xs])
         frame = self.paint_lids(frame, tgt2d, paint)
         return RenderedFrame(frame, flow, mouth, paint, alpha)
+
+    def _texture_source(self, tgt2d: np.ndarray) -> np.ndarray:
+        """(468, 2) where each vertex samples the photo. The source mesh itself, except where the target's lips
+        close over an opening the photo shows: there the inner lip vertices sample up to ``lip_inset`` of the
+        lip's thickness away from the opening, so that closed lips are drawn from lip, not from the teeth and
+        shadow that the photo's inner lip contour borders (which would stay as a seam between them)."""
+        src = self.source_mesh[:, :2]
+        up_in, lo_in, up_out, lo_out = _lip_columns()
+
+        def gaps(mesh2d: np.ndarray) -> np.ndarray:
+            width = max(float(np.linalg.norm(mesh2d[self.upper_lip[-1]] - mesh2d[self.upper_lip[0]])), 1.0)
+            return np.linalg.norm(mesh2d[lo_in] - mesh2d[up_in], axis=1) / width
+
+        src_gap, tgt_gap = gaps(src), gaps(tgt2d)
+        closing = np.clip(1.0 - tgt_gap / np.maximum(src_gap, 1e-6), 0.0, 1.0) * (src_gap > MIN_OPEN_GAP)
+        if not closing.any():
+            return src
+        inset = self.config.lip_inset * closing[:, None]
+        out = src.copy()
+        out[up_in] += inset * (src[up_out] - src[up_in])
+        out[lo_in] += inset * (src[lo_out] - src[lo_in])
+        return out
 
     def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
                    to_image: np.ndarray | None = None) -> np.ndarray:
@@ -615,6 +656,14 @@ class MeshWarpRenderer:
         up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
         left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
         u = np.clip((xs - left_x) / max(right_x - left_x, 1.0), 0.0, 1.0)
+        # where the lips meet (closer than min_gap_px) nothing shows between them: a rasterised polygon of no
+        # area would otherwise still draw a line of teeth along the closed lips
+        gap_px = self._gap_profile(tgt2d, u) * max(right_x - left_x, 1.0)
+        shut = np.clip(gap_px / self.config.min_gap_px - 1.0, 0.0, 1.0)
+        return (shut * self._opening_opacity(tgt2d, u, left_x, right_x)).astype(np.float32)
+
+    def _opening_opacity(self, tgt2d: np.ndarray, u: np.ndarray, left_x: float, right_x: float) -> np.ndarray:
+        """:meth:`_interior_opacity` before the closed-lips cut, at relative positions ``u`` across the mouth."""
         if self.mouth.photo_teeth:
             m = self.mouth
             skull, _ = m.carriers(tgt2d)
