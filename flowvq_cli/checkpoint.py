@@ -7,7 +7,8 @@ Two kinds of files live here:
   ``model.safetensors`` (the layout of huggingface_hub's ``PyTorchModelHubMixin``)::
 
       flowvq-mini/
-        flowvq.json         {bundle_format_version, coeff_layout_version, name, created, flowvq_version,
+        flowvq.json         {bundle_format_version, coeff_layout_version, face_model_version, name, created,
+                             flowvq_version,
                              components: {name: {files: {relpath: {sha256, bytes}}, config: {...}}}}
         expflow/config.json
         expflow/model.safetensors
@@ -50,7 +51,7 @@ from flowvq_cli.errors import OutputError, WeightsError
 
 # The per-frame coefficient layout (52 ARKit weights + 6 pose values) this FlowVQ reads and writes; the
 # face rig owns it. A bundle records the layout it was trained on and is refused under any other.
-from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION
+from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION
 from flowvq_cli.fsutil import atomic_write, fsync_dir, fsync_file, sha256_file
 
 # ---------------------------------------------------------------------------------------------- constants
@@ -266,6 +267,7 @@ def write_bundle(
         manifest = {
             "bundle_format_version": BUNDLE_FORMAT_VERSION,
             "coeff_layout_version": COEFF_LAYOUT_VERSION,
+            "face_model_version": FACE_MODEL_VERSION,
             "name": name,
             "created": _utc_now(),
             "flowvq_version": __version__,
@@ -417,6 +419,12 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise WeightsError(f"{root} was made for coefficient layout {layout!r}, but FlowVQ {__version__} uses "
                            f"layout {COEFF_LAYOUT_VERSION}; use weights made for layout {COEFF_LAYOUT_VERSION} "
                            "(or the FlowVQ version that made them)")
+    face_model = manifest.get("face_model_version", 1)
+    flows = {"expflow", "poseflow"} & set(manifest.get("components") or {})
+    if flows and face_model != FACE_MODEL_VERSION:
+        raise WeightsError(f"{root}: its flows learned the expressions of face model {face_model}, but FlowVQ "
+                           f"{__version__} uses face model {FACE_MODEL_VERSION} (expressions at a real face's "
+                           "size); use weights made for it, e.g. retrain with `bash scripts/train_mini.sh flows`")
     return manifest
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from flowvq_cli import checkpoint as ckpt
 from flowvq_cli.checkpoint import (
     COEFF_LAYOUT_VERSION,
+    FACE_MODEL_VERSION,
     MANIFEST_NAME,
     load_safetensors,
     load_training_state,
@@ -192,6 +193,17 @@ def test_mismatched_coeff_layout_is_refused(bundle_dir: Path) -> None:
     edit_manifest(bundle_dir, coeff_layout_version=COEFF_LAYOUT_VERSION + 1)
     with pytest.raises(WeightsError, match=f"was made for coefficient layout {COEFF_LAYOUT_VERSION + 1}, but"):
         read_bundle(bundle_dir)
+
+
+def test_flows_of_another_face_model_are_refused(bundle_dir: Path) -> None:
+    """A bundle from before the face model was calibrated (no face_model_version: 1) is refused in one line."""
+    assert json.loads((bundle_dir / MANIFEST_NAME).read_text())["face_model_version"] == FACE_MODEL_VERSION
+    manifest = json.loads((bundle_dir / MANIFEST_NAME).read_text())
+    del manifest["face_model_version"]
+    (bundle_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="learned the expressions of face model 1") as error:
+        read_bundle(bundle_dir)
+    assert "\n" not in str(error.value) and "train_mini.sh flows" in str(error.value)
 
 
 def test_manifest_cannot_point_outside_its_component(bundle_dir: Path) -> None:

@@ -30,31 +30,43 @@ from scipy.signal import find_peaks, lfilter
 from flowvq_cli.data.manifest import EMOTIONS, INTENSITIES
 from flowvq_cli.data.visemes import arkit_index, frame_times, weight_vector
 
-INTENSITY_SCALE = {1: 0.35, 2: 0.65, 3: 1.0}
-"""MEAD intensity level → scale of the expression offset and of every emotion-specific modulation."""
+INTENSITY_SCALE = {1: 0.45, 2: 0.78, 3: 1.0}
+"""MEAD intensity level → scale of the expression offset and of every emotion-specific modulation: an
+emotion's key blendshapes (0.9 in :data:`EXPRESSIONS`) reach about 0.4 / 0.7 / 0.9 at intensities 1 / 2 / 3."""
 
 EXPRESSIONS: dict[str, dict[str, float]] = {
-    "angry": {"browDownLeft": 0.7, "browDownRight": 0.7, "noseSneerLeft": 0.35, "noseSneerRight": 0.35,
-              "mouthPressLeft": 0.3, "mouthPressRight": 0.3, "eyeSquintLeft": 0.45, "eyeSquintRight": 0.45,
-              "mouthFrownLeft": 0.2, "mouthFrownRight": 0.2, "jawForward": 0.1},
-    "contempt": {"mouthSmileLeft": 0.45, "mouthDimpleLeft": 0.35, "mouthLeft": 0.15, "eyeSquintLeft": 0.15,
-                 "browDownRight": 0.1, "mouthPressRight": 0.15},
-    "disgusted": {"noseSneerLeft": 0.65, "noseSneerRight": 0.65, "mouthUpperUpLeft": 0.45,
-                  "mouthUpperUpRight": 0.45, "browDownLeft": 0.35, "browDownRight": 0.35, "eyeSquintLeft": 0.3,
-                  "eyeSquintRight": 0.3, "mouthFrownLeft": 0.25, "mouthFrownRight": 0.25, "mouthShrugUpper": 0.2,
-                  "cheekSquintLeft": 0.2, "cheekSquintRight": 0.2},
-    "fear": {"browInnerUp": 0.7, "browOuterUpLeft": 0.3, "browOuterUpRight": 0.3, "eyeWideLeft": 0.6,
-             "eyeWideRight": 0.6, "mouthStretchLeft": 0.45, "mouthStretchRight": 0.45, "mouthFrownLeft": 0.15,
-             "mouthFrownRight": 0.15, "jawOpen": 0.05},
-    "happy": {"mouthSmileLeft": 0.7, "mouthSmileRight": 0.7, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5,
-              "eyeSquintLeft": 0.3, "eyeSquintRight": 0.3, "mouthDimpleLeft": 0.2, "mouthDimpleRight": 0.2,
-              "browOuterUpLeft": 0.1, "browOuterUpRight": 0.1},
+    # FACS-like prototypes (EMFACS action units → ARKit; docs/face-model.md, "Emotion prototypes"), in the
+    # face model's units (face model 2: 1.0 is what the expression reader reads as 1.0 on a real face).
+    # AU4 brow lowerer + AU7 lid tightener + AU23/24 lip tightener/presser (+ AU9 a little)
+    "angry": {"browDownLeft": 0.9, "browDownRight": 0.9, "eyeSquintLeft": 0.5, "eyeSquintRight": 0.5,
+              "mouthPressLeft": 0.5, "mouthPressRight": 0.5, "noseSneerLeft": 0.4, "noseSneerRight": 0.4,
+              "mouthFrownLeft": 0.3, "mouthFrownRight": 0.3, "jawForward": 0.1},
+    # unilateral AU14 dimpler + AU12 lip corner puller
+    "contempt": {"mouthDimpleLeft": 0.9, "mouthSmileLeft": 0.55, "mouthLeft": 0.2, "eyeSquintLeft": 0.2,
+                 "browDownRight": 0.1, "mouthPressRight": 0.2},
+    # AU9 nose wrinkler + AU10 upper lip raiser + AU15 + AU16/17, AU4
+    "disgusted": {"noseSneerLeft": 0.9, "noseSneerRight": 0.9, "mouthUpperUpLeft": 0.7,
+                  "mouthUpperUpRight": 0.7, "browDownLeft": 0.45, "browDownRight": 0.45, "eyeSquintLeft": 0.4,
+                  "eyeSquintRight": 0.4, "mouthFrownLeft": 0.35, "mouthFrownRight": 0.35, "mouthShrugUpper": 0.3,
+                  "cheekSquintLeft": 0.3, "cheekSquintRight": 0.3, "mouthLowerDownLeft": 0.2,
+                  "mouthLowerDownRight": 0.2},
+    # AU1+2+4 brows + AU5 upper lid raiser + AU20 lip stretcher + AU26 jaw drop
+    "fear": {"browInnerUp": 0.9, "browOuterUpLeft": 0.5, "browOuterUpRight": 0.5, "browDownLeft": 0.25,
+             "browDownRight": 0.25, "eyeWideLeft": 0.8, "eyeWideRight": 0.8, "mouthStretchLeft": 0.7,
+             "mouthStretchRight": 0.7, "mouthFrownLeft": 0.15, "mouthFrownRight": 0.15, "jawOpen": 0.12},
+    # AU6 cheek raiser + AU12 lip corner puller (Duchenne smile), upper lip lifted a little
+    "happy": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "cheekSquintLeft": 0.7, "cheekSquintRight": 0.7,
+              "eyeSquintLeft": 0.4, "eyeSquintRight": 0.4, "mouthDimpleLeft": 0.25, "mouthDimpleRight": 0.25,
+              "mouthUpperUpLeft": 0.15, "mouthUpperUpRight": 0.15, "browOuterUpLeft": 0.1,
+              "browOuterUpRight": 0.1},
     "neutral": {},
-    "sad": {"browInnerUp": 0.7, "mouthFrownLeft": 0.55, "mouthFrownRight": 0.55, "browDownLeft": 0.15,
-            "browDownRight": 0.15, "mouthShrugLower": 0.3, "eyeLookDownLeft": 0.15, "eyeLookDownRight": 0.15,
-            "mouthPressLeft": 0.1, "mouthPressRight": 0.1},
-    "surprised": {"browOuterUpLeft": 0.7, "browOuterUpRight": 0.7, "browInnerUp": 0.6, "eyeWideLeft": 0.65,
-                  "eyeWideRight": 0.65, "jawOpen": 0.15, "mouthFunnel": 0.1},
+    # AU1 inner brow raiser + AU4 + AU15 lip corner depressor + AU17 chin raiser, gaze down
+    "sad": {"browInnerUp": 0.9, "mouthFrownLeft": 0.8, "mouthFrownRight": 0.8, "browDownLeft": 0.2,
+            "browDownRight": 0.2, "mouthShrugLower": 0.4, "eyeLookDownLeft": 0.15, "eyeLookDownRight": 0.15,
+            "mouthPressLeft": 0.15, "mouthPressRight": 0.15},
+    # AU1+2 brows raised + AU5 upper lid raiser + AU26 jaw drop
+    "surprised": {"browOuterUpLeft": 0.9, "browOuterUpRight": 0.9, "browInnerUp": 0.8, "eyeWideLeft": 0.85,
+                  "eyeWideRight": 0.85, "jawOpen": 0.3, "mouthFunnel": 0.15},
     "talk": {},
 }
 """Emotion → static ARKit offset at intensity 3 (before per-clip variation)."""

@@ -88,6 +88,10 @@ import numpy as np
 from flowvq_cli.face import canonical
 
 COEFF_LAYOUT_VERSION = 1
+FACE_MODEL_VERSION = 2
+"""What 1.0 of a blendshape means. 1: the authored rig (about a third of a real face's range). 2: the
+calibrated face model, whose 1.0 the expression reader (Blendshape V2) reads as 1.0 on a real face. Flows
+record the version they learned, and a bundle whose flows learned another one is refused."""
 ARKIT_NAMES: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
     "eyeSquintLeft", "eyeWideLeft",

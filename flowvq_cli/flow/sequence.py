@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import WeightsError
-from .config import COEFF_LAYOUT_VERSION, FlowConfig
+from .config import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, FlowConfig
 from .context import ContextEncoder
 from .glow import FlowStack
 from .layers import FlowCond
@@ -164,7 +164,7 @@ class SequenceFlow(nn.Module):
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"model_type": self.model_type, "coeff_layout_version": COEFF_LAYOUT_VERSION,
-                "config": self.config.to_dict()}
+                "face_model_version": FACE_MODEL_VERSION, "config": self.config.to_dict()}
         tmp = path / "config.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
         os.replace(tmp, path / "config.json")
@@ -186,6 +186,11 @@ class SequenceFlow(nn.Module):
         if layout != COEFF_LAYOUT_VERSION:
             raise WeightsError(f"{path} was trained on coefficient layout {layout}, this FlowVQ uses layout "
                                f"{COEFF_LAYOUT_VERSION}; use weights made for this version")
+        face_model = meta.get("face_model_version", 1)
+        if face_model != FACE_MODEL_VERSION:
+            raise WeightsError(f"{path} learned the expressions of face model {face_model}, this FlowVQ uses face "
+                               f"model {FACE_MODEL_VERSION} (expressions at a real face's size); use weights made "
+                               "for it, e.g. retrain with `bash scripts/train_mini.sh flows`")
         if meta.get("model_type") != cls.model_type:
             raise WeightsError(f"{path} holds a {meta.get('model_type')!r} model, not {cls.model_type!r}; "
                                f"point to the {cls.model_type}/ folder of the bundle")

@@ -11,6 +11,7 @@ from flow_testutils import assert_causal_and_logdet, exp_batch, jacobian_blocks,
 from torch.utils.flop_counter import FlopCounterMode
 
 from flowvq_cli.errors import UsageError, WeightsError
+from flowvq_cli.face.rig import FACE_MODEL_VERSION
 from flowvq_cli.flow import (
     EMOTIONS,
     ExpBatch,
@@ -221,6 +222,10 @@ def test_loading_rejects_another_layout_or_model(tmp_path: Path):
         PoseFlow.from_pretrained(tmp_path / "m")
     config_path.write_text(json.dumps({**meta, "coeff_layout_version": 2}))
     with pytest.raises(WeightsError, match="layout 2"):
+        ExpFlow.from_pretrained(tmp_path / "m")
+    assert meta["face_model_version"] == FACE_MODEL_VERSION
+    config_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "face_model_version"}))
+    with pytest.raises(WeightsError, match="face model 1"):  # flows from before the calibrated face model
         ExpFlow.from_pretrained(tmp_path / "m")
     config_path.write_text(json.dumps({**meta, "config": {**meta["config"], "n_steps": 3}}))
     with pytest.raises(WeightsError, match=r"model\.safetensors"):
