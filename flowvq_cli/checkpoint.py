@@ -51,7 +51,7 @@ from flowvq_cli.errors import OutputError, WeightsError
 
 # The per-frame coefficient layout (52 ARKit weights + 6 pose values) this FlowVQ reads and writes; the
 # face rig owns it. A bundle records the layout it was trained on and is refused under any other.
-from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION
+from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, face_model_mismatch
 from flowvq_cli.fsutil import atomic_write, fsync_dir, fsync_file, sha256_file
 
 # ---------------------------------------------------------------------------------------------- constants
@@ -419,12 +419,9 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise WeightsError(f"{root} was made for coefficient layout {layout!r}, but FlowVQ {__version__} uses "
                            f"layout {COEFF_LAYOUT_VERSION}; use weights made for layout {COEFF_LAYOUT_VERSION} "
                            "(or the FlowVQ version that made them)")
-    face_model = manifest.get("face_model_version", 1)
-    flows = {"expflow", "poseflow"} & set(manifest.get("components") or {})
-    if flows and face_model != FACE_MODEL_VERSION:
-        raise WeightsError(f"{root}: its flows learned the expressions of face model {face_model}, but FlowVQ "
-                           f"{__version__} uses face model {FACE_MODEL_VERSION} (expressions at a real face's "
-                           "size); use weights made for it, e.g. retrain with `bash scripts/train_mini.sh flows`")
+    mismatch = face_model_mismatch(manifest.get("face_model_version", 1))
+    if mismatch and {"expflow", "poseflow"} & set(manifest.get("components") or {}):
+        raise WeightsError(f"{root}: its flows {mismatch}")
     return manifest
 
 

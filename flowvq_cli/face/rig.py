@@ -92,6 +92,15 @@ FACE_MODEL_VERSION = 2
 """What 1.0 of a blendshape means. 1: the authored rig (about a third of a real face's range). 2: the
 calibrated face model, whose 1.0 the expression reader (Blendshape V2) reads as 1.0 on a real face. Flows
 record the version they learned, and a bundle whose flows learned another one is refused."""
+
+
+def face_model_mismatch(version: object) -> str | None:
+    """Why flows that learned face model ``version`` cannot be used (None when they can)."""
+    if version == FACE_MODEL_VERSION:
+        return None
+    return (f"learned the expressions of face model {version}, but this FlowVQ uses face model {FACE_MODEL_VERSION} "
+            "(expressions at a real face's size); use weights made for it, e.g. retrain with "
+            "`bash scripts/train_mini.sh flows`")
 ARKIT_NAMES: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
     "eyeSquintLeft", "eyeWideLeft",

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import WeightsError
+from ..face.rig import face_model_mismatch
 from .config import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, FlowConfig
 from .context import ContextEncoder
 from .glow import FlowStack
@@ -186,11 +187,9 @@ class SequenceFlow(nn.Module):
         if layout != COEFF_LAYOUT_VERSION:
             raise WeightsError(f"{path} was trained on coefficient layout {layout}, this FlowVQ uses layout "
                                f"{COEFF_LAYOUT_VERSION}; use weights made for this version")
-        face_model = meta.get("face_model_version", 1)
-        if face_model != FACE_MODEL_VERSION:
-            raise WeightsError(f"{path} learned the expressions of face model {face_model}, this FlowVQ uses face "
-                               f"model {FACE_MODEL_VERSION} (expressions at a real face's size); use weights made "
-                               "for it, e.g. retrain with `bash scripts/train_mini.sh flows`")
+        mismatch = face_model_mismatch(meta.get("face_model_version", 1))
+        if mismatch:
+            raise WeightsError(f"{path} {mismatch}")
         if meta.get("model_type") != cls.model_type:
             raise WeightsError(f"{path} holds a {meta.get('model_type')!r} model, not {cls.model_type!r}; "
                                f"point to the {cls.model_type}/ folder of the bundle")
