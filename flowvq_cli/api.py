@@ -620,9 +620,8 @@ def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = No
     all; without ``force`` the first run to finish a file keeps it. With ``skip_existing`` a row is also
     skipped when its output is being written by another live run, or was finished by one meanwhile.
     Temporary files that killed runs left in an output folder are removed first. A full disk stops the
-    batch (:class:`~flowvq_cli.fsutil.DiskFullError`) instead of failing every row after it."""
-    from flowvq_cli.errors import FlowVQError
-    from flowvq_cli.fsutil import DiskFullError
+    batch (:class:`~flowvq_cli.errors.DiskFullError`) instead of failing every row after it."""
+    from flowvq_cli.errors import DiskFullError, FlowVQError
 
     part, parts = shard
     outcomes = []

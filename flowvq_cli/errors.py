@@ -7,11 +7,17 @@ what went wrong *and* what to do about it.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 
 DEBUG_ENV = "FLOWVQ_DEBUG"
 """Set to 1 for full tracebacks instead of one-line errors."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+"""OS errors that mean "no room left": a full disk, or the user's quota reached."""
 
 
 class FlowVQError(Exception):
@@ -32,6 +38,38 @@ class InputError(FlowVQError):
 
 class OutputError(FlowVQError):
     """An output cannot be written (exists without --force, folder missing or read-only)."""
+
+
+class DiskFullError(OutputError):
+    """The disk (or the quota) filled up while writing an output; nothing half-written is left."""
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in a human unit: ``512 B``, ``3.2 MB``, ``1.5 GB`` (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is an OS error meaning the disk or the quota is full."""
+    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_error(path: str | os.PathLike[str], written: int = 0) -> DiskFullError:
+    """The one-line error for a disk that filled up while writing ``path`` (a file, or a folder when the
+    file is unknown); ``written``: the bytes that had made it to disk."""
+    path = Path(path)
+    folder, what = (path, f"into {path}") if path.is_dir() else (path.parent, str(path))
+    try:
+        free = format_bytes(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "unknown"
+    needed = f"it needs more than {format_bytes(written)}" if written > 0 else "it needs more"
+    return DiskFullError(f"disk full: cannot write {what} ({free} free in {folder}; {needed}); free some space "
+                         "there or write to another disk, then run again")
 
 
 class FaceNotFoundError(InputError):
@@ -57,8 +95,6 @@ def one_line(exc: BaseException) -> str:
     library's file) gets the disk-full message; anything else is reported as a bug."""
     if isinstance(exc, FlowVQError):
         return f"error: {exc}"
-    from flowvq_cli.fsutil import disk_full_error, is_disk_full
-
     if is_disk_full(exc) or "No space left on device" in str(exc):
         filename = getattr(exc, "filename", None)
         where = Path(os.fsdecode(filename)) if filename else Path.cwd()

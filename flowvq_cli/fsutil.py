@@ -13,24 +13,22 @@ file behind, unlocked; the next run that writes into the same folder removes it
 on the same folder) and is never touched. Where locks are not available (Windows, some network file
 systems) nothing is swept.
 
-Disk full: an ``ENOSPC`` / ``EDQUOT`` while writing becomes :class:`DiskFullError`, one line that says
-where, how much is free, how much the file needed at least, and what to do.
+Disk full: an ``ENOSPC`` / ``EDQUOT`` while writing becomes :class:`~flowvq_cli.errors.DiskFullError`, one
+line that says where, how much is free, how much the file needed at least, and what to do.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from flowvq_cli.errors import OutputError
+from flowvq_cli.errors import InputError, OutputError, disk_full_error, is_disk_full
 
 try:
     import fcntl
@@ -43,42 +41,7 @@ PARTIAL_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.partial(\.[^.]+)?$")
 TEMP_ATTEMPTS = 8
 """How often :func:`create_temp` retries when a sweep of another run removed its fresh file."""
 
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
-"""OS errors that mean "no room left": a full disk, or the user's quota reached."""
-
 _swept: set[str] = set()
-
-
-class DiskFullError(OutputError):
-    """The disk (or the quota) filled up while writing an output; nothing half-written is left."""
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes in a human unit: ``512 B``, ``3.2 MB``, ``1.5 GB`` (powers of 1000)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` is an OS error meaning the disk or the quota is full."""
-    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
-
-
-def disk_full_error(path: str | os.PathLike[str], written: int = 0) -> DiskFullError:
-    """The one-line error for a disk that filled up while writing ``path`` (a file, or a folder when the
-    file is unknown); ``written``: the bytes that had made it to disk."""
-    path = Path(path)
-    folder, what = (path, f"into {path}") if path.is_dir() else (path.parent, str(path))
-    try:
-        free = format_bytes(shutil.disk_usage(folder).free)
-    except OSError:
-        free = "unknown"
-    needed = f"it needs more than {format_bytes(written)}" if written > 0 else "it needs more"
-    return DiskFullError(f"disk full: cannot write {what} ({free} free in {folder}; {needed}); free some space "
-                         "there or write to another disk, then run again")
 
 
 def _lock(fd: int, name: str) -> bool:
@@ -326,8 +289,6 @@ def check_input_file(path: str | os.PathLike[str], what: str, hint: str,
     ``what`` names the expected kind ("image", "audio file", ...), ``hint`` says what to pass instead;
     ``empty_error`` is the error class for a 0-byte file (default :class:`~flowvq_cli.errors.InputError`).
     """
-    from flowvq_cli.errors import InputError
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"{what} not found: {path}; {hint}")

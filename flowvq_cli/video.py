@@ -10,7 +10,7 @@
   and an exception (Ctrl-C and SIGTERM included, see :mod:`flowvq_cli.stops`) kills ffmpeg and deletes
   it. The temporary file is locked for the writer's lifetime, so one a killed run left is swept by
   the next run into that folder (:func:`flowvq_cli.fsutil.sweep_leftovers`). A disk that fills up
-  gives one line (:class:`flowvq_cli.fsutil.DiskFullError`), not ffmpeg's messages.
+  gives one line (:class:`flowvq_cli.errors.DiskFullError`), not ffmpeg's messages.
 
 Every ffmpeg call gets an argument list (no shell) and its exit status is checked.
 """
@@ -31,8 +31,8 @@ from typing import IO
 
 import numpy as np
 
-from flowvq_cli.errors import InputError, OutputError
-from flowvq_cli.fsutil import DiskFullError, check_input_file, create_temp, disk_full_error, publish
+from flowvq_cli.errors import DiskFullError, InputError, OutputError, disk_full_error
+from flowvq_cli.fsutil import check_input_file, create_temp, publish
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".flv", ".mpg", ".mpeg",
                               ".wmv", ".3gp", ".ts", ".mts", ".gif"})

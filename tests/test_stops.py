@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from flowvq_cli import stops
-from flowvq_cli.errors import OutputError
+from flowvq_cli.errors import DiskFullError, OutputError
 from flowvq_cli.fsutil import (
-    DiskFullError,
     atomic_write,
     being_written,
     create_temp,
