@@ -28,6 +28,7 @@ import numpy as np
 
 FEATHER_FRACTION = 0.1  # width of the blend ramp, as a fraction of the crop side
 BOX_MARGIN_PX = 2  # extra pixels around the footprint (interpolation support)
+INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}  # render.meshwarp's sampling, by name
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,6 @@ class WarpPaste:
         """:meth:`build` for the frames of ``renderer`` (the mesh-warp renderer of the photo's crop): its source
         crop and sampling; with ``draw`` it is also the painter, drawing the mouth interior and the lids at the
         photo's resolution."""
-        from flowvq_cli.render.meshwarp import INTERPOLATIONS
-
         return cls.build(image, crop_matrix, renderer.source, INTERPOLATIONS[renderer.config.interpolation],
                          painter=renderer if draw else None)
 

@@ -34,12 +34,12 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from flowvq_cli.face.canonical import load_canonical
+from flowvq_cli.face.paste import INTERPOLATIONS  # MeshWarpConfig.interpolation's names
 
 SUBPIXEL_BITS = 4  # fixed-point bits for cv2 rasterisation
 SUBPIXEL = 1 << SUBPIXEL_BITS
 MOUTH_MASK_ALPHA = 0.5  # painted-interior opacity above which a pixel counts as mouth interior
 MIN_OPEN_GAP = 0.02  # a photo whose lips part less than this (mouth widths, per column) has them closed
-INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}  # MeshWarpConfig.interpolation
 
 
 @dataclass(frozen=True)
