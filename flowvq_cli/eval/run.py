@@ -10,7 +10,11 @@ For every generated clip (an MP4, or each MP4 of a folder; ground truth paired b
    :data:`IDENTITY_FRAMES` evenly spaced frames) and the FER emotion classifier's input patches;
 3. the tracks give the lip-sync substitute (``jawOpen`` vs the audio energy envelope: correlation at
    offset 0 and the best offset, positive = video lags audio), the blink rate (``eyeBlink``) and the
-   landmark jitter (MediaPipe mesh, image pixels).
+   landmark jitter (MediaPipe mesh, image pixels);
+4. the speech's phones (pocketsphinx: aligned to the text when it is given, else recognised;
+   :mod:`.phones`) against the lip gap of the landmarks and the expression reader's rounding give the
+   phone-level lip sync (:mod:`.phone_sync`): p/b/m closure, vowel openness correlation, rounding on
+   uw/ow/w.
 
 Clips named ``<job>_s<seed>.mp4`` (how FlowVQ names its outputs) with the same ``<job>`` are seeds of
 one job; groups of two or more give the diversity metrics (pose trace variance, expression spread).
@@ -24,6 +28,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,8 @@ from flowvq_cli.eval.motion import (
     landmark_jitter,
     pose_trace_variance,
 )
+from flowvq_cli.eval.phone_sync import ROUNDING, PhoneSync, phone_sync
+from flowvq_cli.eval.phones import Phone, PhonesUnavailableError, check_pocketsphinx, phones_of
 from flowvq_cli.eval.plots import ClipTracks, write_plots
 from flowvq_cli.eval.report import MetricResult, results_to_json, summarize, summary_rows, unavailable
 from flowvq_cli.eval.sharpness import sharpness_ratio
@@ -75,10 +82,13 @@ METRIC_ORDER = (
     ("SSIM", "", True), ("PSNR", "dB", True), ("FID", "", False), ("CPBD", "", True),
     ("sharpness ratio", "", None), ("M-LMD", "px", False), ("F-LMD", "px", False),
     ("sync correlation", "", True), ("sync correlation (best offset)", "", True), ("A/V offset", "frames", None),
+    ("p/b/m closure", "", True), ("vowel openness correlation", "", True), ("rounding on uw/ow/w", "", True),
     ("blink rate", "/min", None), ("jitter", "px/frame²", False), ("identity distance", "", False),
     ("identity match", "", True), ("emotion accuracy", "", True),
 )
 """Every per-clip metric, in table order: (name, unit, higher is better)."""
+PHONE_METRICS = ("p/b/m closure", "vowel openness correlation", "rounding on uw/ow/w")
+"""The phone-level lip-sync metrics (:mod:`.phone_sync`), in table order."""
 
 
 @dataclass(frozen=True)
@@ -166,12 +176,21 @@ class Extras:
     fer_reason: InstallReason = ""
     fid: FeatureExtractor | None = None
     fid_reason: InstallReason = NO_WEIGHTS_REASON
+    phones_reason: InstallReason = ""
+    """Why the phone-level metrics cannot be computed ("" when pocketsphinx is installed)."""
 
 
 def load_extras(fid_weights: str | Path | FeatureExtractor | None = None, *, use_dlib: bool = True,
-                use_fer: bool = True) -> Extras:
-    """Load what is installed: dlib models, the FER classifier, a FID feature extractor."""
+                use_fer: bool = True, use_phones: bool = True) -> Extras:
+    """Load what is installed: dlib models, the FER classifier, a FID feature extractor; check for pocketsphinx."""
     extras = Extras()
+    if use_phones:
+        try:
+            check_pocketsphinx()
+        except PhonesUnavailableError as error:
+            extras.phones_reason = str(error)
+    else:
+        extras.phones_reason = "phone measures turned off"
     if use_dlib:
         try:
             extras.dlib = dlib_models.load_dlib_models()
@@ -458,6 +477,47 @@ def sync_results(jaw_open: np.ndarray, energy: np.ndarray | None, max_offset: in
             _s(names[2], [result.offset])]
 
 
+def phone_sync_results(sync: PhoneSync | None, reason: str = "") -> list[MetricResult]:
+    """The phone-level lip-sync metrics (:data:`PHONE_METRICS`) of one clip.
+
+    Args:
+        sync: the clip's measures (:func:`.phone_sync.phone_sync`), or None (then all three are unavailable
+            with ``reason``).
+
+    Returns:
+        "p/b/m closure" (share of p/b/m phones, n = phones), "vowel openness correlation" (Spearman ρ),
+        "rounding on uw/ow/w" (share of those phones, n = phones).
+    """
+    if sync is None:
+        return [_u(n, reason) for n in PHONE_METRICS]
+    closure, openness, rounding = PHONE_METRICS
+    rho = sync.openness_correlation
+    return [
+        _s(closure, sync.closed.astype(np.float64)) if sync.closure_gaps.size
+        else _u(closure, "the speech has no p/b/m phone where the face is tracked"),
+        _s(openness, [rho]) if np.isfinite(rho)
+        else _u(openness, f"needs 3 or more tracked vowels of 2 or more openness classes (has {sync.openness.size})"),
+        _s(rounding, sync.rounded.astype(np.float64)) if sync.rounding_rises.size
+        else _u(rounding, "the speech has no uw, ow or w phone where the face is tracked"),
+    ]
+
+
+def mouth_tracks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth as the phone metrics see it, from ``(T, 478, 3)`` FaceMesh landmarks (NaN where lost).
+
+    Returns:
+        ``(gap (T,), rounding (T, 2))``: the inner-lip gap in mouth widths (``canonical.lip_gap``), and the
+        expression reader's ``mouthFunnel`` and ``mouthPucker``.
+    """
+    from flowvq_cli.face.canonical import lip_gap
+    from flowvq_cli.face.reader import read_blendshapes
+    from flowvq_cli.face.rig import ARKIT_NAMES
+
+    gap = lip_gap(landmarks[:, :MESH_POINTS, :2])  # (T,)
+    rounding = read_blendshapes(landmarks)[:, [ARKIT_NAMES.index(n) for n in ROUNDING]]  # (T, 2)
+    return gap, rounding.astype(np.float64)
+
+
 def _motion_results(analysis: Any) -> list[MetricResult]:
     """Blink rate from ``eyeBlink``; jitter of the MediaPipe mesh (image pixels) over tracked frames."""
     blink = analysis.coeffs[:, list(EYE_BLINK)].astype(np.float64).mean(axis=1)  # (T,)
@@ -517,6 +577,23 @@ def clip_energy(audio: Path, n_frames: int, fps: float) -> tuple[np.ndarray | No
     return energy_envelope(wave.samples, wave.sr, n_frames=n_frames, fps=fps).astype(np.float64), ""
 
 
+def clip_phones(audio: Path, text: str | None, extras: Extras) -> tuple[list[Phone] | None, str]:
+    """The phones of a clip's speech (aligned to ``text``, else recognised), or None and the reason."""
+    if extras.phones_reason:
+        return None, extras.phones_reason
+    try:
+        stat = Path(audio).stat()
+        return list(_phones_cached(str(audio), stat.st_mtime_ns, stat.st_size, text)), ""
+    except (FlowVQError, OSError) as error:
+        return None, f"no phones: {error}"
+
+
+@lru_cache(maxsize=8)
+def _phones_cached(audio: str, _mtime_ns: int, _size: int, text: str | None) -> tuple[Phone, ...]:
+    """:func:`.phones.phones_of`, once per file version and text (clips of one speech share it)."""
+    return tuple(phones_of(audio, text))
+
+
 def _check_gt(pred: Any, gt: Any, gt_path: Path) -> str:
     """Why the ground truth cannot be compared frame by frame ("" when it can)."""
     n_pred, n_gt = pred.coeffs.shape[0], gt.coeffs.shape[0]
@@ -528,7 +605,8 @@ def _check_gt(pred: Any, gt: Any, gt_path: Path) -> str:
 
 def evaluate_clip(pred: Path, *, gt: Path | None = None, gt_reason: str = NEEDS_GT, audio: Path | None = None,
                   source: SourceInfo | None = None, emotion_label: str | None = None, extras: Extras | None = None,
-                  max_offset: int = DEFAULT_MAX_OFFSET) -> tuple[ClipReport, ClipTracks, np.ndarray]:
+                  max_offset: int = DEFAULT_MAX_OFFSET, text: str | None = None
+                  ) -> tuple[ClipReport, ClipTracks, np.ndarray]:
     """Every metric of one generated clip.
 
     Args:
@@ -539,6 +617,7 @@ def evaluate_clip(pred: Path, *, gt: Path | None = None, gt_reason: str = NEEDS_
         emotion_label: expected FlowVQ emotion (None → taken from the file name, if it says).
         extras: optional models (:func:`load_extras`; default: load them).
         max_offset: A/V offsets searched, ± frames.
+        text: what the speech says (its phones are aligned to it); None → recognised by pocketsphinx.
 
     Returns:
         ``(clip report, tracks for plots, coeffs (T, 58))``.
@@ -555,12 +634,16 @@ def evaluate_clip(pred: Path, *, gt: Path | None = None, gt_reason: str = NEEDS_
     clip = _Clip(pred, analysis, gt if use_gt else None, gt_analysis if use_gt else None)
     stats = _frame_pass(clip, source, extras)
     n, fps = analysis.coeffs.shape[0], analysis.fps
-    energy, audio_reason = clip_energy(audio if audio is not None else pred, n, fps)
+    speech = audio if audio is not None else pred
+    energy, audio_reason = clip_energy(speech, n, fps)
     jaw = analysis.coeffs[:, JAW_OPEN].astype(np.float64)
     expected = expected_emotion(pred, emotion_label)
+    phones, phones_reason = clip_phones(speech, text, extras)
+    sync = None if phones is None else phone_sync(*mouth_tracks(analysis.landmarks), phones, fps)
     results = (_reference_results(stats, gt_reason, extras) + _image_results(stats, source)
                + _lmd_results(stats, gt_reason, extras) + sync_results(jaw, energy, max_offset, audio_reason)
-               + _motion_results(analysis) + _identity_results(stats, source)
+               + phone_sync_results(sync, phones_reason) + _motion_results(analysis)
+               + _identity_results(stats, source)
                + [_emotion_result(stats, expected, extras)])
     assert [r.name for r in results] == [m[0] for m in METRIC_ORDER]
     tracks = ClipTracks(name=pred.stem, fps=fps, jaw_open=jaw, blink_left=analysis.coeffs[:, EYE_BLINK[0]],
@@ -597,6 +680,7 @@ def evaluate(pred: str | Path, *, gt: str | Path | None = None, audio: str | Pat
              source: str | Path | None = None, emotion: str | None = None,
              fid_weights: str | Path | FeatureExtractor | None = None, plots: str | Path | None = None,
              max_offset: int = DEFAULT_MAX_OFFSET, use_dlib: bool = True, use_fer: bool = True,
+             text: str | None = None, use_phones: bool = True,
              on_clip: Callable[[int, int, Path], None] | None = None) -> EvalReport:
     """Evaluate generated talking-face clips.
 
@@ -611,13 +695,16 @@ def evaluate(pred: str | Path, *, gt: str | Path | None = None, audio: str | Pat
         plots: folder to write PNG plots into (None → no plots).
         max_offset: A/V offsets searched, ± frames.
         use_dlib, use_fer: turn the optional dlib / FER models off (their metrics become unavailable).
+        text: what the speech of every clip says, for the phone-level metrics (None → each clip's phones are
+            recognised by pocketsphinx).
+        use_phones: turn the phone-level metrics off (they become unavailable).
         on_clip: progress callback ``(index, total, path)`` called before each clip.
 
     Returns:
         An :class:`EvalReport`.
     """
     clips = list_clips(pred)
-    extras = load_extras(fid_weights, use_dlib=use_dlib, use_fer=use_fer)
+    extras = load_extras(fid_weights, use_dlib=use_dlib, use_fer=use_fer, use_phones=use_phones)
     source_info = load_source(source, extras)
     reports, tracks, coeffs = [], [], []
     for i, clip in enumerate(clips):
@@ -626,7 +713,7 @@ def evaluate(pred: str | Path, *, gt: str | Path | None = None, audio: str | Pat
         gt_path, gt_reason = pair_ground_truth(clip, gt)
         report, track, c = evaluate_clip(
             clip, gt=gt_path, gt_reason=gt_reason, audio=None if audio is None else Path(audio),
-            source=source_info, emotion_label=emotion, extras=extras, max_offset=max_offset)
+            source=source_info, emotion_label=emotion, extras=extras, max_offset=max_offset, text=text)
         reports.append(report)
         tracks.append(track)
         coeffs.append(c)

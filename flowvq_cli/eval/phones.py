@@ -1,0 +1,138 @@
+"""The phones of a speech recording, by pocketsphinx: ARPAbet labels with their times.
+
+One aligner for every voice, synthetic or recorded, so one phone inventory (ARPAbet, the CMU Pronouncing
+Dictionary's): pocketsphinx 5.1.1 (PyPI, BSD; its en-us acoustic model, language model and dictionary ship
+in the wheel; ``pip install '.[eval]'``), at 10 ms.
+
+- :func:`align_phones`: forced alignment of known text (words first, pauses between them allowed, then
+  the phones within them).
+- :func:`recognise_phones`: no text: pocketsphinx's en-us speech recogniser finds the words, and the
+  phones of its hypothesis are aligned the same way. On real voices its word error rate is about 0–0.2;
+  on espeak-ng's it is about 0.9 (issue 22), so give the text for synthetic speech.
+
+The phone-level lip-sync measures on these phones are in :mod:`flowvq_cli.eval.phone_sync`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from flowvq_cli.errors import InputError
+
+INSTALL_HINT = "pip install '.[eval]'"
+SAMPLE_RATE = 16_000
+FRAMES_PER_SECOND = 100
+"""pocketsphinx's frame rate: its times are in 10 ms frames."""
+SILENCE = "SIL"
+
+_SEARCHES = (  # tried in turn; the lattice's best path (bestpath) loses the end of espeak-ng sentences
+    dict(bestpath=False, beam=1e-80, wbeam=1e-60, pbeam=1e-80),
+    dict(bestpath=False),
+    dict(bestpath=False, beam=1e-80, wbeam=1e-60, pbeam=1e-80, fsgusefiller=False),
+)
+
+
+class Phone(NamedTuple):
+    """One aligned phone: [start, end) in seconds and its ARPAbet label (``SIL`` for silence)."""
+
+    start: float
+    end: float
+    label: str
+
+
+class PhonesUnavailableError(InputError):
+    """pocketsphinx is not installed."""
+
+
+class AlignmentError(InputError):
+    """pocketsphinx could not find the phones of the speech (a word it does not know, no speech)."""
+
+
+def check_pocketsphinx() -> None:
+    """Raise :class:`PhonesUnavailableError` (with the install hint) when pocketsphinx is missing."""
+    if importlib.util.find_spec("pocketsphinx") is None:
+        raise PhonesUnavailableError(f"phone measures unavailable: pocketsphinx is not installed ({INSTALL_HINT})")
+
+
+def words_of(text: str) -> list[str]:
+    """The words to align: lower case, letters and apostrophes (punctuation dropped)."""
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def _pcm(audio: str | Path) -> bytes:
+    """16 kHz mono 16-bit PCM of any file ffmpeg reads (a video's audio track too)."""
+    from flowvq_cli.audio.load import load_audio
+
+    samples = load_audio(audio, sr=SAMPLE_RATE).samples
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def _decode(decoder, pcm: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+
+
+def _aligned_phones(decoder, pcm: bytes) -> list[Phone]:
+    """Second pass: the phones of the words the decoder found last (``set_alignment``)."""
+    decoder.set_alignment()
+    _decode(decoder, pcm)
+    return [Phone(p.start / FRAMES_PER_SECOND, (p.start + p.duration) / FRAMES_PER_SECOND, p.name)
+            for word in decoder.get_alignment() for p in word]
+
+
+def align_phones(audio: str | Path, text: str) -> list[Phone]:
+    """Forced alignment of ``text`` to the speech in ``audio``: its phones, in order, end to end.
+
+    A search that does not reach the text's last word is rejected and the next of :data:`_SEARCHES` tried.
+
+    Raises:
+        PhonesUnavailableError: pocketsphinx is not installed.
+        AlignmentError: a word is not in pocketsphinx's dictionary, or no search aligned the whole text.
+    """
+    check_pocketsphinx()
+    from pocketsphinx import Decoder
+
+    pcm, words = _pcm(audio), words_of(text)
+    if not words:
+        raise AlignmentError(f"no words in the text {text!r}; give the words the speech says")
+    for search in _SEARCHES:
+        decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", **search)
+        missing = [w for w in words if decoder.lookup_word(w) is None]
+        if missing:
+            raise AlignmentError(f"not in pocketsphinx's dictionary: {', '.join(missing)}; spell them as words")
+        decoder.set_align_text(" ".join(words))
+        _decode(decoder, pcm)
+        got = [re.sub(r"\(\d+\)$", "", s.word) for s in decoder.seg() or [] if not s.word.startswith(("<", "["))]
+        if got == words:
+            return _aligned_phones(decoder, pcm)
+    raise AlignmentError(f"pocketsphinx could not align the text to {Path(audio).name}; check that it says "
+                         f"{text!r}")
+
+
+def recognise_phones(audio: str | Path) -> list[Phone]:
+    """The phones of whatever ``audio`` says: pocketsphinx's en-us recogniser, then phone alignment.
+
+    Raises:
+        PhonesUnavailableError: pocketsphinx is not installed.
+        AlignmentError: no speech was recognised.
+    """
+    check_pocketsphinx()
+    from pocketsphinx import Decoder
+
+    pcm = _pcm(audio)
+    decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+    _decode(decoder, pcm)
+    if decoder.hyp() is None or not decoder.hyp().hypstr.strip():
+        raise AlignmentError(f"pocketsphinx recognised no speech in {Path(audio).name}")
+    return _aligned_phones(decoder, pcm)
+
+
+def phones_of(audio: str | Path, text: str | None = None) -> list[Phone]:
+    """:func:`align_phones` when the text is known, else :func:`recognise_phones`."""
+    return recognise_phones(audio) if text is None else align_phones(audio, text)
