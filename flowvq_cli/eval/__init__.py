@@ -9,6 +9,8 @@ Every function takes arrays, never files: frames ``(T, H, W, 3) uint8`` RGB, 68-
 - :mod:`.sharpness` — variance-of-Laplacian sharpness and its output/source ratio
 - :mod:`.landmark_metrics` — M-LMD, F-LMD
 - :mod:`.sync` — mouth opening vs. audio energy correlation and A/V offset (SyncNet substitute)
+- :mod:`.phone_sync` — phone-level lip sync: p/b/m closure, vowel openness correlation, rounding on uw/ow/w
+- :mod:`.phones` — the speech's ARPAbet phones from pocketsphinx (optional; aligned to text, or recognised)
 - :mod:`.motion` — blinks, landmark jitter, pose / expression diversity across seeds
 - :mod:`.fid` — Fréchet distance, FID with an injected feature extractor
 - :mod:`.report` — :class:`MetricResult`, mean ± std summaries, table rows, JSON
