@@ -94,6 +94,42 @@ class Painter(Protocol):
     def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
                    to_image: np.ndarray | None = None) -> np.ndarray: ...
 
+    def paint_lip_line(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
+                       to_image: np.ndarray | None = None) -> np.ndarray: ...
+
+
+FLOW_JUMP = 4.0  # crop pixels: a displacement differing by more from a neighbour's is a seam, not a slope
+SEAM_BLUR = 0.5  # crop pixels: the blur that draws such a seam as a line instead of a staircase
+
+
+def flow_jumps(shift: np.ndarray) -> np.ndarray:
+    """(S, S) the largest difference (crop pixels) between each pixel's displacement (S, S, 2) and its
+    four neighbours'."""
+    out = np.zeros(shift.shape[:2], np.float32)
+    dy = np.abs(np.diff(shift, axis=0)).max(axis=-1)
+    dx = np.abs(np.diff(shift, axis=1)).max(axis=-1)
+    out[1:] = np.maximum(out[1:], dy)
+    out[:-1] = np.maximum(out[:-1], dy)
+    out[:, 1:] = np.maximum(out[:, 1:], dx)
+    out[:, :-1] = np.maximum(out[:, :-1], dx)
+    return out
+
+
+def soften_seams(image: np.ndarray, seam: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (h, w, 3) uint8 with the pixels of ``seam`` (h, w) bool blurred by ``sigma`` pixels, in
+    place: a seam follows the crop's pixels, a staircase that the blur draws as a line."""
+    ys, xs = np.nonzero(seam)
+    if len(ys) == 0:
+        return image
+    pad = int(np.ceil(3 * sigma)) + 1
+    y0, x0 = max(int(ys.min()) - pad, 0), max(int(xs.min()) - pad, 0)
+    y1, x1 = int(ys.max()) + pad + 1, int(xs.max()) + pad + 1
+    sub = image[y0:y1, x0:x1]
+    blurred = cv2.GaussianBlur(sub, (0, 0), sigma)
+    mask = seam[y0:y1, x0:x1]
+    sub[mask] = blurred[mask]
+    return image
+
 
 @dataclass(frozen=True)
 class WarpPaste:
@@ -162,15 +198,32 @@ class WarpPaste:
         # The crop displacement is interpolated (extended past the crop's edge, where the renderer pins it to
         # 0), so a box pixel outside the crop, or between its pixels, keeps its own position; in the photo
         # it is the displacement through the similarity's linear part.
-        moved = cv2.remap(np.ascontiguousarray(flow, np.float32) - self.crop_grid, self.crop_xy, None, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)  # (h, w, 2) crop displacement
+        shift = np.ascontiguousarray(flow, np.float32) - self.crop_grid
+        moved = cv2.remap(shift, self.crop_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # (h, w, 2)
+        # Where the displacement jumps (lips that meet: above the line they show upper lip, below it lower
+        # lip) interpolating it would show what lies between in the photo (its teeth): take the nearest
+        # crop pixel's there.
+        jump = flow_jumps(shift) > FLOW_JUMP
+        if jump.any():
+            near = cv2.remap(jump.astype(np.uint8), self.crop_xy, None, cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE) > 0
+            if near.any():
+                nearest = cv2.remap(shift, self.crop_xy, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+                moved[near] = nearest[near]
+            else:
+                near = None
+        else:
+            near = None
         linear = np.hstack([p.to_box[:, :2], np.zeros((2, 1))]).astype(np.float32)
         shown = self.photo_xy + cv2.transform(moved, linear)  # (h, w, 2) photo position each box pixel shows
         face = cv2.remap(p.image, shown, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # (h, w, 3)
+        if near is not None:
+            face = soften_seams(face, near, SEAM_BLUR * float(np.hypot(*p.to_box[:, 0])))  # box px per crop px
         if draw:  # in box pixels: p.to_box maps the crop there
             tgt2d = np.asarray(target_mesh, np.float64)[:, :2]
             if np.any(mouth_paint > 0):
                 face = self.painter.paint_mouth(face, tgt2d, to_image=p.to_box)
+            face = self.painter.paint_lip_line(face, tgt2d, to_image=p.to_box)
             face = self.painter.paint_lids(face, tgt2d, to_image=p.to_box)
         elif np.any(paint > 0):
             self._compose_paint(face, frame, flow, np.ascontiguousarray(paint, np.float32))

@@ -34,12 +34,13 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from flowvq_cli.face.canonical import load_canonical
-from flowvq_cli.face.paste import INTERPOLATIONS  # MeshWarpConfig.interpolation's names
+from flowvq_cli.face.paste import FLOW_JUMP, INTERPOLATIONS, SEAM_BLUR, flow_jumps, soften_seams
 
 SUBPIXEL_BITS = 4  # fixed-point bits for cv2 rasterisation
 SUBPIXEL = 1 << SUBPIXEL_BITS
 MOUTH_MASK_ALPHA = 0.5  # painted-interior opacity above which a pixel counts as mouth interior
 MIN_OPEN_GAP = 0.02  # a photo whose lips part less than this (mouth widths, per column) has them closed
+MIN_TRIANGLE_AREA = 0.5  # px²: a face triangle collapsed below this (closed lips, lids) is not drawn
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class MeshWarpConfig:
     min_gap_px: float = 0.75  # lips closer than this are treated as closed
     lip_inset: float = 0.4  # closed lips sample the photo's lips this far (of their thickness) from the opening
     fade_gap: float = 0.06  # extra opening (mouth widths) over the source's at which the interior is opaque
+    lip_line: float = 0.8  # opacity of the shaded line where closed lips meet (at the mouth's centre)
+    lip_line_width: float = 0.03  # its width, mouth widths
+    lip_line_open: float = 0.04  # lip gap (mouth widths) at which the line has faded out (the interior shows)
     lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid paint starts
     lid_full: float = 0.9  # closure at which it reaches lid_opacity
     lid_opacity: float = 0.85  # the painted lid's opacity over the warped pixels (some texture shows through)
@@ -259,6 +263,7 @@ class _MouthModel:
     gum_rgb: np.ndarray
     cavity_rgb: np.ndarray
     tongue_rgb: np.ndarray
+    line_rgb: np.ndarray  # the shade where closed lips meet
     light: tuple[float, float]  # the light on the mouth's left and right ends, relative to its mean
     config: MeshWarpConfig
     jaw_vertices: np.ndarray
@@ -356,7 +361,9 @@ class _MouthModel:
         return cls(source=source, source_mesh=mesh2d, left_x=float(left_x), width=float(width), incisal=incisal,
                    photo_teeth=photo_teeth, photo_lower=photo_lower, inside=inside, teeth_rgb=_lab_to_rgb(teeth),
                    gum_rgb=_lab_to_rgb(gum),
-                   cavity_rgb=_lab_to_rgb(cavity), tongue_rgb=_lab_to_rgb(tongue), light=light, config=config,
+                   cavity_rgb=_lab_to_rgb(cavity), tongue_rgb=_lab_to_rgb(tongue),
+                   line_rgb=_lab_to_rgb(np.array([0.5 * lip[0], 0.9 * lip[1], 0.8 * lip[2]])), light=light,
+                   config=config,
                    jaw_vertices=np.unique(jaw))
 
     def carriers(self, tgt2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -517,7 +524,12 @@ class MeshWarpRenderer:
         src = np.vstack([self.outer_src[self.outer_tris], self._texture_source(tgt2d)[self.face_tris]])
         n_outer = len(self.outer_tris)
         depth = np.asarray(target_mesh[self.face_tris, 2]).mean(axis=1)  # z: negative = nearer the camera
-        order = np.r_[np.arange(n_outer), n_outer + np.argsort(-depth)]  # background, then far → near
+        face = dst[n_outer:]
+        area = 0.5 * np.abs((face[:, 1, 0] - face[:, 0, 0]) * (face[:, 2, 1] - face[:, 0, 1])
+                            - (face[:, 2, 0] - face[:, 0, 0]) * (face[:, 1, 1] - face[:, 0, 1]))
+        near = np.argsort(-depth)
+        near = near[area[near] >= MIN_TRIANGLE_AREA]  # collapsed ones would draw a line of their unstable map
+        order = np.r_[np.arange(n_outer), n_outer + near]  # background, then far → near
         ids = self._triangle_ids(dst, order)
         aff = _affines(dst, src).astype(np.float32)  # (N, 2, 3)
         ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
@@ -525,12 +537,16 @@ class MeshWarpRenderer:
         flow = a[..., 0] * xs[..., None] + a[..., 1] * ys[..., None] + a[..., 2]  # (H, W, 2)
         frame = cv2.remap(self.source, flow[..., 0], flow[..., 1], INTERPOLATIONS[self.config.interpolation],
                           borderMode=cv2.BORDER_REPLICATE)
+        seam = flow_jumps(flow - np.stack([xs, ys], axis=-1)) > FLOW_JUMP  # closed lips' meeting line
+        if seam.any():  # drawn as WarpPaste draws it
+            frame = soften_seams(frame, seam, SEAM_BLUR)
         alpha = self._mouth_alpha(tgt2d)  # (H, W) float32 in [0, 1]
         mouth = alpha > MOUTH_MASK_ALPHA
         paint = alpha.copy()
         if (alpha > 0).any():
             ys, xs = np.nonzero(alpha > 0)
             frame = self._blend_mouth(frame, tgt2d, ys, xs, xs, ys, alpha[ys, xs])
+        frame = self.paint_lip_line(frame, tgt2d, paint)
         frame = self.paint_lids(frame, tgt2d, paint)
         return RenderedFrame(frame, flow, mouth, paint, alpha)
 
@@ -720,6 +736,56 @@ class MeshWarpRenderer:
         if len(xs) == 0:
             return image
         return self._blend_mouth(image, tgt2d, ys, xs, fx, fy, self._interior_opacity(tgt2d, fx))
+
+    def paint_lip_line(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
+                       to_image: np.ndarray | None = None) -> np.ndarray:
+        """``image`` (H, W, 3) uint8 with the shaded line where the target's lips close over an opening the
+        photo shows (closed lips show one, their own shadow; warped from a photo of parted lips they have none
+        and read as a pink opening), fading out as the lips part and toward the corners; a photo of closed
+        lips keeps its own. Its opacity is max-ed into ``paint`` when given.
+        ``to_image``: as :meth:`paint_lids`."""
+        c = self.config
+        up, lo = tgt2d[self.upper_lip], tgt2d[self.lower_lip]
+        left_x, right_x = min(up[0, 0], lo[0, 0]), max(up[-1, 0], lo[-1, 0])
+        width = right_x - left_x
+        if width < 2.0:
+            return image
+        u = np.linspace(0.0, 1.0, 33)
+        x = left_x + u * width
+        y_up, y_lo = np.interp(x, up[:, 0], up[:, 1]), np.interp(x, lo[:, 0], lo[:, 1])
+        src_gap = self._gap_profile(self.source_mesh[:, :2], u)
+        closing = np.clip(1.0 - (y_lo - y_up) / width / np.maximum(src_gap, 1e-6), 0.0, 1.0) * (src_gap > MIN_OPEN_GAP)
+        strength = c.lip_line * closing * np.clip(1.0 - (y_lo - y_up) / (c.lip_line_open * width), 0.0, 1.0)
+        strength *= 0.4 + 0.6 * np.sin(np.pi * u) ** 0.5  # lighter toward the corners
+        if strength.max() <= 0.01:
+            return image
+        pts = np.stack([x, (y_up + y_lo) / 2], axis=1)
+        scale = 1.0
+        if to_image is not None:
+            to_image = np.asarray(to_image, np.float64)
+            pts = _affine(pts, to_image)
+            scale = float(np.hypot(*to_image[:, 0]))
+        thick = max(c.lip_line_width * width * scale, 1.0)
+        h, w = image.shape[:2]
+        pad = int(np.ceil(2 * thick)) + 2
+        x0, y0 = np.clip(np.floor(pts.min(axis=0)).astype(int) - pad, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(pts.max(axis=0)).astype(int) + pad, 0, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            return image
+        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+        fixed = np.round((pts - [x0, y0]) * SUBPIXEL).astype(np.int32)
+        for k in range(len(pts) - 1):  # each segment at its own strength
+            seg = np.zeros_like(mask)
+            cv2.line(seg, tuple(fixed[k]), tuple(fixed[k + 1]), float((strength[k] + strength[k + 1]) / 2),
+                     max(round(thick), 1), cv2.LINE_AA, SUBPIXEL_BITS)
+            np.maximum(mask, seg, out=mask)
+        mask = cv2.GaussianBlur(mask, (0, 0), 0.35 * thick)
+        sub = image[y0:y1, x0:x1].astype(np.float32)
+        out = image.copy()
+        out[y0:y1, x0:x1] = np.clip(sub + (self.mouth.line_rgb - sub) * mask[..., None] + 0.5, 0, 255).astype(np.uint8)
+        if paint is not None:
+            np.maximum(paint[y0:y1, x0:x1], mask, out=paint[y0:y1, x0:x1])
+        return out
 
     def _mouth_colour(self, tgt2d: np.ndarray, xf: np.ndarray, yf: np.ndarray) -> np.ndarray:
         """(N, 3) float32 colour of teeth, gums, cavity and tongue at frame positions (N,) between the lips."""

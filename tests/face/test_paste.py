@@ -205,3 +205,27 @@ def test_warp_paste_draws_mouth_and_lids_at_the_photos_resolution(face2_talking)
                                    cv2.CV_64F).var() for img in (drawn, resampled)]
               for name, painted in (("mouth", mouth), ("lid", lid))}
     assert detail["mouth"][0] > 1.8 * detail["mouth"][1] and detail["lid"][0] > detail["lid"][1], detail
+
+
+def test_warp_paste_does_not_show_what_lies_between_the_two_sides_of_a_seam(alignment: align.Alignment) -> None:
+    """Closed lips warped from parted ones: above their meeting line the crop shows the upper lip (from
+    higher up), below it the lower lip (from lower down). Interpolating that jump in the displacement would
+    show, at photo pixels between two crop pixels, what the photo has between the lips (its teeth): the
+    nearest crop pixel's displacement is taken there instead."""
+    photo = np.zeros((480, 480, 3), np.uint8)
+    photo[:] = (200, 60, 60)  # upper lip
+    photo[250:, :] = (60, 60, 200)  # lower lip
+    photo[235:265, :] = (255, 255, 255)  # the teeth between them
+    crop = align.crop(photo, alignment)
+    to_crop = np.asarray(alignment.matrix, np.float64)
+    centre = to_crop @ np.array([240.0, 250.0, 1.0])  # the teeth's middle, in the crop
+    normal = to_crop[:, :2] @ np.array([0.0, 1.0])
+    normal /= np.linalg.norm(normal)  # the photo's "down" in the crop
+    flow = _identity_flow(256)
+    side = ((flow - centre) @ normal) > 0  # below the line through the teeth's middle
+    flow[~side] -= 12.0 * normal  # above it: shows from 12 crop pixels higher up (upper lip)
+    flow[side] += 12.0 * normal  # below it: from 12 lower (lower lip)
+    out = WarpPaste.build(photo, alignment.matrix, crop)(crop, flow, np.zeros((256, 256), np.float32))
+    region = out[180:320, 170:310].astype(int)
+    assert (region.min(axis=-1) > 150).sum() == 0  # no teeth-white pixel along the seam
+    assert (region[..., 0] > 150).any() and (region[..., 2] > 150).any()  # both lips meet there

@@ -163,3 +163,35 @@ def test_paint_opacity_covers_the_mouth_interior_and_the_closing_lids(renderer: 
     outside = result.paint[2] == 0  # the photo, warped, and nothing painted over it
     np.testing.assert_array_equal(result.frames[2][outside], plain[outside])
     assert result.paint[2].max() == pytest.approx(MeshWarpConfig().lid_opacity, rel=1e-3)  # fully closed: full
+
+
+def test_closed_lips_over_parted_ones_meet_in_a_line_that_facemesh_reads_closed(
+        renderer: MeshWarpRenderer, source, monkeypatch: pytest.MonkeyPatch) -> None:
+    """face.png smiles with parted lips; its neutral face closes them. Where they meet, the triangles
+    between the lips have collapsed: drawn, each would paint a line of its unstable map (the photo's teeth)
+    there; skipped, the lips meet as lip (redder along the line). And the shaded line where they meet makes
+    MediaPipe read them closed: without it the warped lips read as a pink opening 0.12 mouth widths tall."""
+    import cv2
+
+    from flowvq_cli.face.analyze import analyze_rgb
+    from flowvq_cli.face.canonical import lip_gap
+    from flowvq_cli.render import meshwarp
+
+    _, identity, coeffs = source
+    neutral = coeffs[None].copy()
+    neutral[:, : rig.N_EXP] = 0.0
+    mesh = rig.synthesize(identity, neutral)[0]
+    up_in, lo_in, _, _ = meshwarp._lip_columns()
+    line = np.round((mesh[up_in, :2] + mesh[lo_in, :2]) / 2).astype(int)
+
+    def redness(frame: np.ndarray) -> float:  # LAB a* along the line, the least red of 3 pixels per column
+        a = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB)[..., 1].astype(float)
+        return float(np.median([a[y - 1 : y + 2, x].min() for x, y in line]))
+
+    plain = MeshWarpRenderer(renderer.source, renderer.source_mesh, MeshWarpConfig(lip_line=0.0))
+    unlined = plain.render_one(mesh).frame
+    with monkeypatch.context() as m:
+        m.setattr(meshwarp, "MIN_TRIANGLE_AREA", 0.0)
+        assert redness(unlined) >= redness(plain.render_one(mesh).frame) + 4.0
+    assert lip_gap(analyze_rgb(renderer.render_one(mesh).frame).landmarks)[0] < 0.06
+    assert lip_gap(analyze_rgb(unlined).landmarks)[0] > 0.1
