@@ -224,7 +224,8 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     with ``paste_back``, else S². A ``mesh_prior`` VQIG also gets each frame's mesh-warp motion. A
     ``prior_frame`` VQIG at the crop's size (its frame is the mesh warp's but for the mouth interior) is
     composed into the photo like the mesh warp (:class:`~flowvq_cli.face.paste.WarpPaste`: the photo
-    sampled at its own resolution, the painted mouth from VQIG's frame); others are pasted back."""
+    sampled at its own resolution, lip line and lids drawn there, the mouth interior from VQIG's frame); others
+    are pasted back."""
     import cv2
 
     from flowvq_cli.face.paste import PasteBack, WarpPaste
@@ -240,26 +241,28 @@ def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: boo
     renderer, scale = mesh_renderer(source, crop) if vqig.config.mesh_prior else (None, 1.0)
     native = paste_back and vqig.config.prior_frame and size == crop_size  # prior_frame needs mesh_prior
     if native:
-        paster = WarpPaste.from_renderer(source.image, source.crop_matrix, renderer)
+        paster = WarpPaste.from_renderer(source.image, source.crop_matrix, renderer, draw=True)
     else:
         paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
     for start in range(0, len(coeffs), chunk):
         idx = np.arange(start, min(len(coeffs), start + chunk))
         windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
-        warped, prior = None, None
+        warped, prior, meshes = None, None, None
         if renderer is not None:
-            warped = renderer.render(rig.synthesize(source.identity, np.asarray(coeffs)[idx]) * scale)
+            meshes = rig.synthesize(source.identity, np.asarray(coeffs)[idx]) * scale
+            warped = renderer.render(meshes)
             prior = MeshPrior.from_render(warped, frame=vqig.config.prior_frame)
         out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
         frames = ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for k, frame in enumerate(frames):
             if native:
-                yield paster(frame, warped.flow[k], warped.paint[k])
+                yield paster(frame, warped.flow[k], warped.paint[k], warped.mouth_paint[k], meshes[k],
+                             under=warped.frames[k])
                 continue
             if size != crop_size:
                 frame = cv2.resize(frame, (crop_size, crop_size), interpolation=cv2.INTER_CUBIC)
             yield paster(frame) if paster is not None else frame
-        del warped, prior  # the mesh-warp maps go before the next chunk's are made
+        del warped, prior, meshes  # the mesh-warp maps go before the next chunk's are made
 
 
 class FlowVQ:

@@ -186,11 +186,14 @@ class WarpPaste:
                          painter=renderer if draw else None)
 
     def __call__(self, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray, mouth_paint: np.ndarray | None = None,
-                 target_mesh: np.ndarray | None = None) -> np.ndarray:
+                 target_mesh: np.ndarray | None = None, under: np.ndarray | None = None) -> np.ndarray:
         """One rendered frame (S, S, 3) uint8, its flow (S, S, 2) (crop position each pixel shows) and paint
         opacity (S, S) → the full photo with the face composed in (H, W, 3) uint8. With a ``painter``, also
-        the frame's mouth-interior opacity (S, S) and target mesh (468, 2+) (frame pixels): the mouth interior
-        and the lids are drawn at the photo's resolution, and nothing comes from the frame's pixels."""
+        the frame's mouth-interior opacity (S, S) and target mesh (468, 2+) (frame pixels): the mouth interior,
+        the lip line and the lids are drawn at the photo's resolution, and nothing comes from the frame's
+        pixels; but with ``under`` (S, S, 3), the painter's own frame that ``frame`` was composed on (a
+        ``prior_frame`` VQIG's), the mouth interior is ``frame``'s, composed over the photo with its opacity
+        ``mouth_paint``."""
         p = self.paste
         draw = self.painter is not None and target_mesh is not None
         if draw and mouth_paint is None:
@@ -221,7 +224,9 @@ class WarpPaste:
             face = soften_seams(face, near, SEAM_BLUR * float(np.hypot(*p.to_box[:, 0])))  # box px per crop px
         if draw:  # in box pixels: p.to_box maps the crop there
             tgt2d = np.asarray(target_mesh, np.float64)[:, :2]
-            if np.any(mouth_paint > 0):
+            if np.any(mouth_paint > 0) and under is not None:
+                self._compose_paint(face, frame, flow, np.ascontiguousarray(mouth_paint, np.float32), under)
+            elif np.any(mouth_paint > 0):
                 face = self.painter.paint_mouth(face, tgt2d, to_image=p.to_box)
             face = self.painter.paint_lip_line(face, tgt2d, to_image=p.to_box)
             face = self.painter.paint_lids(face, tgt2d, to_image=p.to_box)
@@ -229,17 +234,21 @@ class WarpPaste:
             self._compose_paint(face, frame, flow, np.ascontiguousarray(paint, np.float32))
         return p.blend(face)
 
-    def _compose_paint(self, face: np.ndarray, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray) -> None:
+    def _compose_paint(self, face: np.ndarray, frame: np.ndarray, flow: np.ndarray, paint: np.ndarray,
+                       under: np.ndarray | None = None) -> None:
         """Compose the painted layer into ``face`` (h, w, 3) uint8, in place, within the painted part's box
-        only: the layer (frame − (1 − paint) · the warped crop under it) and the paint opacity (S, S), both
-        resampled bicubically."""
+        only: the layer (frame − (1 − paint) · the frame it was painted over: ``under``, else the warped crop)
+        and the paint opacity (S, S), both resampled bicubically."""
         ys, xs = np.nonzero(paint > 0)
         pad = 3  # the bicubic kernel's reach, plus a pixel
         cx0, cy0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
         cx1, cy1 = int(xs.max()) + pad + 1, int(ys.max()) + pad + 1
         crop_box = (slice(cy0, cy1), slice(cx0, cx1))
-        under = cv2.remap(self.source_crop, np.ascontiguousarray(flow[crop_box]), None, self.interpolation,
-                          borderMode=cv2.BORDER_REPLICATE)  # the renderer's frame there before painting
+        if under is None:
+            under = cv2.remap(self.source_crop, np.ascontiguousarray(flow[crop_box]), None, self.interpolation,
+                              borderMode=cv2.BORDER_REPLICATE)  # the renderer's frame there before painting
+        else:
+            under = under[crop_box].astype(np.float32)
         layer = np.zeros(frame.shape, np.float32)  # (S, S, 3), 0 where nothing is painted
         layer[crop_box] = frame[crop_box].astype(np.float32) - (1.0 - paint[crop_box][..., None]) * under
         corners = np.array([[cx0, cy0], [cx1, cy0], [cx1, cy1], [cx0, cy1]], np.float64)

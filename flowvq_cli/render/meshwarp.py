@@ -58,6 +58,7 @@ class MeshWarpConfig:
     lower_crown: float = 0.11  # lower incisor crown height
     overbite: float = 0.04
     lower_show: float = 0.05  # most of the lower teeth that shows above the lower lip
+    lower_span: float = 0.3  # lower teeth show this far (mouth widths) either side of the middle, then the arch turns away
     rest_show: float = 0.035  # upper incisal edge below the lip line of a closed-lip photo
     tooth_widths: tuple[float, ...] = (0.115, 0.09, 0.08, 0.07, 0.065, 0.06)  # from the midline outwards
     tooth_gap: float = 0.02  # width (sigma) of the soft shade between two teeth
@@ -71,10 +72,10 @@ class MeshWarpConfig:
     lip_line_open: float = 0.04  # lip gap (mouth widths) at which the line has faded out (the interior shows)
     lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid paint starts
     lid_full: float = 0.9  # closure at which it reaches lid_opacity
-    lid_opacity: float = 0.85  # the painted lid's opacity over the warped pixels (some texture shows through)
+    lid_opacity: float = 0.45  # the painted lid's opacity over the warped lid (its texture shows through)
     lid_skin_quantile: float = 0.5  # skin pixels under the eye brighter than this quantile give the lid colour
     lash_shade: float = 0.5  # lash line colour = lid colour × this
-    lash_opacity: float = 0.6
+    lash_opacity: float = 0.3
     # How the photo is sampled at the warped positions. Bilinear sampling at sub-pixel offsets averages
     # neighbouring pixels: on unseen-face clips it keeps 0.59 of the face's Laplacian variance, bicubic 0.88,
     # the clips' real frames 0.95, and PSNR to them rises 0.2 dB (benchmarks/eval_renderers.py).
@@ -413,7 +414,8 @@ class _MouthModel:
         tongue = _smooth((below + 0.05 * wd) / (0.04 * wd)) * _smooth((gap - 0.15) / 0.1)
         col += (self.tongue_rgb * 0.85 - col) * tongue[:, None]
         col *= (0.75 + 0.25 * corner)[:, None]
-        lower = self._teeth(uj, vl, lcrown, gaps=0.5) * 0.85
+        lower = self._teeth(uj, vl, lcrown, gaps=0.5) * 0.92
+        lower_a = lower_a * _smooth((c.lower_span - np.abs(u - 0.5)) / 0.08)  # the front teeth's arch only
         if self.photo_lower:  # the photo's own lower teeth, carried with the jaw
             pa = (_sample(self.inside, jx, jy)[:, 0] * _smooth(below / edge + 0.5 + c.overbite * wd / edge))
             lower_a = np.maximum(lower_a, pa)

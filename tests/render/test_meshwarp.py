@@ -110,8 +110,9 @@ def test_head_turn_leaves_no_holes_and_batches(renderer: MeshWarpRenderer, sourc
 
 
 def test_a_closing_eye_gets_a_lid_and_an_open_one_is_untouched(face_png: Path) -> None:
-    """Behind thick glasses the warp alone drags the dark rim over a closing eye; the painted lid lightens it.
-    Eyes that stay open are rendered exactly as without the lid paint."""
+    """Behind thick glasses the warp alone drags the dark rim over a closing eye; the painted lid (0.45
+    opaque over the warped lid, whose texture shows through) lightens it by about 8 in luma. Eyes that stay
+    open are rendered exactly as without the lid paint."""
     from dataclasses import replace
 
     from flowvq_cli.face.canonical import load_canonical
@@ -135,7 +136,7 @@ def test_a_closing_eye_gets_a_lid_and_an_open_one_is_untouched(face_png: Path) -
         x0, y0 = np.floor(mesh[idx, :2].min(axis=0)).astype(int)
         x1, y1 = np.ceil(mesh[idx, :2].max(axis=0)).astype(int)
         region = (slice(y0, y1 + 1), slice(x0, x1 + 1))  # where the open eye was
-        assert (painted[1][region] @ luma).mean() > (plain[1][region] @ luma).mean() + 10
+        assert (painted[1][region] @ luma).mean() > (plain[1][region] @ luma).mean() + 5
 
 
 def test_paint_opacity_covers_the_mouth_interior_and_the_closing_lids(renderer: MeshWarpRenderer, source) -> None:
