@@ -16,7 +16,7 @@ from ``LANGUAGE_VOICES`` × ``VOICE_VARIANTS``; the variants m5 and m6 are in ne
 ``scripts/make_example_speech.sh``:
 
 - ``examples/speech2.wav``, espeak-ng ``en-gb+m6``: "Every morning I walk to the old harbour and watch the boats
-  come in." (3 bilabials);
+  come in." (4 bilabials, 4 of uw/ow/w);
 - ``examples/speech3.wav``, espeak-ng ``en-us+m5``: "Bob put the maps by my bike, but Pam bought plum jam."
   (15 bilabials).
 

@@ -22,6 +22,7 @@ widths) and the expression reader's (Blendshape V2, ``flowvq_cli.face.reader``) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +80,7 @@ def bilabial_spans(phones: list[Phone]) -> list[Phone]:
     return spans
 
 
-def _over(track: np.ndarray, phone: Phone, fps: float, reduce) -> float:
+def _over(track: np.ndarray, phone: Phone, fps: float, reduce: Callable[[np.ndarray], float]) -> float:
     """``reduce`` (np.nanmin / np.nanmax) of ``track`` over the phone's frames; NaN where none is tracked."""
     values = track[frames_of(phone, fps, track.shape[0])]
     return float(reduce(values)) if np.isfinite(values).any() else float("nan")
