@@ -58,7 +58,7 @@ class MeshWarpConfig:
     lower_crown: float = 0.11  # lower incisor crown height
     overbite: float = 0.04
     lower_show: float = 0.05  # most of the lower teeth that shows above the lower lip
-    lower_span: float = 0.3  # lower teeth show this far (mouth widths) either side of the middle, then the arch turns away
+    lower_span: float = 0.3  # lower teeth show this far (mouth widths) either side of the middle (the arch turns)
     rest_show: float = 0.035  # upper incisal edge below the lip line of a closed-lip photo
     tooth_widths: tuple[float, ...] = (0.115, 0.09, 0.08, 0.07, 0.065, 0.06)  # from the midline outwards
     tooth_gap: float = 0.02  # width (sigma) of the soft shade between two teeth
