@@ -2,13 +2,15 @@
 
     python benchmarks/lip_sync_phones.py [--weights weights/flowvq-mini] [--seeds 0 1]
         [--face examples/face.png --face examples/face2.png] [--speech WAV "ITS TEXT" ...]
-        [--emotion neutral] [--out runs/lip-sync-phones]
+        [--emotion neutral] [--lips flow|text|phones] [--out runs/lip-sync-phones]
 
 One video per face, speech and seed is made with `generate`'s defaults (``FlowVQ.from_pretrained`` and
-``generate``, emotion neutral unless ``--emotion``) and re-analysed (``flowvq_cli.face.analyze``: MediaPipe's
+``generate``, emotion neutral unless ``--emotion``; with ``--lips text`` also ``generate --text`` with the
+speech's text, with ``--lips phones`` ``generate --phones``: the speech's p/b/m shut the lips,
+``flowvq_cli.flow.lips``) and re-analysed (``flowvq_cli.face.analyze``: MediaPipe's
 FaceMesh landmarks per frame). The phones of the speech come from **pocketsphinx** 5.1.1 (PyPI, BSD; its
 en-us acoustic model and CMU dictionary ship in the wheel; ``pip install -e ".[eval]"``): forced alignment of
-the known text (``flowvq_cli.eval.phones.align_phones``), ARPAbet phones at 10 ms. One aligner for every voice,
+the known text (``flowvq_cli.audio.phones.align_phones``), ARPAbet phones at 10 ms. One aligner for every voice,
 synthetic or recorded.
 
 Default speech, both voices the training never heard (``flowvq_cli.data.speech`` draws the corpus's voices
@@ -79,13 +81,16 @@ def main() -> None:
     ap.add_argument("--speech", nargs=2, action="append", metavar=("WAV", "TEXT"),
                     help="speech and the text it says (repeat; default speech2.wav and speech3.wav)")
     ap.add_argument("--emotion", default="neutral")
+    ap.add_argument("--lips", choices=("flow", "text", "phones"), default="flow",
+                    help="flow: generate's defaults (the lips as ExpFlow samples them); text: generate --text "
+                         "(the speech's p/b/m shut the lips); phones: generate --phones (recognised, no text)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "lip-sync-phones")
     args = ap.parse_args()
 
     from flowvq_cli.api import FlowVQ
+    from flowvq_cli.audio.phones import align_phones
     from flowvq_cli.errors import FlowVQError
     from flowvq_cli.eval.phone_sync import BILABIALS, CLOSED, OPENNESS, ROUNDED
-    from flowvq_cli.eval.phones import align_phones
 
     speech = [(Path(w), t) for w, t in args.speech] if args.speech else list(SPEECH)
     faces = args.face or [REPO / "examples" / "face.png"]
@@ -102,14 +107,16 @@ def main() -> None:
               f"{sum(x in BILABIALS for x in labels)} p/b/m, {sum(x in OPENNESS for x in labels)} vowels, "
               f"{sum(x in ROUNDED for x in labels)} uw/ow/w")
     model = FlowVQ.from_pretrained(args.weights)
-    print(f"weights: {args.weights}  renderer: {model.renderer}  emotion: {args.emotion}  seeds: {args.seeds}")
+    print(f"weights: {args.weights}  renderer: {model.renderer}  emotion: {args.emotion}  seeds: {args.seeds}  "
+          f"lips: {args.lips}")
     gaps, rhos, rounded, syncs = [], [], [], []
     for photo in faces:
-        for wav, _ in speech:
+        for wav, text in speech:
             for seed in args.seeds:
-                video = args.out / photo.stem / f"{photo.stem}_{wav.stem}_{args.emotion}_s{seed}.mp4"
+                video = args.out / photo.stem / f"{photo.stem}_{wav.stem}_{args.emotion}_{args.lips}_s{seed}.mp4"
                 video.parent.mkdir(parents=True, exist_ok=True)
-                model.generate(photo, wav, emotion=args.emotion, seed=seed, out=video, force=True)
+                model.generate(photo, wav, emotion=args.emotion, seed=seed, out=video, force=True,
+                               text=text if args.lips == "text" else None, phones=args.lips == "phones")
                 sync, (_, corr, offset) = measure(video, wav, phones[wav])
                 gaps.append(sync.closure_gaps)
                 rhos.append(sync.openness_correlation)

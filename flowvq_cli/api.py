@@ -84,6 +84,7 @@ class GenerationResult:
     weights: str
     timings: dict[str, float] = field(default_factory=dict)
     precision: str = "float32"  # what the renderer computed in (VQIG: bfloat16 / float16 where it uses them)
+    bilabials: int | None = None  # p/b/m phones whose lips were shut (``text`` / ``phones``); None: not asked
 
     @property
     def n_frames(self) -> int:
@@ -94,7 +95,7 @@ class GenerationResult:
         return {"output": str(self.path) if self.path else None, "frames": self.n_frames, "fps": self.fps,
                 "duration": round(self.duration, 3), "seed": self.seed, "emotion": self.emotion,
                 "intensity": self.intensity, "renderer": self.renderer, "precision": self.precision,
-                "weights": self.weights,
+                "weights": self.weights, **({} if self.bilabials is None else {"bilabials": self.bilabials}),
                 "flowvq_version": __version__, "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -335,7 +336,7 @@ class FlowVQ:
     def motion(self, source: SourceFace, feats: np.ndarray, *, emotion: str, intensity: int, seed: int,
                temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
                exp_latents: torch.Tensor | None = None, project: bool = False, eyes: str = "auto",
-               fps: float = DEFAULT_FPS) -> np.ndarray:
+               fps: float = DEFAULT_FPS, closure: np.ndarray | None = None) -> np.ndarray:
         """Coefficients (T, 58) at ``fps``: sampled expression + head motion relative to the photo's own pose.
 
         ``eyes``: ``auto`` tops the sampled blinks up to the emotion's natural rate and takes the gaze from
@@ -343,7 +344,9 @@ class FlowVQ:
 
         ``project``: the paper's manifold projection of sampled latents onto the training latents. Off by
         default: on the shipped weights it removes blinks (rare, tail-of-the-prior latents are pulled to
-        their typical neighbours; see benchmarks/eval_flows.py --project)."""
+        their typical neighbours; see benchmarks/eval_flows.py --project).
+
+        ``closure`` (T,) in [0, 1]: shut the lips there (:meth:`lip_closure`)."""
         n = len(feats)
         audio = torch.from_numpy(np.ascontiguousarray(feats, np.float32)).to(self.device)[None]  # (1, T, F)
         src = torch.from_numpy(source.coeffs[: rig.N_EXP].astype(np.float32)).to(self.device)[None]  # (1, 52)
@@ -354,9 +357,24 @@ class FlowVQ:
                                       z=exp_latents)[0].cpu().numpy()
             delta = self._pose_delta(audio, n, gen, temperature, pose)
         coeffs = np.empty((n, rig.N_COEFFS), np.float32)
-        coeffs[:, : rig.N_EXP] = eye_motion(np.clip(exp, 0.0, 1.0), fps, emotion, seed, eyes)
+        exp = np.clip(exp, 0.0, 1.0)
+        if closure is not None:
+            from flowvq_cli.flow.lips import close_lips
+
+            exp = close_lips(exp, closure)
+        coeffs[:, : rig.N_EXP] = eye_motion(exp, fps, emotion, seed, eyes)
         coeffs[:, rig.N_EXP :] = source.coeffs[rig.N_EXP :] + pose_scale * delta
         return coeffs
+
+    def lip_closure(self, audio: str | Path, n_frames: int, fps: float, *, text: str | None = None
+                    ) -> tuple[np.ndarray, int]:
+        """Where the lips must shut, (T,) in [0, 1], and how many p/b/m phones: pocketsphinx's phones of the
+        speech, aligned to ``text`` (what it says) or, without it, recognised (:mod:`flowvq_cli.flow.lips`)."""
+        from flowvq_cli.audio.phones import BILABIALS, phones_of
+        from flowvq_cli.flow.lips import bilabial_closure
+
+        phones = phones_of(audio, text)
+        return bilabial_closure(phones, n_frames, fps), sum(p.label in BILABIALS for p in phones)
 
     def _pose_delta(self, audio: torch.Tensor, n: int, gen: torch.Generator, temperature: float,
                     pose: str | Path | np.ndarray) -> np.ndarray:
@@ -385,21 +403,27 @@ class FlowVQ:
                  fps: float = DEFAULT_FPS, out: str | Path | None = None, write: bool = True,
                  paste_back: bool = True, force: bool = False, face_index: int = 0,
                  coeffs_out: str | Path | None = None, project: bool = False, eyes: str = "auto",
+                 text: str | None = None, phones: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
-        """One video from a photo, a speech recording and an emotion label."""
+        """One video from a photo, a speech recording and an emotion label.
+
+        ``text`` (what the speech says) or ``phones`` (recognise it: for recorded voices) shut the lips on
+        every p, b and m, from pocketsphinx's phones (``pip install '.[phones]'``)."""
         emotion, intensity = check_emotion(emotion, intensity)
         return self._run(face, audio, emotion=emotion, intensity=intensity, seed=seed, temperature=temperature,
                          pose=pose, pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back,
                          force=force, face_index=face_index, coeffs_out=coeffs_out, progress=progress,
-                         project=project, eyes=eyes)
+                         project=project, eyes=eyes, text=text, phones=phones)
 
     def transfer(self, face: str | Path, audio: str | Path, ref: str | Path, *, ref_emotion: str = "neutral",
                  seed: int = 0, pose: str | Path = "generated", pose_scale: float = 1.0, fps: float = DEFAULT_FPS,
                  out: str | Path | None = None, write: bool = True, paste_back: bool = True, force: bool = False,
                  face_index: int = 0, coeffs_out: str | Path | None = None, eyes: str = "auto",
+                 text: str | None = None, phones: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> GenerationResult:
         """Emotion from a reference clip: its coefficients → latents by the flow's forward pass → reused
-        (looped back and forth or trimmed) with the new audio. ``pose="reference"`` also takes its head motion."""
+        (looped back and forth or trimmed) with the new audio. ``pose="reference"`` also takes its head motion.
+        ``text`` / ``phones``: as :meth:`generate`."""
         from flowvq_cli.audio.features import audio_features
         from flowvq_cli.face.analyze import analyze
 
@@ -417,13 +441,20 @@ class FlowVQ:
         return self._run(face, audio, emotion=ref_emotion, intensity=2, seed=seed, temperature=1.0, pose=pose,
                          pose_scale=pose_scale, fps=fps, out=out, write=write, paste_back=paste_back, force=force,
                          face_index=face_index, coeffs_out=coeffs_out, progress=progress, exp_latents=z,
-                         out_tag="transfer", eyes=eyes)
+                         out_tag="transfer", eyes=eyes, text=text, phones=phones)
 
     def _run(self, face, audio, *, emotion: str, intensity: int, seed: int, temperature: float,
              pose, pose_scale: float, fps: float, out, write: bool, paste_back: bool, force: bool,
              face_index: int, coeffs_out, progress, exp_latents: torch.Tensor | None = None,
-             out_tag: str | None = None, project: bool = False, eyes: str = "auto") -> GenerationResult:
+             out_tag: str | None = None, project: bool = False, eyes: str = "auto", text: str | None = None,
+             phones: bool = False) -> GenerationResult:
         check_eyes(eyes)
+        if text is not None or phones:
+            from flowvq_cli.audio.phones import check_pocketsphinx, words_of
+
+            check_pocketsphinx()
+            if text is not None and not words_of(text):
+                raise UsageError(f"--text {text!r} holds no words; give the words the speech says")
         if not isinstance(pose, np.ndarray) and str(pose) not in POSE_KINDS and not Path(pose).is_file():
             raise UsageError(f"--pose must be generated, still or a coefficient file (.npz/.csv); got {pose!r}")
         path = resolve_output(out, face, audio, out_tag or emotion, seed, force=force) if write else None
@@ -443,14 +474,18 @@ class FlowVQ:
 
         source = stage("analysis", lambda: self.prepare_face(face, face_index=face_index))
         feats, duration = stage("audio_features", lambda: self.audio_features(audio, fps))
+        closure, bilabials = None, None
+        if text is not None or phones:
+            closure, bilabials = stage("phones", lambda: self.lip_closure(audio, len(feats), fps, text=text))
         coeffs = stage("motion", lambda: self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
                                                      temperature=temperature, pose=pose, pose_scale=pose_scale,
                                                      exp_latents=exp_latents, project=project, eyes=eyes,
-                                                     fps=fps))
+                                                     fps=fps, closure=closure))
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
                                   weights=self.weights_id, timings=timings,
-                                  precision=self.vqig.render_precision if self.vqig is not None else "float32")
+                                  precision=self.vqig.render_precision if self.vqig is not None else "float32",
+                                  bilabials=bilabials)
         if path is not None:
             self._write_video(result, source, audio, path, paste_back=paste_back, force=force, progress=progress)
         if coeffs_out is not None:
@@ -517,7 +552,7 @@ def _limit_size(rgb: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- batch
 
 JOB_FIELDS = ("face", "audio", "emotion", "intensity", "seed", "out", "pose", "pose_scale", "temperature", "ref",
-              "ref_emotion", "coeffs", "eyes")
+              "ref_emotion", "coeffs", "eyes", "text")
 
 
 @dataclass(frozen=True)
@@ -538,6 +573,7 @@ class Job:
     ref_emotion: str = "neutral"
     coeffs: str | None = None
     eyes: str = "auto"
+    text: str | None = None  # what the speech says: the lips shut on its p, b and m
 
 
 def read_jobs(path: str | Path) -> list[Job]:
@@ -582,7 +618,7 @@ def _job(path: Path, n: int, row: dict) -> Job:
                    pose=_job_pose(row.get("pose", "generated"), rel), pose_scale=float(row.get("pose_scale", 1.0)),
                    temperature=float(row.get("temperature", 1.0)), ref=rel(row.get("ref")),
                    ref_emotion=row.get("ref_emotion", "neutral"), coeffs=rel(row.get("coeffs")),
-                   eyes=row.get("eyes", "auto"))
+                   eyes=row.get("eyes", "auto"), text=row.get("text") or None)
     except ValueError as exc:
         raise InputError(f"{path}:{n}: {exc}") from None
 
@@ -669,7 +705,7 @@ def _run_job(model: FlowVQ, job: Job, target: Path, *, force: bool, paste_back: 
     if job.ref:
         return model.transfer(job.face, job.audio, job.ref, ref_emotion=job.ref_emotion, seed=job.seed, pose=job.pose,
                               pose_scale=job.pose_scale, fps=fps, out=target, paste_back=paste_back, force=force,
-                              coeffs_out=job.coeffs, eyes=job.eyes)
+                              coeffs_out=job.coeffs, eyes=job.eyes, text=job.text)
     return model.generate(job.face, job.audio, emotion=job.emotion, intensity=job.intensity, seed=job.seed,
                           temperature=job.temperature, pose=job.pose, pose_scale=job.pose_scale, fps=fps, out=target,
-                          paste_back=paste_back, force=force, coeffs_out=job.coeffs, eyes=job.eyes)
+                          paste_back=paste_back, force=force, coeffs_out=job.coeffs, eyes=job.eyes, text=job.text)

@@ -29,6 +29,10 @@ import typer
 from flowvq_cli import __version__, stops
 from flowvq_cli.errors import DEBUG_ENV, FlowVQError, UsageError, one_line
 
+TEXT_HELP = ("What the speech says: its phones, aligned by pocketsphinx, shut the lips on every p, b and m "
+             "(needs pip install '.[phones]').")
+PHONES_HELP = ("Shut the lips on p, b and m where pocketsphinx recognises them, without --text (recorded voices; "
+               "needs pip install '.[phones]').")
 FP32_HELP = ("VQIG renders in float32 where it would use bf16/fp16 (GPU, CPU with hardware bf16): slower, "
              "machine-independent frames.")
 
@@ -160,6 +164,8 @@ Examples:
   flowvq generate face.jpg talk.mp3 --emotion happy --intensity 3 --num-samples 4 --out results/
 
   flowvq generate face.png speech.wav --pose still --crop-only --coeffs speech.csv --json
+
+  flowvq generate examples/face.png examples/speech3.wav --text "Bob put the maps by my bike, but Pam bought plum jam."
 """
 
 
@@ -185,6 +191,8 @@ def generate(
     eyes: Annotated[str, typer.Option("--eyes", help="auto (the flow's blinks topped up to the emotion's natural "
                                       "rate, gaze from the fixation model) or model (ExpFlow's samples only).")
                     ] = "auto",
+    text: Annotated[str | None, typer.Option("--text", help=TEXT_HELP)] = None,
+    phones: Annotated[bool, typer.Option("--phones", help=PHONES_HELP)] = False,
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig (the "
                                           "learned one) or warp (analytic, no weights).")] = "auto",
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
@@ -219,7 +227,7 @@ def generate(
             result = fv.generate(face, audio, emotion=emotion, intensity=intensity, seed=seed + k,
                                  temperature=temperature, pose=pose, pose_scale=pose_scale, fps=fps, out=out,
                                  paste_back=paste_back, force=force, face_index=face_index, coeffs_out=coeffs_k,
-                                 project=project, eyes=eyes, progress=bar)
+                                 project=project, eyes=eyes, text=text, phones=phones, progress=bar)
             summaries.append(result.summary())
     _print_results(summaries, as_json)
 
@@ -256,6 +264,8 @@ def transfer(
     pose_scale: Annotated[float, typer.Option("--pose-scale", min=0.0, help="Scale the head motion.")] = 1.0,
     eyes: Annotated[str, typer.Option("--eyes", help="auto (blinks topped up to a natural rate, gaze from the "
                                       "fixation model) or model (the flow's output only).")] = "auto",
+    text: Annotated[str | None, typer.Option("--text", help=TEXT_HELP)] = None,
+    phones: Annotated[bool, typer.Option("--phones", help=PHONES_HELP)] = False,
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
@@ -276,7 +286,7 @@ def transfer(
     with _Bar(_progress_on(quiet)) as bar:
         result = fv.transfer(face, audio, ref, ref_emotion=ref_emotion, seed=seed, pose=pose, pose_scale=pose_scale,
                              fps=fps, out=out, paste_back=paste_back, force=force, coeffs_out=coeffs, eyes=eyes,
-                             progress=bar)
+                             text=text, phones=phones, progress=bar)
     _print_results([result.summary()], as_json)
 
 
@@ -373,7 +383,8 @@ Examples:
   flowvq batch jobs.jsonl --shard 2/4 --skip-existing --report report.json
 
 Job columns: face, audio (required); emotion, intensity, seed, out, pose, pose_scale, temperature,
-ref and ref_emotion (a transfer job), coeffs, eyes. Relative paths are relative to the job file.
+ref and ref_emotion (a transfer job), coeffs, eyes, text (what the speech says: the lips shut on its p, b
+and m). Relative paths are relative to the job file.
 """
 
 

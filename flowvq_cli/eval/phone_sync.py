@@ -1,7 +1,7 @@
 """Phone-level lip sync: do the lips close on p/b/m, open with the vowel, and round on uw/ow/w?
 
-Pure functions of per-frame mouth tracks and a phone list (:class:`~flowvq_cli.eval.phones.Phone`, ARPAbet,
-from pocketsphinx: :mod:`flowvq_cli.eval.phones`). ``flowvq evaluate`` takes the tracks from the video's
+Pure functions of per-frame mouth tracks and a phone list (:class:`~flowvq_cli.audio.phones.Phone`, ARPAbet,
+from pocketsphinx: :mod:`flowvq_cli.audio.phones`). ``flowvq evaluate`` takes the tracks from the video's
 FaceMesh landmarks: the **lip gap** (``flowvq_cli.face.canonical.lip_gap``: the largest distance between the
 paired inner upper and lower lip contour points, over the distance of the mouth corners 61–291, so in mouth
 widths) and the expression reader's (Blendshape V2, ``flowvq_cli.face.reader``) ``mouthFunnel`` and
@@ -27,9 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowvq_cli.eval.phones import SILENCE, Phone
+from flowvq_cli.audio.phones import BILABIALS, SILENCE, Phone
 
-BILABIALS = ("P", "B", "M")
 STOPS = ("P", "B")
 CLOSED = 0.05
 """Lip gap (mouth widths) below which the inner lips meet (``canonical.lip_gap``; issue 21)."""

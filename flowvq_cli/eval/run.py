@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from flowvq_cli.audio.phones import Phone, PhonesUnavailableError, check_pocketsphinx, phones_of
 from flowvq_cli.errors import FlowVQError, InputError
 from flowvq_cli.eval import dlib_models, emotion
 from flowvq_cli.eval.cpbd import cpbd
@@ -48,7 +49,6 @@ from flowvq_cli.eval.motion import (
     pose_trace_variance,
 )
 from flowvq_cli.eval.phone_sync import ROUNDING, PhoneSync, phone_sync
-from flowvq_cli.eval.phones import Phone, PhonesUnavailableError, check_pocketsphinx, phones_of
 from flowvq_cli.eval.plots import ClipTracks, write_plots
 from flowvq_cli.eval.report import MetricResult, results_to_json, summarize, summary_rows, unavailable
 from flowvq_cli.eval.sharpness import sharpness_ratio

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowvq_cli.eval import phones as phones_mod
+from flowvq_cli.audio import phones as phones_mod
+from flowvq_cli.audio.phones import Phone
 from flowvq_cli.eval import run
 from flowvq_cli.eval.phone_sync import (
     CLOSED,
@@ -22,7 +23,6 @@ from flowvq_cli.eval.phone_sync import (
     spearman,
     vowel_openings,
 )
-from flowvq_cli.eval.phones import Phone
 
 FPS = 25.0
 OPEN = 0.2  # lip gap of an open mouth, mouth widths
@@ -145,7 +145,7 @@ def test_without_pocketsphinx_the_phone_metrics_are_unavailable_with_the_install
     assert "pocketsphinx is not installed" in extras.phones_reason and "pip install" in extras.phones_reason
     phones, reason = run.clip_phones(Path("speech.wav"), "hello", extras)
     assert phones is None and reason == extras.phones_reason
-    with pytest.raises(phones_mod.PhonesUnavailableError, match=r"pip install '\.\[eval\]'"):
+    with pytest.raises(phones_mod.PhonesUnavailableError, match=r"pip install '\.\[phones\]'"):
         phones_mod.align_phones("speech.wav", "hello")
     assert run.load_extras(use_dlib=False, use_fer=False, use_phones=False).phones_reason == "phone measures turned off"
 

@@ -1,4 +1,4 @@
-"""pocketsphinx's phones (``flowvq_cli.eval.phones``) of the example voices, and ``flowvq evaluate --text`` on a
+"""pocketsphinx's phones (``flowvq_cli.audio.phones``) of the example voices, and ``flowvq evaluate --text`` on a
 video whose mouth follows them with a known answer."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("pocketsphinx", reason="the phone aligner is pocketsphinx: pip install '.[eval]'")
 
+from flowvq_cli.audio.phones import AlignmentError, Phone, align_phones, recognise_phones
 from flowvq_cli.eval.phone_sync import BILABIALS, OPENNESS, ROUNDED, frames_of
-from flowvq_cli.eval.phones import AlignmentError, Phone, align_phones, recognise_phones
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPEECH2, TEXT2 = EXAMPLES / "speech2.wav", "Every morning I walk to the old harbour and watch the boats come in."

@@ -2,7 +2,7 @@
 
 One aligner for every voice, synthetic or recorded, so one phone inventory (ARPAbet, the CMU Pronouncing
 Dictionary's): pocketsphinx 5.1.1 (PyPI, BSD; its en-us acoustic model, language model and dictionary ship
-in the wheel; ``pip install '.[eval]'``), at 10 ms.
+in the wheel; ``pip install '.[phones]'``, also part of ``[eval]``), at 10 ms.
 
 - :func:`align_phones`: forced alignment of known text (words first, pauses between them allowed, then
   the phones within them).
@@ -10,7 +10,8 @@ in the wheel; ``pip install '.[eval]'``), at 10 ms.
   phones of its hypothesis are aligned the same way. On real voices its word error rate is about 0–0.2;
   on espeak-ng's it is about 0.9 (issue 22), so give the text for synthetic speech.
 
-The phone-level lip-sync measures on these phones are in :mod:`flowvq_cli.eval.phone_sync`.
+``generate --text`` / ``--phones`` shut the lips on their p, b and m (:mod:`flowvq_cli.flow.lips`); the
+phone-level lip-sync measures on these phones are in :mod:`flowvq_cli.eval.phone_sync`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import numpy as np
 
 from flowvq_cli.errors import InputError
 
-INSTALL_HINT = "pip install '.[eval]'"
+INSTALL_HINT = "pip install '.[phones]'"
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100
 """pocketsphinx's frame rate: its times are in 10 ms frames."""
 SILENCE = "SIL"
+BILABIALS = ("P", "B", "M")
+"""The bilabial stops and nasal: the lips shut."""
 
 _SEARCHES = (  # tried in turn; the lattice's best path (bestpath) loses the end of espeak-ng sentences
     dict(bestpath=False, beam=1e-80, wbeam=1e-60, pbeam=1e-80),

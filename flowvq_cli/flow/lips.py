@@ -1,0 +1,39 @@
+"""Lips that close on p, b and m: the phones of the speech shut the sampled mouth there.
+
+ExpFlow learns its mouth from the audio alone, and on voices it never heard it rarely shuts the lips for a
+bilabial (issue 22: on ``speech3.wav``, 15 bilabials, the shipped flows close the rig's lips on about one,
+even at temperature 0). A viewer sees every p, b and m that stays open. When the phones are known,
+pocketsphinx's forced alignment of what the speech says (``generate --text``) or its recogniser
+(``generate --phones``, for recorded voices: ``flowvq_cli.audio.phones``), each bilabial phone pulls the
+sampled coefficients to the closed-lip viseme over its middle, as ``flowvq synth`` draws its corpus's
+bilabials (``flowvq_cli.data.visemes``: ``closure_weight``, ``apply_closure``). The channels that part the
+lips (jaw, lower lip down, upper lip up, funnel) go to the viseme's; press and roll rise to at least it;
+the rest of the expression (smile, brows, eyes) is the flow's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from flowvq_cli.audio.phones import BILABIALS, Phone
+from flowvq_cli.data import speech, visemes
+
+
+def bilabial_closure(phones: Sequence[Phone], n_frames: int, fps: float) -> np.ndarray:
+    """How shut the lips must be in each of ``n_frames`` video frames at ``fps`` (T,) float32 in [0, 1]: 1 over
+    the middle of every p, b and m of ``phones``, falling off over about 30 ms either side."""
+    closures = [speech.Phone(p.start, p.end, "p") for p in phones if p.label in BILABIALS and p.end > p.start]
+    if not closures or n_frames == 0:
+        return np.zeros(n_frames, np.float32)
+    return visemes.closure_weight(visemes.frame_times(n_frames, fps), closures, fps).astype(np.float32)
+
+
+def close_lips(exp: np.ndarray, closure: np.ndarray) -> np.ndarray:
+    """Expression coefficients (T, 52) with the lips shut where ``closure`` (T,) is high (same shape/dtype)."""
+    exp = np.asarray(exp)
+    if len(closure) != len(exp):
+        raise ValueError(f"the closure has {len(closure)} frames, the expression {len(exp)}")
+    shut, _ = visemes.apply_closure(exp.astype(np.float64), np.zeros(len(exp)), closure.astype(np.float64))
+    return shut.astype(exp.dtype)
