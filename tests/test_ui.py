@@ -108,6 +108,19 @@ def test_a_generate_job_returns_playable_mp4s_csvs_and_plots(client: Client, fac
         assert any(t.startswith(label) for t in stages), stages
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None and not REQUIRED,
+                    reason="the text box needs pocketsphinx: pip install -e '.[ui]'")
+def test_what_the_speech_says_shuts_the_lips_on_its_bilabials(client: Client, face_png: Path) -> None:
+    """The page's text box reaches generate: the 15 p/b/m of speech3.wav's sentence are found and shut."""
+    speech = Path(__file__).resolve().parents[1] / "examples" / "speech3.wav"
+    job = client.submit(photo=handle_file(face_png), speech=handle_file(speech), crop_only=True,
+                        text="Bob put the maps by my bike, but Pam bought plum jam.", api_name="/generate")
+    job.result(timeout=600)
+    summary = job.outputs()[0][4]  # with the videos; the plots come after
+    WORKDIRS.append(Path(summary["output"]).parents[1])
+    assert summary["bilabials"] == 15
+
+
 @pytest.mark.skipif(NO_BROWSER is not None and not REQUIRED, reason=str(NO_BROWSER))
 def test_the_page_in_headless_chromium(server: Server, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
     from skimage import data
