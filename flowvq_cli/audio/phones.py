@@ -59,7 +59,7 @@ class AlignmentError(InputError):
 def check_pocketsphinx() -> None:
     """Raise :class:`PhonesUnavailableError` (with the install hint) when pocketsphinx is missing."""
     if importlib.util.find_spec("pocketsphinx") is None:
-        raise PhonesUnavailableError(f"the phones need pocketsphinx, which is not installed: {INSTALL_HINT}")
+        raise PhonesUnavailableError(f"pocketsphinx is not installed, and the phones need it: {INSTALL_HINT}")
 
 
 def words_of(text: str) -> list[str]:
