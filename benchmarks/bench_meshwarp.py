@@ -21,8 +21,8 @@ from common import REPO, machine, run
 
 
 def main() -> None:
-    from flowvq_cli.api import prepare_face
     from flowvq_cli.face import rig
+    from flowvq_cli.face.source import prepare_face
     from flowvq_cli.render.meshwarp import INTERPOLATIONS, MeshWarpConfig, MeshWarpRenderer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -47,10 +47,11 @@ def talking(coeffs: np.ndarray, frames: int) -> np.ndarray:
 
 def measure(photo: Path, frames: int) -> None:
     """Render ``frames`` talking frames of ``photo``; print each paste's time per frame and sharpness."""
-    from flowvq_cli.api import mesh_renderer, prepare_face
+    from flowvq_cli.api import mesh_renderer
     from flowvq_cli.eval import sharpness_ratio
     from flowvq_cli.face import align, rig
     from flowvq_cli.face.paste import PasteBack, WarpPaste
+    from flowvq_cli.face.source import prepare_face
 
     source = prepare_face(photo)
     renderer, _ = mesh_renderer(source)

@@ -108,7 +108,8 @@ def mesh_motion(size: int, frame: bool):
     (B, 58) to their :class:`MeshPrior` (``flowvq_cli.api.mesh_motion``, as ``generate`` computes it)."""
     import numpy as np
 
-    from flowvq_cli.api import mesh_motion, prepare_face, vqig_source
+    from flowvq_cli.api import mesh_motion, vqig_source
+    from flowvq_cli.face.source import prepare_face
 
     face = prepare_face(Path(__file__).resolve().parents[1] / "examples" / "face.png")
     crop, source = vqig_source(face, size)

@@ -64,11 +64,12 @@ def main() -> None:
     ap.add_argument("--renderer", default="auto", choices=("auto", "vqig", "warp"))
     args = ap.parse_args()
 
-    from flowvq_cli.api import FlowVQ, prepare_face
+    from flowvq_cli.api import FlowVQ
     from flowvq_cli.eval.motion import blink_openness, detect_blinks
     from flowvq_cli.eval.run import BLINK_THRESHOLD, SourceInfo, evaluate_clip, load_extras, load_source
     from flowvq_cli.face import rig
     from flowvq_cli.face.analyze import analyze
+    from flowvq_cli.face.source import prepare_face
 
     model = FlowVQ.from_pretrained(args.weights, renderer=args.renderer)
     extras = load_extras()

@@ -27,46 +27,15 @@ import torch
 
 from flowvq_cli import __version__
 from flowvq_cli.errors import InputError, OutputError, UsageError, WeightsError
-from flowvq_cli.face import align, export, rig
-from flowvq_cli.face.analyze import Analysis, analyze_rgb
+from flowvq_cli.face import export, rig
+from flowvq_cli.face.source import MAX_VIDEO_SIDE, SourceFace, prepare_face  # noqa: F401 (part of the API)
 from flowvq_cli.flow.eyes import check_eyes, eye_motion
 from flowvq_cli.labels import EMOTIONS, INTENSITIES
 
 RENDER_CHUNK = 25  # frames rendered and encoded per step (one second at 25 fps)
 DEFAULT_FPS = 25.0
-MAX_VIDEO_SIDE = 1920  # photos larger than this are scaled down before pasting back
 POSE_KINDS = ("generated", "still")
 Renderer = Literal["auto", "vqig", "warp"]
-
-
-@dataclass(frozen=True)
-class SourceFace:
-    """The analysed photo: RGB (H, W, 3), its aligned crop (256, 256, 3), identity, coeffs (58,)."""
-
-    image: np.ndarray
-    crop: np.ndarray
-    analysis: Analysis
-
-    @property
-    def coeffs(self) -> np.ndarray:
-        return self.analysis.coeffs[0]
-
-    @property
-    def mesh(self) -> np.ndarray:
-        """The photo's face in its crop (468, 3) pixels: its own shape posed (the model's fit of it when the
-        analysis has no shape)."""
-        a = self.analysis
-        if a.shape is None:
-            return rig.synthesize(a.identity, a.coeffs[:1])[0]
-        return rig.default_rig().pose_points(a.shape[None], a.coeffs[:1, rig.POSE_SLICE])[0]
-
-    @property
-    def identity(self) -> np.ndarray:
-        return self.analysis.identity
-
-    @property
-    def crop_matrix(self) -> np.ndarray:
-        return self.analysis.crop_matrix[0]
 
 
 @dataclass
@@ -147,21 +116,6 @@ def resolve_output(out: str | Path | None, face: str | Path, audio: str | Path, 
     return path
 
 
-def prepare_face(face: str | Path | np.ndarray, *, face_index: int = 0) -> SourceFace:
-    """Load and analyse a photo: its crop, identity and source coefficients (photos larger than
-    :data:`MAX_VIDEO_SIDE` are scaled down first)."""
-    from flowvq_cli.image import load_image
-
-    if isinstance(face, np.ndarray):
-        rgb, name = face, "the photo"
-    else:
-        rgb, name = load_image(face), str(face)
-    rgb = _limit_size(rgb)
-    analysis = analyze_rgb(rgb, source=name, face_index=face_index)
-    crop = align.crop(rgb, align.Alignment.from_matrix(analysis.crop_matrix[0]))
-    return SourceFace(image=rgb, crop=crop, analysis=analysis)
-
-
 def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
     """The photo's mesh-warp renderer: its crop (or ``crop``, that crop resized to S × S) warped along the
     photo's face mesh. Returns (renderer, scale): target meshes for it are ``rig.synthesize(...) · scale``."""
@@ -205,6 +159,12 @@ def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = Tr
         for k, frame in enumerate(result.frames):
             yield paster(frame, result.flow[k], result.paint[k], result.mouth_paint[k], meshes[k])
         del result  # its flow and paint maps go before the next chunk's are made
+
+
+def corpus_frames(source: SourceFace, coeffs: np.ndarray, identity: np.ndarray) -> Iterator[np.ndarray]:
+    """``flowvq synth``'s frames (:class:`flowvq_cli.data.synth.FrameRenderer`): the mesh warp's aligned
+    crops (256, 256, 3) uint8 of coefficients (T, 58), the face shaped ``identity`` (468, 3)."""
+    return warp_frames(source, coeffs, paste_back=False, identity=identity)
 
 
 def vqig_source(source: SourceFace, size: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -536,17 +496,6 @@ def _loop_to(track: np.ndarray, n: int) -> np.ndarray:
         return track[:n]
     period = np.r_[np.arange(len(track)), np.arange(len(track) - 2, 0, -1)] if len(track) > 1 else np.zeros(1, int)
     return track[period[np.arange(n) % len(period)]]
-
-
-def _limit_size(rgb: np.ndarray) -> np.ndarray:
-    """Scale photos larger than :data:`MAX_VIDEO_SIDE` down (the video is the photo's size)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = MAX_VIDEO_SIDE / max(h, w)
-    if scale >= 1.0:
-        return rgb
-    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
 
 
 # ---------------------------------------------------------------------------------------------- batch

@@ -317,11 +317,12 @@ def synth(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Write a procedural training corpus: espeak-ng speech, visemes, emotion styles, blinks, head motion."""
+    from flowvq_cli.api import corpus_frames
     from flowvq_cli.data.synth import synthesize_corpus
 
     with _Bar(_progress_on(quiet)) as bar:
-        report = synthesize_corpus(out, clips=clips, seed=seed, faces=faces, frames=frames, workers=workers,
-                                   preview=preview, force=force, reshape=reshape,
+        report = synthesize_corpus(out, clips=clips, seed=seed, faces=faces, render=corpus_frames if frames else None,
+                                   workers=workers, preview=preview, force=force, reshape=reshape,
                                    progress=lambda d, t: bar("synth", d, t))
     typer.echo(str(report.out))
     if report.preview is not None:

@@ -37,8 +37,9 @@ def expression(emotion: str, intensity: int) -> np.ndarray:
 
 def renders(photo: Path, intensity: int) -> list[np.ndarray]:
     """The photo's aligned crop, then its crop rendered at each emotion's expression: (256, 256, 3) RGB each."""
-    from flowvq_cli.api import prepare_face, warp_frames
+    from flowvq_cli.api import warp_frames
     from flowvq_cli.face.rig import N_EXP
+    from flowvq_cli.face.source import prepare_face
 
     source = prepare_face(photo)
     coeffs = np.repeat(source.coeffs[None], len(EMOTIONS), axis=0)

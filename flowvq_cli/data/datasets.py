@@ -209,7 +209,8 @@ class CoeffWindow:
 
 @dataclass(frozen=True)
 class CoeffWindowBatch:
-    """A batch of :class:`CoeffWindow` (B items); convert with :meth:`exp_batch` / :meth:`pose_batch`."""
+    """A batch of :class:`CoeffWindow` (B items); ``flowvq_cli.train.flows.exp_batch`` / ``pose_batch`` make the
+    flows' batches of it."""
 
     exp: Tensor  # (B, T, 52)
     pose: Tensor  # (B, T, 6)
@@ -230,19 +231,6 @@ class CoeffWindowBatch:
         return CoeffWindowBatch(move(self.exp), move(self.pose), move(self.audio), move(self.source),
                                 move(self.exp_history), move(self.pose_history), move(self.emotion),
                                 move(self.intensity), self.speakers, self.clip_ids)
-
-    def exp_batch(self):
-        """The :class:`~flowvq_cli.flow.ExpBatch` of these windows (history included)."""
-        from flowvq_cli.flow import ExpBatch
-
-        return ExpBatch(exp=self.exp, audio=self.audio, source=self.source, emotion=self.emotion,
-                        intensity=self.intensity, history=self.exp_history)
-
-    def pose_batch(self):
-        """The :class:`~flowvq_cli.flow.PoseBatch` of these windows (history included)."""
-        from flowvq_cli.flow import PoseBatch
-
-        return PoseBatch(pose=self.pose, audio=self.audio, history=self.pose_history)
 
 
 def collate_windows(items: Sequence[CoeffWindow]) -> CoeffWindowBatch:

@@ -3,7 +3,8 @@
 Per clip: random English sentences spoken by espeak-ng (voice, rate, pitch and loudness varied by
 emotion) with phoneme timings → visemes with coarticulation → the emotion's style at an intensity,
 blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) → coefficients (T, 58); frames are rendered
-by the mesh-warp renderer on a face photo and stored as the aligned 256² crop. With frames, each clip
+by the caller's ``render`` (``flowvq synth``: the mesh warp, :func:`flowvq_cli.api.corpus_frames`; this
+package sits below the renderers) on a face photo and stored as the aligned 256² crop. With frames, each clip
 also gets its own face shape (:func:`reshape_identity`, ``--reshape``): the photo is warped to a wider,
 longer, rounder … face, so image models trained on few photos see many face shapes (docs/design.md §4).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ import numpy as np
 from flowvq_cli import stops
 from flowvq_cli.data.manifest import FACE_KEY_FILE, STILL_FILE, Clip, assign_splits, read_manifest, write_manifest
 from flowvq_cli.errors import InputError, OutputError
+from flowvq_cli.face.source import SourceFace, prepare_face
 from flowvq_cli.fsutil import sha256_file
 from flowvq_cli.labels import EMOTIONS
 
@@ -55,6 +58,11 @@ class ClipPlan:
     voice: str
     face: str
     seed: tuple[int, int]
+
+
+FrameRenderer = Callable[[SourceFace, np.ndarray, np.ndarray], Iterator[np.ndarray]]
+"""(photo, coefficients (T, 58), face shape (468, 3)) → the aligned crop's frames (256, 256, 3) uint8
+(``flowvq_cli.api.corpus_frames``)."""
 
 
 @dataclass
@@ -140,13 +148,12 @@ def _face_forward(shape: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return rotated + (w @ reference - w @ rotated)
 
 
-def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool, clip_dir: Path,
+def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, render: FrameRenderer | None, clip_dir: Path,
             reshape: float = 0.0) -> np.ndarray:
     """Absolute coefficients (the photo's pose + the clip's head motion); writes frames.mp4 (the photo
     with the clip's face shape, :func:`reshape_identity` at ``reshape``), identity.npy (that shape),
     still.png (that face at rest: the photo's own coefficients) and face.txt (the photo's sha256, shared by
-    every clip of that photo whatever its shape) if asked."""
-    from flowvq_cli.api import prepare_face, warp_frames
+    every clip of that photo whatever its shape) with ``render``."""
     from flowvq_cli.face import rig
     from flowvq_cli.image import save_image
     from flowvq_cli.video import VideoWriter
@@ -156,11 +163,10 @@ def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool,
     source, face_key = sources[plan.face]
     coeffs = coeffs_rel.copy()
     coeffs[:, rig.N_EXP :] += source.coeffs[rig.N_EXP :]
-    if frames:
+    if render is not None:
         identity = reshape_identity(source.identity, np.random.default_rng([*plan.seed, 3]), reshape)
         # One renderer for the still (the photo's own coefficients) and the clip's frames after it.
-        frames_out = warp_frames(source, np.vstack([source.coeffs[None], coeffs]), paste_back=False,
-                                 identity=identity)
+        frames_out = render(source, np.vstack([source.coeffs[None], coeffs]), identity)
         save_image(clip_dir / STILL_FILE, next(frames_out), force=True)
         with VideoWriter(clip_dir / "frames.mp4", fps=FPS, size=(256, 256), force=True) as writer:
             for frame in frames_out:
@@ -170,30 +176,32 @@ def _render(plan: ClipPlan, coeffs_rel: np.ndarray, sources: dict, frames: bool,
     return coeffs
 
 
-def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, frames: bool, reshape: float = 0.0) -> Clip:
+def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, render: FrameRenderer | None,
+                reshape: float = 0.0) -> Clip:
     from flowvq_cli.audio.load import save_wav
     from flowvq_cli.data.motion import make_clip_motion
 
     clip_dir = out / CLIP_DIR / plan.id
     clip_dir.mkdir(parents=True, exist_ok=True)
     motion = make_clip_motion(utterance, plan.emotion, plan.intensity, np.random.default_rng([*plan.seed, 2]), FPS)
-    coeffs = _render(plan, motion.coeffs, sources, frames, clip_dir, reshape)
+    coeffs = _render(plan, motion.coeffs, sources, render, clip_dir, reshape)
     save_wav(clip_dir / "audio.wav", utterance.samples, utterance.sample_rate)
     np.save(clip_dir / "coeffs.npy", coeffs.astype(np.float32))
     np.save(clip_dir / "viseme.npy", motion.viseme_track.astype(np.float32))
     np.save(clip_dir / "blinks.npy", motion.blink_frames)
     (clip_dir / "text.txt").write_text(f"{utterance.text}\n{plan.voice}\n")
     paths = {"coeffs": f"{CLIP_DIR}/{plan.id}/coeffs.npy", "audio": f"{CLIP_DIR}/{plan.id}/audio.wav"}
-    if frames:
+    if render is not None:
         paths["frames"] = f"{CLIP_DIR}/{plan.id}/frames.mp4"
     return Clip(id=plan.id, speaker=plan.voice, emotion=plan.emotion, intensity=plan.intensity, split="train",
                 fps=FPS, frames=len(coeffs), paths=paths)
 
 
 def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str | Path | None = None,
-                      frames: bool = True, workers: int = 1, preview: bool = False, force: bool = False,
-                      reshape: float = DEFAULT_RESHAPE, progress=None) -> SynthReport:
-    """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring. ``reshape``:
+                      render: FrameRenderer | None = None, workers: int = 1, preview: bool = False,
+                      force: bool = False, reshape: float = DEFAULT_RESHAPE, progress=None) -> SynthReport:
+    """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring. ``render``: what
+    draws the frames (``flowvq_cli.api.corpus_frames``; None: coefficients and audio only). ``reshape``:
     strength of each clip's random face-shape change (:func:`reshape_identity`; 0 = the photo's shape)."""
     from flowvq_cli.data import speech
 
@@ -208,17 +216,16 @@ def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str 
     report = SynthReport(out=out)
     sources: dict = {}
     records = []
-    if frames:
-        # Import the renderer before the speech pool starts: a module's first import (OpenCV edits sys.path
-        # while it loads) racing the pool's spawn of a worker would hand that worker a broken sys.path.
-        import flowvq_cli.api  # noqa: F401
+    # The renderer's modules are imported by now (the caller made ``render``), before the speech pool starts: a
+    # module's first import (OpenCV edits sys.path while it loads) racing the pool's spawn of a worker would hand
+    # that worker a broken sys.path.
     for done, (plan, utterance) in enumerate(zip(plans, _speak_all(plans, workers), strict=True), 1):
-        records.append(_write_clip(plan, utterance, out, sources, frames, reshape))
+        records.append(_write_clip(plan, utterance, out, sources, render, reshape))
         report.written.append(plan.id)
         if progress is not None:
             progress(done, len(plans))
     write_manifest(out, assign_splits(records, val_speakers=VAL_SPEAKERS, seed=seed))
-    if preview and frames:
+    if preview and render is not None:
         report.preview = write_preview(out)
     return report
 

@@ -34,7 +34,7 @@ from flowvq_cli.audio.features import AudioFeatureConfig
 from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import CoeffSequenceDataset, CoeffWindowBatch, EmptySplitError, collate_windows
 from flowvq_cli.errors import UsageError
-from flowvq_cli.flow import ExpFlow, ExpFlowConfig, PoseFlow, PoseFlowConfig
+from flowvq_cli.flow import ExpBatch, ExpFlow, ExpFlowConfig, PoseBatch, PoseFlow, PoseFlowConfig
 from flowvq_cli.flow.config import FlowConfig
 from flowvq_cli.flow.sequence import SequenceFlow
 
@@ -61,17 +61,20 @@ class _FlowKind:
     to_batch: Callable[[CoeffWindowBatch], Any]
 
 
-def _exp_batch(batch: CoeffWindowBatch) -> Any:
-    return batch.exp_batch()
+def exp_batch(batch: CoeffWindowBatch) -> ExpBatch:
+    """The ExpFlow batch of a corpus's windows (history included)."""
+    return ExpBatch(exp=batch.exp, audio=batch.audio, source=batch.source, emotion=batch.emotion,
+                    intensity=batch.intensity, history=batch.exp_history)
 
 
-def _pose_batch(batch: CoeffWindowBatch) -> Any:
-    return batch.pose_batch()
+def pose_batch(batch: CoeffWindowBatch) -> PoseBatch:
+    """The PoseFlow batch of a corpus's windows (history included)."""
+    return PoseBatch(pose=batch.pose, audio=batch.audio, history=batch.pose_history)
 
 
 KINDS = {
-    "expflow": _FlowKind("expflow", ExpFlow, ExpFlowConfig, _exp_batch),
-    "poseflow": _FlowKind("poseflow", PoseFlow, PoseFlowConfig, _pose_batch),
+    "expflow": _FlowKind("expflow", ExpFlow, ExpFlowConfig, exp_batch),
+    "poseflow": _FlowKind("poseflow", PoseFlow, PoseFlowConfig, pose_batch),
 }
 
 

@@ -22,6 +22,7 @@ from flowvq_cli.data.datasets import (
 )
 from flowvq_cli.data.image_augment import ImageAugmentConfig
 from flowvq_cli.labels import EMOTIONS
+from flowvq_cli.train.flows import exp_batch, pose_batch
 
 T, K, L = 10, 2, 3
 AUDIO = AudioFeatureConfig.tiny()
@@ -57,8 +58,8 @@ def test_window_shapes_dtypes_and_labels(root: Path) -> None:
         assert value.shape == shape and value.dtype == torch.float32, name
     assert (item.emotion, item.intensity, item.speaker) == (EMOTIONS.index("happy"), 2, "s0")
     batch = collate_windows([ds[i] for i in range(4)])
-    assert batch.exp_batch().audio.shape == (4, T + 2 * K, F)
-    assert batch.pose_batch().history.shape == (4, L, 6)
+    assert exp_batch(batch).audio.shape == (4, T + 2 * K, F)
+    assert pose_batch(batch).history.shape == (4, L, 6)
     assert batch.emotion.dtype == torch.long and len(batch.speakers) == 4
 
 

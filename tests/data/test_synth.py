@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flowvq_cli.api import corpus_frames
 from flowvq_cli.data.manifest import FACE_KEY_FILE, STILL_FILE, read_manifest
 from flowvq_cli.data.synth import reshape_identity, synthesize_corpus
 from flowvq_cli.errors import OutputError
@@ -17,7 +18,7 @@ from flowvq_cli.video import probe_video
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "ds"
-    synthesize_corpus(out, clips=3, seed=5, frames=True, preview=True)
+    synthesize_corpus(out, clips=3, seed=5, render=corpus_frames, preview=True)
     return out
 
 
@@ -38,12 +39,12 @@ def test_corpus_is_a_valid_dataset(corpus: Path) -> None:
 
 def test_same_seed_gives_identical_coefficients(corpus: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    synthesize_corpus(again, clips=3, seed=5, frames=False, workers=2)
+    synthesize_corpus(again, clips=3, seed=5, workers=2)
     for c in read_manifest(corpus):
         assert (corpus / c.paths["coeffs"]).read_bytes() == (again / c.paths["coeffs"]).read_bytes()
         assert (corpus / c.paths["audio"]).read_bytes() == (again / c.paths["audio"]).read_bytes()
     other = tmp_path / "other"
-    synthesize_corpus(other, clips=1, seed=6, frames=False)
+    synthesize_corpus(other, clips=1, seed=6)
     first = read_manifest(corpus)[0]
     assert not np.array_equal(np.load(corpus / first.paths["coeffs"])[:50],
                               np.load(other / read_manifest(other)[0].paths["coeffs"])[:50])
@@ -51,7 +52,7 @@ def test_same_seed_gives_identical_coefficients(corpus: Path, tmp_path: Path) ->
 
 def test_existing_dataset_needs_force(corpus: Path) -> None:
     with pytest.raises(OutputError, match="--force"):
-        synthesize_corpus(corpus, clips=1, seed=5, frames=False)
+        synthesize_corpus(corpus, clips=1, seed=5)
 
 
 def test_each_clip_gets_its_own_face_shape_of_the_same_photo(corpus: Path) -> None:

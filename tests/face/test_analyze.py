@@ -192,7 +192,8 @@ def test_overlay_photo_draws_on_the_face(photo: an.Analysis, face_rgb: np.ndarra
 @pytest.mark.parametrize("photo", ["face.png", "face2.png"])  # face2: behind glasses
 def test_closed_eyes_read_as_closed_after_the_lid_calibration(photo: str) -> None:
     """MediaPipe's lid points stop short on a closed eye; the calibrated fit reads the blink whole."""
-    from flowvq_cli.api import prepare_face, warp_frames
+    from flowvq_cli.api import warp_frames
+    from flowvq_cli.face.source import prepare_face
 
     src = prepare_face(Path(__file__).resolve().parents[2] / "examples" / photo)
     blink = list(an.BLINK_INDICES)

@@ -131,9 +131,10 @@ def test_generated_frames_keep_the_photos_own_detail(name: str) -> None:
     """Into the photo: the photo's own face shape gives the photo back, and a talking frame (``warp_frames``,
     jaw open, smiling) keeps the detail of the photo's face (measured 1.11 / 1.01 of its Laplacian variance,
     the drawn teeth included), where rendering the 256² crop and pasting it back kept 0.81 / 0.70."""
-    from flowvq_cli.api import mesh_renderer, prepare_face, warp_frames
+    from flowvq_cli.api import mesh_renderer, warp_frames
     from flowvq_cli.eval import sharpness_ratio
     from flowvq_cli.face import rig
+    from flowvq_cli.face.source import prepare_face
 
     src = prepare_face(Path(__file__).resolve().parents[2] / "examples" / name)
     coeffs = np.repeat(src.coeffs[None].astype(np.float32), 2, axis=0)
@@ -155,8 +156,9 @@ def test_generated_frames_keep_the_photos_own_detail(name: str) -> None:
 @pytest.fixture(scope="module")
 def face2_talking():
     """face2 (larger than the crop), its mesh-warp renderer and a talking frame with a closing left lid."""
-    from flowvq_cli.api import mesh_renderer, prepare_face
+    from flowvq_cli.api import mesh_renderer
     from flowvq_cli.face import rig
+    from flowvq_cli.face.source import prepare_face
 
     src = prepare_face(Path(__file__).resolve().parents[2] / "examples" / "face2.png")
     renderer, _ = mesh_renderer(src)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from flowvq_cli.api import corpus_frames
 from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import FrameTripletDataset
 from flowvq_cli.data.manifest import read_manifest, write_manifest
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two synthetic clips (frames + identity); the second becomes a held-out speaker's val clip."""
     root = tmp_path_factory.mktemp("synth")
-    synthesize_corpus(root, clips=2, seed=1, frames=True)
+    synthesize_corpus(root, clips=2, seed=1, render=corpus_frames)
     first, second = read_manifest(root)
     write_manifest(root, [dataclasses.replace(first, split="train"),
                           dataclasses.replace(second, split="val", speaker="held-out")])
