@@ -309,6 +309,9 @@ def synth(
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Render the face frames (needed to train "
                                          "image models).")] = True,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for speech synthesis.")] = 1,
+    voices: Annotated[str, typer.Option("--voices", help="espeak (espeak-ng's voices), flite (voices built from "
+                                        "real speakers: Debian's flite and pocketsphinx, docs/training.md) or "
+                                        "all.")] = "espeak",
     reshape: Annotated[float, typer.Option("--reshape", min=0.0, help="Strength of each clip's random face-shape "
                        "change (wider, longer, rounder…; 0 = the photo's own shape). Frames only.")] = 1.0,
     preview: Annotated[bool, typer.Option("--preview", help="Write preview.png, a contact sheet across emotions."
@@ -316,13 +319,13 @@ def synth(
     force: Annotated[bool, typer.Option("--force", "-f", help="Rebuild an existing dataset folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
-    """Write a procedural training corpus: espeak-ng speech, visemes, emotion styles, blinks, head motion."""
+    """Write a procedural training corpus: synthetic speech, visemes, emotion styles, blinks, head motion."""
     from flowvq_cli.api import corpus_frames
     from flowvq_cli.data.synth import synthesize_corpus
 
     with _Bar(_progress_on(quiet)) as bar:
         report = synthesize_corpus(out, clips=clips, seed=seed, faces=faces, render=corpus_frames if frames else None,
-                                   workers=workers, preview=preview, force=force, reshape=reshape,
+                                   workers=workers, preview=preview, force=force, reshape=reshape, voices=voices,
                                    progress=lambda d, t: bar("synth", d, t))
     typer.echo(str(report.out))
     if report.preview is not None:

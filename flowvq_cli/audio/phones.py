@@ -81,16 +81,30 @@ def _decode(decoder, pcm: bytes) -> None:
     decoder.end_utt()
 
 
-def _aligned_phones(decoder, pcm: bytes) -> list[Phone]:
-    """Second pass: the phones of the words the decoder found last (``set_alignment``)."""
+def _aligned(decoder, pcm: bytes) -> tuple[list[Phone], list[Phone]]:
+    """Second pass: the words (their label the word; silences left out) and the phones of the words the
+    decoder found last (``set_alignment``)."""
     decoder.set_alignment()
     _decode(decoder, pcm)
-    return [Phone(p.start / FRAMES_PER_SECOND, (p.start + p.duration) / FRAMES_PER_SECOND, p.name)
-            for word in decoder.get_alignment() for p in word]
+    words, phones = [], []
+    for word in decoder.get_alignment():
+        if not word.name.startswith(("<", "[", "+")):
+            words.append(Phone(word.start / FRAMES_PER_SECOND, (word.start + word.duration) / FRAMES_PER_SECOND,
+                               re.sub(r"\(\d+\)$", "", word.name)))
+        phones += [Phone(p.start / FRAMES_PER_SECOND, (p.start + p.duration) / FRAMES_PER_SECOND, p.name)
+                   for p in word]
+    return words, phones
 
 
 def align_phones(audio: str | Path, text: str) -> list[Phone]:
-    """Forced alignment of ``text`` to the speech in ``audio``: its phones, in order, end to end.
+    """Forced alignment of ``text`` to the speech in ``audio``: its phones, in order, end to end
+    (:func:`align`'s phones)."""
+    return align(audio, text)[1]
+
+
+def align(audio: str | Path, text: str) -> tuple[list[Phone], list[Phone]]:
+    """Forced alignment of ``text`` to the speech in ``audio``: its words (a :class:`Phone` whose label is the
+    word) and its phones, in order, end to end.
 
     A search that does not reach the text's last word is rejected and the next of :data:`_SEARCHES` tried.
 
@@ -113,7 +127,7 @@ def align_phones(audio: str | Path, text: str) -> list[Phone]:
         _decode(decoder, pcm)
         got = [re.sub(r"\(\d+\)$", "", s.word) for s in decoder.seg() or [] if not s.word.startswith(("<", "["))]
         if got == words:
-            return _aligned_phones(decoder, pcm)
+            return _aligned(decoder, pcm)
     raise AlignmentError(f"pocketsphinx could not align the text to {Path(audio).name}; check that it says "
                          f"{text!r}")
 
@@ -133,7 +147,7 @@ def recognise_phones(audio: str | Path) -> list[Phone]:
     _decode(decoder, pcm)
     if decoder.hyp() is None or not decoder.hyp().hypstr.strip():
         raise AlignmentError(f"pocketsphinx recognised no speech in {Path(audio).name}")
-    return _aligned_phones(decoder, pcm)
+    return _aligned(decoder, pcm)[1]
 
 
 def phones_of(audio: str | Path, text: str | None = None) -> list[Phone]:

@@ -491,17 +491,29 @@ def random_utterance(
 ) -> Utterance:
     """Speak random sentences until one lasts between ``min_s`` and ``max_s`` seconds.
 
-    The word count is aimed at a duration drawn uniformly in [min_s, max_s] and corrected from the
-    previous attempt's measured speed; after :data:`MAX_REDRAWS` tries the closest attempt is returned.
+    ``voice``: an espeak-ng voice, or a flite speaker (``flite:...``, :mod:`flowvq_cli.data.flite`; a
+    sentence its aligner cannot follow is drawn again). The word count is aimed at a duration drawn
+    uniformly in [min_s, max_s] and corrected from the previous attempt's measured speed; after
+    :data:`MAX_REDRAWS` tries the closest attempt is returned.
     """
+    speak, unaligned = synthesize, ()
+    if voice.startswith("flite:"):
+        from flowvq_cli.data import flite
+
+        speak, unaligned = flite.synthesize, (flite.UnalignedSpeechError,)
     target = float(rng.uniform(min_s, max_s))
     words_per_s = rate / 60.0
     attempts: list[Utterance] = []
     for _ in range(MAX_REDRAWS):
         n_words = max(2, round(target * words_per_s))
-        utterance = synthesize(random_sentence(rng, n_words), voice, rate, pitch, volume, pitch_range)
+        try:
+            utterance = speak(random_sentence(rng, n_words), voice, rate, pitch, volume, pitch_range)
+        except unaligned:
+            continue
         if min_s <= utterance.duration <= max_s:
             return utterance
         attempts.append(utterance)
         words_per_s = len(utterance.text.split()) / max(utterance.duration, 1e-3)
+    if not attempts:
+        raise SpeechSynthesisError(f"{voice}: none of {MAX_REDRAWS} random sentences could be aligned")
     return min(attempts, key=lambda u: abs(u.duration - target))

@@ -1,20 +1,23 @@
 """``flowvq synth``: a procedural training corpus in the dataset format (docs/design.md §6).
 
-Per clip: random English sentences spoken by espeak-ng (voice, rate, pitch and loudness varied by
-emotion) with phoneme timings → visemes with coarticulation → the emotion's style at an intensity,
-blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) → coefficients (T, 58); frames are rendered
-by the caller's ``render`` (``flowvq synth``: the mesh warp, :func:`flowvq_cli.api.corpus_frames`; this
-package sits below the renderers) on a face photo and stored as the aligned 256² crop. With frames, each clip
-also gets its own face shape (:func:`reshape_identity`, ``--reshape``): the photo is warped to a wider,
-longer, rounder … face, so image models trained on few photos see many face shapes (docs/design.md §4).
+Per clip: random English sentences spoken by espeak-ng, or by flite's voices built from real speakers
+(``--voices flite|all``: Debian's flite, phones aligned by pocketsphinx; :mod:`flowvq_cli.data.flite`),
+voice, rate, pitch and loudness varied by emotion, with phoneme timings → visemes with coarticulation →
+the emotion's style at an intensity, blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) →
+coefficients (T, 58); frames are rendered by the caller's ``render`` (``flowvq synth``: the mesh warp,
+:func:`flowvq_cli.api.corpus_frames`; this package sits below the renderers) on a face photo and stored
+as the aligned 256² crop. With frames, each clip also gets its own face shape (:func:`reshape_identity`,
+``--reshape``): the photo is warped to a wider, longer, rounder … face, so image models trained on few
+photos see many face shapes (docs/design.md §4).
 
 Determinism: everything is drawn from ``numpy.random.default_rng([seed, clip_index])``. espeak-ng keeps
 internal state between calls (the same text spoken twice in one process differs by a few samples and
 phoneme times by ~5 ms), so each clip's speech is synthesised in a fresh process: the same seed then gives
 identical audio and identical coefficient files, whatever the number of workers.
 
-Speakers: a corpus uses a pool of voices (an espeak accent + variant each); a voice is a speaker, and
-splits are by speaker, so validation clips have voices the training never heard.
+Speakers: a corpus uses a pool of voices (an espeak accent + variant each, a flite voice at a pitch and
+tempo each); a voice is a speaker, and splits are by speaker, so validation clips have voices the training
+never heard. flite's test voice (``flite.TEST_VOICES``) is never in a corpus.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ CLIP_DIR = "clips"
 CLIPS_PER_VOICE = 6  # voice pool size = ceil(clips / CLIPS_PER_VOICE), at least MIN_VOICES
 MIN_VOICES = 4
 VAL_SPEAKERS = 0.2
+VOICE_SETS = ("espeak", "flite", "all")
 PREVIEW_COLUMNS = 6
 PREVIEW_TILE = 128
 DEFAULT_FACE = Path(__file__).resolve().parents[2] / "examples" / "face.png"
@@ -197,21 +201,38 @@ def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, render: Fra
                 fps=FPS, frames=len(coeffs), paths=paths)
 
 
+def corpus_voices(voices: str = "espeak") -> list[str]:
+    """The voices a corpus draws its speakers from: espeak-ng's, flite's (:func:`flite.speakers`; the flite
+    program and pocketsphinx are checked, with how to install them), or ``all`` of them."""
+    from flowvq_cli.data import flite, speech
+
+    if voices not in VOICE_SETS:
+        raise InputError(f"--voices must be one of {', '.join(VOICE_SETS)}; got {voices!r}")
+    found = speech.available_voices() if voices in ("espeak", "all") else []
+    if voices in ("flite", "all"):
+        from flowvq_cli.audio.phones import check_pocketsphinx
+
+        flite.check_flite()
+        check_pocketsphinx()
+        found += flite.speakers()
+    return found
+
+
 def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str | Path | None = None,
                       render: FrameRenderer | None = None, workers: int = 1, preview: bool = False,
-                      force: bool = False, reshape: float = DEFAULT_RESHAPE, progress=None) -> SynthReport:
+                      force: bool = False, reshape: float = DEFAULT_RESHAPE, voices: str = "espeak",
+                      progress=None) -> SynthReport:
     """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring. ``render``: what
     draws the frames (``flowvq_cli.api.corpus_frames``; None: coefficients and audio only). ``reshape``:
-    strength of each clip's random face-shape change (:func:`reshape_identity`; 0 = the photo's shape)."""
-    from flowvq_cli.data import speech
-
+    strength of each clip's random face-shape change (:func:`reshape_identity`; 0 = the photo's shape).
+    ``voices``: :func:`corpus_voices`."""
     out = Path(out)
     if (out / "manifest.jsonl").exists() and not force:
         raise OutputError(f"{out} already holds a dataset; pass --force to rebuild it, or another folder")
     if clips < 1:
         raise InputError("--clips must be at least 1")
     face_list = _face_list(faces)
-    plans = plan_corpus(clips, seed, face_list, speech.available_voices())
+    plans = plan_corpus(clips, seed, face_list, corpus_voices(voices))
     out.mkdir(parents=True, exist_ok=True)
     report = SynthReport(out=out)
     sources: dict = {}
