@@ -31,7 +31,7 @@ def main() -> None:
     from flowvq_cli.flow.config import ExpFlowConfig, PoseFlowConfig
 
     if args.weights:
-        from flowvq_cli.checkpoint import read_bundle
+        from flowvq_cli.bundle import read_bundle
         from flowvq_cli.hub import resolve_weights
 
         bundle = read_bundle(resolve_weights(args.weights))

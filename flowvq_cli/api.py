@@ -250,7 +250,7 @@ class FlowVQ:
         ``fp32``: VQIG renders in float32 even where it would use bf16 / fp16 (a GPU, a CPU with hardware bf16;
         :attr:`VQIG.render_dtype`): slower, for frames that do not depend on the machine's half precision.
         """
-        from flowvq_cli.checkpoint import read_bundle
+        from flowvq_cli.bundle import read_bundle
         from flowvq_cli.flow import ExpFlow, PoseFlow
         from flowvq_cli.hub import resolve_weights
 

@@ -722,7 +722,7 @@ def train_bundle(
 ) -> None:
     """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights. A codebook
     without VQIG is allowed (the first image stage: the bundle renders with the mesh warp until VQIG is added)."""
-    from flowvq_cli.checkpoint import write_bundle
+    from flowvq_cli.bundle import write_bundle
 
     if vqig is not None and codebook is None:
         raise UsageError("--vqig needs --codebook: VQIG is tied to the codebook it was trained on")

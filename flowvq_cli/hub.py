@@ -8,7 +8,7 @@ bundle folder:
 * ``ORG/NAME[@REV]`` -> a snapshot in huggingface_hub's cache (``HF_HOME``, ``--cache-dir``), downloaded
   if needed; ``HF_HUB_OFFLINE=1`` uses the cache only and fails fast when the bundle is not there.
 
-Every path ends with :func:`flowvq_cli.checkpoint.read_bundle`, which checks each file's size and
+Every path ends with :func:`flowvq_cli.bundle.read_bundle`, which checks each file's size and
 sha256 against the manifest. ``huggingface_hub`` is imported only when the Hub is actually used.
 """
 
@@ -20,15 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flowvq_cli.checkpoint import (
-    CONFIG_NAME,
-    MANIFEST_NAME,
-    PICKLE_SUFFIXES,
-    SAFETENSORS_SUFFIX,
-    Bundle,
-    read_bundle,
-)
+from flowvq_cli.bundle import MANIFEST_NAME, Bundle, read_bundle
 from flowvq_cli.errors import WeightsError
+from flowvq_cli.modeling import CONFIG_NAME, PICKLE_SUFFIXES, SAFETENSORS_SUFFIX
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo

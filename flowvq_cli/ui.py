@@ -89,7 +89,7 @@ class Models:
 def load_models(weights: str | None = None, *, device: str = "auto", fp32: bool = False) -> Models:
     """Load the bundle once: its default renderer, plus the other one when the bundle has it."""
     from flowvq_cli.api import FlowVQ
-    from flowvq_cli.checkpoint import read_bundle
+    from flowvq_cli.bundle import read_bundle
     from flowvq_cli.hub import resolve_weights
 
     main = FlowVQ.from_pretrained(weights, device=device, fp32=fp32)

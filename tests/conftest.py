@@ -57,7 +57,7 @@ def make_tiny_bundle(out: Path, seed: int = 0, renderer: bool = False, mesh_prio
     import torch
 
     from flowvq_cli.audio.features import AudioFeatureConfig
-    from flowvq_cli.checkpoint import write_bundle
+    from flowvq_cli.bundle import write_bundle
     from flowvq_cli.flow import ExpFlow, PoseFlow
     from flowvq_cli.flow.config import ExpFlowConfig, PoseFlowConfig
 

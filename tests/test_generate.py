@@ -304,7 +304,7 @@ def test_shipped_bundle_renders_with_the_warp_and_holds_a_working_vqig(face_png:
     """The bundle in weights/ names the mesh warp its default renderer (the model card measures why) and its
     codebook + VQIG load onto each other and render frames that keep the photo outside the painted mouth, in
     the crop and pasted into the photo."""
-    from flowvq_cli.checkpoint import read_bundle
+    from flowvq_cli.bundle import read_bundle
     from flowvq_cli.face import rig
     from flowvq_cli.hub import resolve_weights
 

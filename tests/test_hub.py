@@ -25,8 +25,9 @@ import torch
 from safetensors.torch import save_file
 
 from flowvq_cli import hub
-from flowvq_cli.checkpoint import MANIFEST_NAME, read_bundle, sha256_file, write_bundle
+from flowvq_cli.bundle import MANIFEST_NAME, read_bundle, write_bundle
 from flowvq_cli.errors import WeightsError
+from flowvq_cli.fsutil import sha256_file
 
 hf_constants = pytest.importorskip("huggingface_hub.constants")
 

@@ -201,7 +201,7 @@ def test_stop_signals_raise_interrupted_with_shell_exit_codes() -> None:
 def test_train_checkpoints_on_sigterm_and_resumes(tmp_path: Path) -> None:
     from dataset_testutils import make_dataset
 
-    from flowvq_cli.checkpoint import latest_training_state, load_training_state
+    from flowvq_cli.training_state import latest_training_state, load_training_state
 
     data = make_dataset(tmp_path / "data")
     run = tmp_path / "run"

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 # Coefficient layout (docs/design.md §2): exp[0:52] (ARKit blendshapes in [0, 1]), pose[52:58].
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, N_EXP, N_POSE
+from flowvq_cli.modeling import ConfigMixin
 
 EXP_DIM = N_EXP
 POSE_DIM = N_POSE
@@ -19,8 +20,8 @@ __all__ = ["COEFF_LAYOUT_VERSION", "EXP_DIM", "FACE_MODEL_VERSION", "POSE_DIM"]
 
 
 @dataclass(frozen=True)
-class FlowConfig:
-    """Architecture shared by ExpFlow and PoseFlow.
+class FlowConfig(ConfigMixin):
+    """Architecture shared by ExpFlow and PoseFlow (``to_dict``/``from_dict``: :class:`ConfigMixin`).
 
     audio_dim: features per video frame (F); audio_context: the model sees audio frames t-k..t+k;
     audio_layers / audio_hidden: convolutions (and their width) of the audio encoder over that window (1 = one
@@ -62,18 +63,6 @@ class FlowConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if not 0.0 <= self.history_dropout < 1.0:
             raise ValueError(f"history_dropout must be in [0, 1), got {self.history_dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]):
-        """Build from ``to_dict`` output; unknown keys raise ``TypeError``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise TypeError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
-        return cls(**values)
 
 
 def with_overrides(config: FlowConfig, assignments: list[str]) -> FlowConfig:

@@ -72,6 +72,7 @@ class ExpBatch:
 
 class ExpFlow(SequenceFlow):
     model_type = "expflow"
+    component = "expflow"
     config_class = ExpFlowConfig
     resizable_buffers = ("latent_bank", "latent_labels")
 

@@ -30,6 +30,7 @@ class PoseBatch:
 
 class PoseFlow(SequenceFlow):
     model_type = "poseflow"
+    component = "poseflow"
     config_class = PoseFlowConfig
 
     def __init__(self, config: PoseFlowConfig):

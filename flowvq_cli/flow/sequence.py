@@ -20,19 +20,17 @@ to suppress them (blinks fell from 15 to 4 per minute with λ_cons = 1 on all di
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import WeightsError
 from ..face.rig import face_model_mismatch
+from ..modeling import ModelMixin
 from .config import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, FlowConfig
 from .context import ContextEncoder
 from .glow import FlowStack
@@ -60,13 +58,14 @@ def loop_latents(z: Tensor, T: int) -> Tensor:
     return z[:, torch.where(t < T_z, t, period - t)]
 
 
-class SequenceFlow(nn.Module):
-    """Base class: subclasses set ``model_type``/``config_class``, build ``self.prior`` and override the
-    flow-space maps when their data is constrained."""
+class SequenceFlow(ModelMixin, nn.Module):
+    """Base class: subclasses set ``model_type``/``config_class``/``component``, build ``self.prior`` and
+    override the flow-space maps when their data is constrained. Saved and loaded by
+    :class:`~flowvq_cli.modeling.ModelMixin`, which also checks the coefficient layout; the face model version
+    is checked here."""
 
-    model_type: ClassVar[str]
     config_class: ClassVar[type[FlowConfig]]
-    resizable_buffers: ClassVar[tuple[str, ...]] = ()  # buffers whose size varies (e.g. a latent bank)
+    coeff_layout_version = COEFF_LAYOUT_VERSION
 
     def __init__(self, config: FlowConfig, x_dim: int, n_classes: int):
         super().__init__()
@@ -159,52 +158,13 @@ class SequenceFlow(nn.Module):
             torch.set_num_threads(n_threads)
         return torch.cat(frames, dim=1)
 
-    # ---- save / load (config.json + model.safetensors)
+    # ---- save / load: config.json + model.safetensors (flowvq_cli.modeling), with the face model checked
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        meta = {"model_type": self.model_type, "coeff_layout_version": COEFF_LAYOUT_VERSION,
-                "face_model_version": FACE_MODEL_VERSION, "config": self.config.to_dict()}
-        tmp = path / "config.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, path / "config.json")
-        state = {name: t.detach().contiguous() for name, t in self.state_dict().items()}
-        save_file(state, str(path / "model.safetensors.tmp"), metadata={"format": "pt"})
-        os.replace(path / "model.safetensors.tmp", path / "model.safetensors")
-        return path
+    def config_metadata(self) -> dict[str, Any]:
+        return {"face_model_version": FACE_MODEL_VERSION}
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu"):
-        """Load a folder written by ``save_pretrained``; the model comes back in eval mode."""
-        path = Path(directory)
-        try:
-            meta = json.loads((path / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise WeightsError(f"{path}: cannot read config.json ({e}); pass a folder written by "
-                               f"{cls.__name__}.save_pretrained") from e
-        layout = meta.get("coeff_layout_version")
-        if layout != COEFF_LAYOUT_VERSION:
-            raise WeightsError(f"{path} was trained on coefficient layout {layout}, this FlowVQ uses layout "
-                               f"{COEFF_LAYOUT_VERSION}; use weights made for this version")
+    def check_metadata(cls, meta: Mapping[str, Any], folder: Path) -> None:
         mismatch = face_model_mismatch(meta.get("face_model_version", 1))
         if mismatch:
-            raise WeightsError(f"{path} {mismatch}")
-        if meta.get("model_type") != cls.model_type:
-            raise WeightsError(f"{path} holds a {meta.get('model_type')!r} model, not {cls.model_type!r}; "
-                               f"point to the {cls.model_type}/ folder of the bundle")
-        try:
-            config = cls.config_class.from_dict(meta["config"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise WeightsError(f"{path}/config.json: invalid config ({e}); re-export the weights") from e
-        model = cls(config)
-        try:
-            state = load_file(str(path / "model.safetensors"), device=str(device))
-            for name in model.resizable_buffers:  # take the checkpoint's size before load_state_dict
-                if name in state:
-                    model.register_buffer(name, torch.empty_like(state[name]))
-            model.load_state_dict(state, strict=True)
-        except (OSError, SafetensorError, RuntimeError, KeyError) as e:
-            raise WeightsError(f"{path}/model.safetensors: cannot load ({e}); the file is missing, "
-                               f"truncated or from another config") from e
-        return model.to(device).eval()
+            raise WeightsError(f"{folder} {mismatch}")

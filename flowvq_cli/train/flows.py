@@ -31,12 +31,12 @@ from torch import Tensor, nn
 
 from flowvq_cli.audio.augment import AugmentConfig
 from flowvq_cli.audio.features import AudioFeatureConfig
-from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import CoeffSequenceDataset, CoeffWindowBatch, EmptySplitError, collate_windows
 from flowvq_cli.errors import UsageError
 from flowvq_cli.flow import ExpBatch, ExpFlow, ExpFlowConfig, PoseBatch, PoseFlow, PoseFlowConfig
 from flowvq_cli.flow.config import FlowConfig
 from flowvq_cli.flow.sequence import SequenceFlow
+from flowvq_cli.training_state import load_training_state
 
 from .loop import RUN_FILE, RunSpec, TrainConfig, Trainer, TrainResult, resolve_device
 

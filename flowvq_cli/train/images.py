@@ -46,7 +46,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import (
     CROP_STREAM,
     IDENTITY_FILE,
@@ -63,6 +62,7 @@ from flowvq_cli.errors import UsageError
 from flowvq_cli.face import rig
 from flowvq_cli.image import save_image
 from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
+from flowvq_cli.training_state import load_training_state
 from flowvq_cli.vq import (
     VQGAN,
     DiscriminatorConfig,

@@ -28,7 +28,7 @@ Optional pieces for the image components (codebook, VQIG); the flows use none of
 
 Run folder: ``train_log.jsonl`` (one JSON object per event: start, train, val, checkpoint, end; the
 start event records ``meta``, e.g. which perceptual loss ran) and ``checkpoints/`` (atomic, resumable
-:func:`~flowvq_cli.checkpoint.save_training_state` files: model, optimizer, scheduler, step, RNG states).
+:func:`~flowvq_cli.training_state.save_training_state` files: model, optimizer, scheduler, step, RNG states).
 
 Stopping: under the CLI, Ctrl-C, SIGTERM and SIGHUP raise :class:`flowvq_cli.stops.Interrupted`, which
 is held back until the optimizer step in progress has finished (:func:`flowvq_cli.stops.deferred`);
@@ -70,8 +70,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from flowvq_cli import stops
-from flowvq_cli.checkpoint import latest_training_state, load_training_state, save_training_state
 from flowvq_cli.errors import FlowVQError, OutputError, UsageError
+from flowvq_cli.training_state import latest_training_state, load_training_state, save_training_state
 
 LOG_NAME = "train_log.jsonl"
 CHECKPOINT_DIRNAME = "checkpoints"

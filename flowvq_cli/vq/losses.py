@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowvq_cli.errors import WeightsError
+from flowvq_cli.modeling import load_safetensors, load_state_checked
 from flowvq_cli.vq.discriminator import DiscriminatorOutput, PatchDiscriminator
 from flowvq_cli.vq.vqgan import VQOutput
-from flowvq_cli.vq.weights import load_state_checked, read_safetensors
 
 AdversarialKind = Literal["hinge", "non_saturating"]
 
@@ -96,7 +96,7 @@ def load_vgg19_features(path: str | os.PathLike[str]) -> VGG19Features:
     Only ``features.*`` tensors are used (``classifier.*`` is ignored). Raises :class:`WeightsError`
     for a missing, non-safetensors or unreadable file, and for missing or mis-shaped tensors.
     """
-    state = read_safetensors(path, "VGG19 weights")
+    state = load_safetensors(path, what="VGG19 weights")
     features = {name: tensor for name, tensor in state.items() if name.startswith("features.")}
     if not features:
         raise WeightsError(f"VGG19 weights: {path} has no 'features.*' tensors; save torchvision's "

@@ -5,34 +5,24 @@ Images are (B, 3, H, W) in [-1, 1]. E maps them to a latent grid (B, d, H/2^L, W
 images. The decoder's output is not squashed (no tanh, as in VQGAN); clamp to [-1, 1] for display.
 
 A trainer calls ``model(images) -> VQOutput``; inference code calls ``model.encode`` (image → codes) and
-``model.decode_indices`` (codes → image). ``save_pretrained``/``from_pretrained`` store ``config.json``
-and ``model.safetensors`` in one folder.
+``model.decode_indices`` (codes → image). ``save_pretrained``/``from_pretrained`` (:mod:`flowvq_cli.modeling`)
+store ``config.json`` and ``model.safetensors`` (weights + codebook statistics) in one folder.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flowvq_cli.errors import WeightsError
+from flowvq_cli.modeling import ConfigMixin, ModelMixin
 from flowvq_cli.vq.quantizer import QuantizerConfig, QuantizerOutput, VectorQuantizer
-from flowvq_cli.vq.weights import atomic_save_safetensors, atomic_write_json, load_state_checked, read_safetensors
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-MODEL_TYPE = "flowvq-vqgan"
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class VQGANConfig:
+class VQGANConfig(ConfigMixin):
     """Architecture and codebook hyper-parameters of :class:`VQGAN`.
 
     Attributes:
@@ -121,24 +111,6 @@ class VQGANConfig:
     def base(cls) -> VQGANConfig:
         """For a GPU: 256² → 16² latents, d = 256, N = 1024 (the paper's sizes), CodeFormer-like widths."""
         return cls()
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["channel_mults"] = list(self.channel_mults)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VQGANConfig:
-        """Build from :meth:`to_dict` output; unknown or invalid fields raise :class:`WeightsError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise WeightsError(f"codebook config has unknown fields {unknown}; it was written by another "
-                               "FlowVQ version, use a matching one")
-        try:
-            return cls(**data)
-        except (TypeError, ValueError) as exc:
-            raise WeightsError(f"codebook config is invalid ({exc}); re-export the model") from exc
 
 
 @dataclass
@@ -288,8 +260,12 @@ class Decoder(nn.Module):
 
 
 # ------------------------------------------------------------------------------ model
-class VQGAN(nn.Module):
+class VQGAN(ModelMixin, nn.Module):
     """Encoder + vector quantiser + decoder. The patch discriminator lives in ``discriminator.py``."""
+
+    model_type = "flowvq-vqgan"
+    config_class = VQGANConfig
+    component = "codebook"
 
     def __init__(self, config: VQGANConfig) -> None:
         super().__init__()
@@ -322,42 +298,3 @@ class VQGAN(nn.Module):
         return VQOutput(recon=self.decoder(quant.z_q), indices=quant.indices, z=z, z_q=quant.z_q,
                         codebook_loss=quant.codebook_loss, commit_loss=quant.commit_loss,
                         perplexity=quant.perplexity, restarted=quant.restarted)
-
-    # ------------------------------------------------------------ persistence
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (weights + codebook statistics) into ``directory``."""
-        directory = Path(directory)
-        payload = {"model_type": MODEL_TYPE, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
-        atomic_save_safetensors(directory / WEIGHTS_NAME, self.state_dict())
-        atomic_write_json(directory / CONFIG_NAME, payload)
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str],
-                        device: torch.device | str = "cpu") -> VQGAN:
-        """Load a model written by :meth:`save_pretrained`; returned in eval mode on ``device``."""
-        directory = Path(directory)
-        config = _read_config(directory / CONFIG_NAME)
-        model = cls(config)
-        load_state_checked(model, read_safetensors(directory / WEIGHTS_NAME, "codebook model"), "codebook model")
-        return model.to(device).eval()
-
-
-def _read_config(path: Path) -> VQGANConfig:
-    if not path.is_file():
-        raise WeightsError(f"codebook model: {path} is missing; point to a folder written by "
-                           "VQGAN.save_pretrained (config.json + model.safetensors)")
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"codebook model: {path} is not valid JSON ({exc}); re-export the model") from exc
-    model_type = payload.get("model_type") if isinstance(payload, dict) else None
-    if model_type != MODEL_TYPE:
-        raise WeightsError(f"codebook model: {path} describes a {model_type!r} model, not {MODEL_TYPE!r}; "
-                           "pass the codebook/ folder of a FlowVQ bundle")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise WeightsError(f"codebook model: {path} has format version {payload.get('format_version')}, this "
-                           f"FlowVQ reads version {FORMAT_VERSION}; use a matching FlowVQ release")
-    if not isinstance(payload.get("config"), dict):
-        raise WeightsError(f"codebook model: {path} has no 'config' object; re-export the model")
-    return VQGANConfig.from_dict(payload["config"])

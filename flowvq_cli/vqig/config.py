@@ -8,11 +8,10 @@ weights of its two training stages (``loss``, a :class:`VQIGLossConfig`). Preset
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from flowvq_cli.errors import WeightsError
 from flowvq_cli.face.rig import N_COEFFS
+from flowvq_cli.modeling import ConfigMixin
 from flowvq_cli.vq.losses import VQGANLossConfig
 from flowvq_cli.vq.vqgan import VQGANConfig
 
@@ -71,7 +70,7 @@ class VQIGLossConfig:
 
 
 @dataclass(frozen=True)
-class VQIGConfig:
+class VQIGConfig(ConfigMixin):
     """Architecture of :class:`~flowvq_cli.vqig.generator.VQIG`.
 
     Attributes:
@@ -228,33 +227,3 @@ class VQIGConfig:
         """For a GPU: the base codebook (d = 256, N = 1024), the image itself warped and fully re-encoded
         (the paper's E_w), a 9-layer transformer (CodeFormer's depth), fidelity at 128², 64² and 32²."""
         return cls()
-
-    # ------------------------------------------------------------------------- (de)serialise
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["codebook"] = self.codebook.to_dict()
-        out["loss"] = asdict(self.loss)
-        out["warp_channels"] = list(self.warp_channels)
-        out["fidelity_levels"] = list(self.fidelity_levels)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VQIGConfig:
-        """Build from :meth:`to_dict` output; unknown or invalid fields raise :class:`WeightsError`."""
-        _check_fields(cls, data, "VQIG config")
-        try:
-            loss = dict(data.get("loss", {}))
-            _check_fields(VQIGLossConfig, loss, "VQIG loss config")
-            _check_fields(VQGANLossConfig, loss.get("image", {}), "VQIG image-loss config")
-            loss["image"] = VQGANLossConfig(**loss.get("image", {}))
-            return cls(**{**data, "codebook": VQGANConfig.from_dict(dict(data["codebook"])),
-                          "loss": VQIGLossConfig(**loss)})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WeightsError(f"VQIG config is invalid ({exc}); re-export the model") from exc
-
-
-def _check_fields(kind: type, data: dict[str, Any], what: str) -> None:
-    unknown = sorted(set(data) - {f.name for f in fields(kind)})
-    if unknown:
-        raise WeightsError(f"{what} has unknown fields {unknown}; it was written by another FlowVQ version, "
-                           "use a matching one")

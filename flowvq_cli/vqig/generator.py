@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +38,10 @@ from torch import nn
 
 from flowvq_cli.errors import WeightsError
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION
+from flowvq_cli.modeling import ModelMixin
 from flowvq_cli.vq.discriminator import PatchDiscriminator
 from flowvq_cli.vq.losses import DiscriminatorLoss, VGG19Features
 from flowvq_cli.vq.vqgan import VQGAN
-from flowvq_cli.vq.weights import atomic_save_safetensors, atomic_write_json, load_state_checked, read_safetensors
 from flowvq_cli.vqig.config import VQIGConfig, VQIGLossConfig
 from flowvq_cli.vqig.encoder import WarpedEncoder
 from flowvq_cli.vqig.fidelity import FidelitySkip
@@ -68,10 +68,6 @@ from flowvq_cli.vqig.warp import (
     warp,
 )
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-MODEL_TYPE = "flowvq-vqig"
-FORMAT_VERSION = 1
 CODEBOOK_MODULE = "codebook"
 
 
@@ -143,8 +139,13 @@ def native_bf16_cpu() -> bool:
     return any(probe is not None and bool(probe()) for probe in probes)
 
 
-class VQIG(nn.Module):
+class VQIG(ModelMixin, nn.Module):
     """Source photo + coefficient windows → frames, through the frozen codebook. See the module docstring."""
+
+    model_type = "flowvq-vqig"
+    config_class = VQIGConfig
+    component = "vqig"
+    coeff_layout_version = COEFF_LAYOUT_VERSION
 
     def __init__(self, config: VQIGConfig, codebook: VQGAN | None = None) -> None:
         """Build VQIG on ``codebook`` (held, not copied; a fresh random one when None); E_w copies its E."""
@@ -482,19 +483,16 @@ class VQIG(nn.Module):
         """SHA-256 of the codebook model's parameters (names, shapes, float32 values)."""
         return codebook_fingerprint(self.codebook)
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` (config incl. the codebook's, coefficient layout version, codebook
-        fingerprint) and ``model.safetensors`` (VQIG's own weights) into ``directory``."""
-        directory = Path(directory)
-        payload = {"model_type": MODEL_TYPE, "format_version": FORMAT_VERSION,
-                   "coeff_layout_version": COEFF_LAYOUT_VERSION, "codebook_sha256": self.codebook_fingerprint(),
-                   "config": self.config.to_dict()}
-        atomic_save_safetensors(directory / WEIGHTS_NAME, self._owned().state_dict())
-        atomic_write_json(directory / CONFIG_NAME, payload)
-        return directory
+    def config_metadata(self) -> dict[str, Any]:
+        """``config.json`` records the codebook VQIG learnt on (its :func:`codebook_fingerprint`)."""
+        return {"codebook_sha256": self.codebook_fingerprint()}
+
+    def weights_module(self) -> nn.Module:
+        """Only VQIG's own networks are saved: the codebook model is loaded from its own folder."""
+        return self._owned()
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str], codebook: VQGAN,
+    def from_pretrained(cls, directory: str | os.PathLike[str], codebook: VQGAN,  # type: ignore[override]
                         device: torch.device | str = "cpu", *, same_codebook: bool = True) -> VQIG:
         """Load a VQIG written by :meth:`save_pretrained` onto the codebook model it was trained with.
 
@@ -504,18 +502,18 @@ class VQIG(nn.Module):
         Raises :class:`WeightsError` for missing/invalid files, another coefficient layout, or a codebook
         whose config or weights differ from the recorded ones. Returned in eval mode on ``device``.
         """
-        directory = Path(directory)
-        payload = _read_payload(directory / CONFIG_NAME)
-        config = VQIGConfig.from_dict(payload["config"])
+        return super().from_pretrained(directory, device, codebook=codebook, same_codebook=same_codebook)
+
+    @classmethod
+    def build(cls, config: VQIGConfig, meta: Mapping[str, Any], folder: Path, *,  # type: ignore[override]
+              codebook: VQGAN, same_codebook: bool = True) -> VQIG:
         if codebook.config != config.codebook:
-            raise WeightsError(f"VQIG in {directory} was trained on a codebook with config {config.codebook}, "
+            raise WeightsError(f"VQIG in {folder} was trained on a codebook with config {config.codebook}, "
                                f"not {codebook.config}; load the codebook/ of the same bundle")
-        if same_codebook and codebook_fingerprint(codebook) != payload.get("codebook_sha256"):
-            raise WeightsError(f"VQIG in {directory} was trained on other codebook weights (SHA-256 mismatch); "
+        if same_codebook and codebook_fingerprint(codebook) != meta.get("codebook_sha256"):
+            raise WeightsError(f"VQIG in {folder} was trained on other codebook weights (SHA-256 mismatch); "
                                "load the codebook/ of the same bundle, or retrain VQIG on this codebook")
-        model = cls(config, codebook)
-        load_state_checked(model._owned(), read_safetensors(directory / WEIGHTS_NAME, "VQIG model"), "VQIG model")
-        return model.to(device).eval()
+        return cls(config, codebook)
 
 
 def _visibility(occlusion: torch.Tensor, paint: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
@@ -548,28 +546,4 @@ def codebook_fingerprint(codebook: VQGAN) -> str:
 
 def trained_codebook_sha256(directory: str | os.PathLike[str]) -> str | None:
     """The :func:`codebook_fingerprint` that a VQIG saved in ``directory`` records: the codebook it learnt on."""
-    return _read_payload(Path(directory) / CONFIG_NAME).get("codebook_sha256")
-
-
-def _read_payload(path: Path) -> dict:
-    if not path.is_file():
-        raise WeightsError(f"VQIG model: {path} is missing; point to a folder written by VQIG.save_pretrained "
-                           "(config.json + model.safetensors)")
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"VQIG model: {path} is not valid JSON ({exc}); re-export the model") from exc
-    if not isinstance(payload, dict) or payload.get("model_type") != MODEL_TYPE:
-        kind = payload.get("model_type") if isinstance(payload, dict) else None
-        raise WeightsError(f"VQIG model: {path} describes a {kind!r} model, not {MODEL_TYPE!r}; pass the vqig/ "
-                           "folder of a FlowVQ bundle")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise WeightsError(f"VQIG model: {path} has format version {payload.get('format_version')}, this FlowVQ "
-                           f"reads version {FORMAT_VERSION}; use a matching FlowVQ release")
-    if payload.get("coeff_layout_version") != COEFF_LAYOUT_VERSION:
-        raise WeightsError(f"VQIG model: {path} was trained on coefficient layout version "
-                           f"{payload.get('coeff_layout_version')}, this FlowVQ uses version {COEFF_LAYOUT_VERSION}; "
-                           "use weights made for this layout")
-    if not isinstance(payload.get("config"), dict):
-        raise WeightsError(f"VQIG model: {path} has no 'config' object; re-export the model")
-    return payload
+    return VQIG.load_config(directory).get("codebook_sha256")

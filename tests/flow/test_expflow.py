@@ -221,7 +221,7 @@ def test_loading_rejects_another_layout_or_model(tmp_path: Path):
     with pytest.raises(WeightsError, match="not 'poseflow'"):
         PoseFlow.from_pretrained(tmp_path / "m")
     config_path.write_text(json.dumps({**meta, "coeff_layout_version": 2}))
-    with pytest.raises(WeightsError, match="layout 2"):
+    with pytest.raises(WeightsError, match="coefficient layout version 2"):
         ExpFlow.from_pretrained(tmp_path / "m")
     assert meta["face_model_version"] == FACE_MODEL_VERSION
     config_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "face_model_version"}))

@@ -16,11 +16,11 @@ import torch
 from dataset_testutils import make_dataset
 
 from flowvq_cli.audio.features import AudioFeatureConfig
-from flowvq_cli.checkpoint import list_training_states, load_training_state
 from flowvq_cli.errors import OutputError
 from flowvq_cli.flow import ExpFlow, PoseFlow
 from flowvq_cli.train import TrainConfig, Trainer, evaluate_nll, train_expflow, train_poseflow
 from flowvq_cli.train.flows import load_run_model
+from flowvq_cli.training_state import list_training_states, load_training_state
 
 AUDIO = AudioFeatureConfig.tiny()
 WINDOW = 12

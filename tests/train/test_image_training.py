@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from flowvq_cli.api import corpus_frames
-from flowvq_cli.checkpoint import load_training_state
 from flowvq_cli.data.datasets import FrameTripletDataset
 from flowvq_cli.data.manifest import read_manifest, write_manifest
 from flowvq_cli.data.synth import synthesize_corpus
@@ -26,6 +25,7 @@ from flowvq_cli.train.images import (
     train_codebook,
     train_vqig,
 )
+from flowvq_cli.training_state import load_training_state
 from flowvq_cli.vq import VQGAN, VQGANLossConfig
 from flowvq_cli.vqig import VQIG, VQIGConfig
 
@@ -339,7 +339,7 @@ def test_stage_schedule() -> None:
 DDP_SCRIPT = """
 import dataclasses, sys, torch
 torch.set_num_threads(1)
-from flowvq_cli.checkpoint import load_training_state
+from flowvq_cli.training_state import load_training_state
 from flowvq_cli.train import TrainConfig
 from flowvq_cli.train.images import train_codebook, train_vqig
 from flowvq_cli.vq import VQGANLossConfig

@@ -11,7 +11,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.flop_counter import FlopCounterMode
 
 from flowvq_cli.errors import WeightsError
-from flowvq_cli.vq.vqgan import CONFIG_NAME, VQGAN, WEIGHTS_NAME, VQGANConfig
+from flowvq_cli.modeling import CONFIG_NAME, WEIGHTS_NAME
+from flowvq_cli.vq.vqgan import VQGAN, VQGANConfig
 
 # docs/design.md §8: ≈70 GFLOP/s in 3×3 convs on the 2-core machine; 0.3 s per 256² frame → ≲ 10 GFLOP.
 MINI_DECODER_GFLOP_BUDGET = 10.0

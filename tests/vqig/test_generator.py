@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from flowvq_cli.errors import WeightsError
+from flowvq_cli.modeling import CONFIG_NAME
 from flowvq_cli.vq import VQGAN, DiscriminatorConfig, PatchDiscriminator, VQGANConfig
 from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig, identity_flow, warp
-from flowvq_cli.vqig.generator import CONFIG_NAME, native_bf16_cpu
+from flowvq_cli.vqig.generator import native_bf16_cpu
 
 BATCH = 3
 

@@ -1,29 +1,24 @@
-"""Weights bundles and resumable training checkpoints, on disk, in safetensors only.
+"""Weights bundles: what inference loads, on disk, in safetensors only.
 
-Two kinds of files live here:
+A **bundle** is a folder with a manifest ``flowvq.json`` and one sub-folder per component (``expflow/``,
+``poseflow/``, ``codebook/``, ``vqig/``), each holding ``config.json`` and ``model.safetensors`` as
+:meth:`flowvq_cli.modeling.ModelMixin.save_pretrained` writes them (the layout of huggingface_hub's
+``PyTorchModelHubMixin``)::
 
-* A **bundle** is what inference loads: a folder with a manifest ``flowvq.json`` and one sub-folder per
-  component (``expflow/``, ``poseflow/``, ``codebook/``, ``vqig/``), each holding ``config.json`` and
-  ``model.safetensors`` (the layout of huggingface_hub's ``PyTorchModelHubMixin``)::
+    flowvq-mini/
+      flowvq.json         {bundle_format_version, coeff_layout_version, face_model_version, name, created,
+                           flowvq_version,
+                           components: {name: {files: {relpath: {sha256, bytes}}, config: {...}}}}
+      expflow/config.json
+      expflow/model.safetensors
+      ...
 
-      flowvq-mini/
-        flowvq.json         {bundle_format_version, coeff_layout_version, face_model_version, name, created,
-                             flowvq_version,
-                             components: {name: {files: {relpath: {sha256, bytes}}, config: {...}}}}
-        expflow/config.json
-        expflow/model.safetensors
-        ...
+:func:`write_bundle` builds one atomically; :func:`read_bundle` refuses anything that is incomplete, tampered
+with, of an unknown format or made for another coefficient layout. Resumable training checkpoints are
+:mod:`flowvq_cli.training_state`'s.
 
-  :func:`write_bundle` builds one atomically; :func:`read_bundle` refuses anything that is incomplete,
-  tampered with, of an unknown format or made for another coefficient layout.
-
-* A **training checkpoint** is what a trainer resumes from: ``step-00001000.json`` (step, scalars, the
-  structure of the optimizer state) next to the tensors it references in a safetensors file. The JSON
-  sidecar is written last, so a checkpoint exists exactly when its sidecar does; a crash mid-write
-  leaves the previous checkpoints as they were.
-
-Nothing here ever unpickles: ``torch.load`` and ``pickle`` are not used, and files that are not
-safetensors are refused before any byte of them is deserialised.
+Nothing here ever unpickles: files that are not safetensors are refused before any byte of them is
+deserialised (:func:`flowvq_cli.modeling.load_safetensors`).
 """
 
 from __future__ import annotations
@@ -33,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -43,8 +37,6 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from flowvq_cli import __version__
 from flowvq_cli.errors import OutputError, WeightsError
@@ -52,99 +44,30 @@ from flowvq_cli.errors import OutputError, WeightsError
 # The per-frame coefficient layout (52 ARKit weights + 6 pose values) this FlowVQ reads and writes; the
 # face rig owns it. A bundle records the layout it was trained on and is refused under any other.
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, face_model_mismatch
-from flowvq_cli.fsutil import atomic_write, fsync_dir, fsync_file, sha256_file
-
-# ---------------------------------------------------------------------------------------------- constants
+from flowvq_cli.fsutil import fsync_dir, fsync_file, sha256_file
+from flowvq_cli.modeling import (
+    CONFIG_NAME,
+    PICKLE_SUFFIXES,
+    SAFETENSORS_SUFFIX,
+    WEIGHTS_NAME,
+    load_safetensors,
+    safetensors_problem,
+    write_json,
+)
 
 #: Version of the bundle folder format described in this module's docstring.
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_NAME = "flowvq.json"
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-SAFETENSORS_SUFFIX = ".safetensors"
 #: Components a bundle may hold, in pipeline order.
 KNOWN_COMPONENTS = ("expflow", "poseflow", "codebook", "vqig")
 RENDERERS = ("vqig", "warp")  # a bundle's default renderer: the learned one (needs codebook + vqig) or the mesh warp
-#: Suffixes of pickle-based checkpoints, which are refused everywhere.
-PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".th", ".tar"})
 
 DEFAULT_FIX_HINT = "re-download the bundle (`flowvq weights download ORG/NAME --force`) or rebuild it"
 
-TRAINING_FORMAT = "flowvq-training-state"
-TRAINING_FORMAT_VERSION = 1
-_STEP_RE = re.compile(r"^step-(\d{8,})\.json$")
 
-
-# ---------------------------------------------------------------------------------------------- safetensors
-
-
-def load_safetensors(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Read a safetensors file into tensors on ``device``; refuse anything else without deserialising it.
-
-    A pickle-based checkpoint (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, ...) is never opened by a
-    deserialiser: it is rejected by name, and a file of any name whose bytes are not a safetensors header
-    is rejected after reading its first bytes only.
-
-    Raises:
-        WeightsError: the file is missing, is not safetensors, or is damaged.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path} does not exist or is not a file; pass the path of a {SAFETENSORS_SUFFIX} file")
-    suffix = path.suffix.lower()
-    if suffix in PICKLE_SUFFIXES or suffix != SAFETENSORS_SUFFIX:
-        raise WeightsError(
-            f"{path} is not a {SAFETENSORS_SUFFIX} file: only safetensors weights are accepted (pickled "
-            f"checkpoints can run code when loaded); convert it once, where you trust it, with "
-            f"safetensors.torch.save_file(state_dict, '{path.stem}{SAFETENSORS_SUFFIX}')"
-        )
-    problem = _safetensors_header_problem(path)
-    if problem is not None:
-        raise WeightsError(f"{path} is not a valid safetensors file ({problem}); re-download or re-convert it")
-    try:
-        return load_file(str(path), device=str(device))
-    except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{path} could not be read as safetensors ({exc}); re-download or re-convert it") from exc
-
-
-def _safetensors_header_problem(path: Path) -> str | None:
-    """Check the 8-byte header length and the JSON header start; return what is wrong, or None."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(9)
-    if head[:2] == b"PK":
-        return "it is a zip archive, as written by torch.save; pickled checkpoints are never loaded"
-    if head[:1] == b"\x80":
-        return "it is a Python pickle; pickled checkpoints are never loaded"
-    if len(head) < 9:
-        return f"only {size} bytes"
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if header_len + 8 > size:
-        return f"header of {header_len} bytes does not fit in {size} bytes: truncated"
-    if head[8:9] != b"{":
-        return "no JSON header"
-    return None
-
-
-def _save_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
-    """Write contiguous CPU copies of ``tensors`` to ``path`` (no atomicity; callers rename)."""
-    cpu = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in tensors.items()}
-    save_file(cpu, str(path), metadata=dict(metadata))
-
-
-# ---------------------------------------------------------------------------------------------- file helpers
-
-
-def _write_json(path: Path, payload: Mapping[str, Any], sort_keys: bool = True) -> None:
-    """Indented JSON; ``sort_keys=False`` where the order of keys is data (state dicts)."""
-    path.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
-
-
-def _utc_now() -> str:
+def utc_now() -> str:
+    """Now, in UTC, to the second: ``2025-01-31T12:00:00Z``."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-# ---------------------------------------------------------------------------------------------- bundles
 
 
 @dataclass(frozen=True)
@@ -269,13 +192,13 @@ def write_bundle(
             "coeff_layout_version": COEFF_LAYOUT_VERSION,
             "face_model_version": FACE_MODEL_VERSION,
             "name": name,
-            "created": _utc_now(),
+            "created": utc_now(),
             "flowvq_version": __version__,
             "components": manifest_components,
         }
         if default_renderer is not None:
             manifest["default_renderer"] = default_renderer
-        atomic_write(tmp / MANIFEST_NAME, lambda p: _write_json(p, manifest))
+        write_json(tmp / MANIFEST_NAME, manifest)
         _swap_into_place(tmp, out_dir)
     finally:
         if tmp.exists():
@@ -301,7 +224,7 @@ def _component_sources(comp: str, folder: Path) -> list[Path]:
     weights = sorted(p for p in folder.iterdir()  # hidden files are unfinished atomic writes, never weights
                      if p.is_file() and p.suffix == SAFETENSORS_SUFFIX and not p.name.startswith("."))
     for path in weights:
-        problem = _safetensors_header_problem(path)
+        problem = safetensors_problem(path)
         if problem is not None:
             raise WeightsError(f"component '{comp}': {path} is not a valid safetensors file ({problem})")
     return [folder / CONFIG_NAME, *weights]
@@ -370,7 +293,7 @@ def read_bundle(
         _check_renderer(default_renderer, set(components), str(root / MANIFEST_NAME))
     for info in components.values():
         for rel, entry in info.files.items():
-            _check_file(root, rel, entry, verify_hashes, fix_hint)
+            check_file(root, rel, entry, verify_hashes, fix_hint)
     return Bundle(
         root=root,
         name=str(manifest.get("name", root.name)),
@@ -468,8 +391,9 @@ def _file_entry(where: Path, comp: str, rel: str, value: Any) -> FileEntry:
     return FileEntry(sha256=value["sha256"], bytes=value["bytes"])
 
 
-def _check_file(root: Path, rel: str, entry: FileEntry, verify_hashes: bool, fix_hint: str) -> None:
-    """Presence, size and sha256 of one bundle file; a one-line WeightsError naming it otherwise."""
+def check_file(root: Path, rel: str, entry: FileEntry, verify_hashes: bool, fix_hint: str) -> None:
+    """Presence, size and sha256 of one file of a bundle (or of a training state); a one-line WeightsError
+    naming it and ending with ``fix_hint`` otherwise."""
     path = root / rel
     if not path.is_file():
         raise WeightsError(f"{path} is missing; {fix_hint}")
@@ -483,233 +407,3 @@ def _check_file(root: Path, rel: str, entry: FileEntry, verify_hashes: bool, fix
         if actual != entry.sha256:
             raise WeightsError(f"{path} is corrupted or was modified (sha256 {actual[:12]}…, expected "
                                f"{entry.sha256[:12]}…); {fix_hint}")
-
-
-# ---------------------------------------------------------------------------------------------- training
-
-
-@dataclass(frozen=True)
-class TrainingState:
-    """A resumable training checkpoint as loaded by :func:`load_training_state`.
-
-    ``model_state`` is a flat ``name -> tensor`` dict; ``optimizer_state`` and ``extra`` come back with
-    the nesting, key types, tuples and scalars they were saved with (tensors on the requested device).
-    """
-
-    path: Path
-    step: int
-    model_state: dict[str, torch.Tensor]
-    optimizer_state: dict[str, Any] | None
-    extra: dict[str, Any]
-    created: str = ""
-
-
-def save_training_state(
-    path: str | os.PathLike[str],
-    model_state: Mapping[str, torch.Tensor],
-    optimizer_state: Mapping[str, Any] | None,
-    step: int,
-    extra: Mapping[str, Any] | None = None,
-    keep_last: int | None = None,
-) -> Path:
-    """Write a resumable checkpoint for ``step`` into the folder ``path``; return its sidecar path.
-
-    Files: ``step-{step:08d}.json`` (step, scalars and the structure of ``optimizer_state``/``extra``)
-    and ``step-{step:08d}-{token}.safetensors`` (every tensor, named by where it sits, e.g.
-    ``optimizer/state/0/exp_avg``). The tensors are written and fsynced first, the sidecar last, each via
-    a temporary file and ``os.replace``: a checkpoint is visible only once complete, and a crash at any
-    point leaves all earlier checkpoints (and an earlier save of the same step) intact.
-
-    ``optimizer_state`` and ``extra`` may nest dicts (str or int keys), lists and tuples of tensors,
-    numbers, strings, booleans and None — what ``torch.optim.Optimizer.state_dict()`` returns.
-
-    Args:
-        path: the run's checkpoint folder (created if needed).
-        model_state: ``module.state_dict()``.
-        optimizer_state: ``optimizer.state_dict()`` (or None).
-        step: the training step this state is at (>= 0).
-        extra: anything else to resume (scheduler state, RNG state, EMA weights, ...).
-        keep_last: keep only the newest N checkpoints in ``path`` (None keeps all).
-    """
-    folder = Path(path)
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if keep_last is not None and keep_last < 1:
-        raise ValueError(f"keep_last must be >= 1 or None, got {keep_last}")
-    tensors: dict[str, torch.Tensor] = {}
-    model_keys = list(model_state)
-    for key in model_keys:
-        tensors[f"model/{key}"] = model_state[key]
-    optimizer_tree = _encode(optimizer_state, "optimizer", tensors)
-    extra_tree = _encode(dict(extra or {}), "extra", tensors)
-    stem = f"step-{step:08d}"
-    tensors_name = f"{stem}-{uuid.uuid4().hex[:8]}{SAFETENSORS_SUFFIX}"
-    tensors_path = folder / tensors_name
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(tensors_path, lambda p: _save_safetensors(tensors, p, {"format": TRAINING_FORMAT}))
-    sidecar = {
-        "format": TRAINING_FORMAT,
-        "format_version": TRAINING_FORMAT_VERSION,
-        "step": step,
-        "created": _utc_now(),
-        "flowvq_version": __version__,
-        "coeff_layout_version": COEFF_LAYOUT_VERSION,
-        "tensors": {"file": tensors_name, "sha256": sha256_file(tensors_path),
-                    "bytes": tensors_path.stat().st_size},
-        "model_keys": model_keys,
-        "optimizer": optimizer_tree,
-        "extra": extra_tree,
-    }
-    sidecar_path = folder / f"{stem}.json"
-    try:
-        atomic_write(sidecar_path, lambda p: _write_json(p, sidecar, sort_keys=False))
-    except BaseException:
-        tensors_path.unlink(missing_ok=True)
-        raise
-    _remove_unreferenced_tensors(folder)
-    if keep_last is not None:
-        for old in list_training_states(folder)[:-keep_last]:
-            _delete_training_state(old)
-    return sidecar_path
-
-
-def list_training_states(path: str | os.PathLike[str]) -> list[Path]:
-    """Sidecar paths of the complete checkpoints in folder ``path``, oldest step first."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def latest_training_state(path: str | os.PathLike[str]) -> Path | None:
-    """Sidecar path of the newest complete checkpoint in folder ``path``, or None if there is none."""
-    states = list_training_states(path)
-    return states[-1] if states else None
-
-
-def load_training_state(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainingState:
-    """Load a checkpoint written by :func:`save_training_state`.
-
-    Args:
-        path: a checkpoint folder (its newest checkpoint is loaded) or one ``step-*.json`` sidecar.
-        device: where the tensors go.
-
-    Raises:
-        WeightsError: no checkpoint there, or it is damaged (sidecar unreadable, tensors missing,
-            truncated or not matching their recorded sha256).
-    """
-    sidecar_path = Path(path)
-    if sidecar_path.is_dir():
-        latest = latest_training_state(sidecar_path)
-        if latest is None:
-            raise WeightsError(f"{sidecar_path} holds no training checkpoint (step-*.json); start without "
-                               "--resume or pass the run's checkpoint folder")
-        sidecar_path = latest
-    sidecar = _read_sidecar(sidecar_path)
-    entry = sidecar["tensors"]
-    tensors_path = sidecar_path.parent / entry["file"]
-    hint = "resume from an earlier checkpoint (pass its step-*.json) or start again"
-    _check_file(tensors_path.parent, tensors_path.name, FileEntry(entry["sha256"], entry["bytes"]), True, hint)
-    tensors = load_safetensors(tensors_path, device)
-    try:
-        model_state = {key: tensors[f"model/{key}"] for key in sidecar["model_keys"]}
-        optimizer_state = _decode(sidecar["optimizer"], tensors)
-        extra = _decode(sidecar["extra"], tensors)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{sidecar_path} does not match {tensors_path.name} ({exc!r}); {hint}") from exc
-    return TrainingState(path=sidecar_path, step=int(sidecar["step"]), model_state=model_state,
-                         optimizer_state=optimizer_state, extra=extra, created=str(sidecar.get("created", "")))
-
-
-def _read_sidecar(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise WeightsError(f"{path} does not exist; pass a run's checkpoint folder or one of its step-*.json")
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"{path} is not valid JSON ({exc}); resume from an earlier checkpoint") from exc
-    if not isinstance(sidecar, dict) or sidecar.get("format") != TRAINING_FORMAT:
-        raise WeightsError(f"{path} is not a FlowVQ training checkpoint; pass a step-*.json written by "
-                           "save_training_state")
-    if sidecar.get("format_version") != TRAINING_FORMAT_VERSION:
-        raise WeightsError(f"{path}: training checkpoint format {sidecar.get('format_version')!r} is not "
-                           f"supported (this FlowVQ reads {TRAINING_FORMAT_VERSION}); use the FlowVQ that wrote it")
-    return sidecar
-
-
-def _referenced_tensor_files(folder: Path) -> set[str]:
-    names: set[str] = set()
-    for sidecar in list_training_states(folder):
-        try:
-            names.add(json.loads(sidecar.read_text(encoding="utf-8"))["tensors"]["file"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return names
-
-
-def _remove_unreferenced_tensors(folder: Path) -> None:
-    """Delete ``step-*.safetensors`` no sidecar refers to (left by a crash or by a re-saved step)."""
-    keep = _referenced_tensor_files(folder)
-    for path in folder.glob(f"step-*{SAFETENSORS_SUFFIX}"):
-        if path.name not in keep:
-            path.unlink(missing_ok=True)
-
-
-def _delete_training_state(sidecar: Path) -> None:
-    """Remove a checkpoint: the sidecar first (so it disappears atomically), then its tensors."""
-    try:
-        tensors_name = json.loads(sidecar.read_text(encoding="utf-8"))["tensors"]["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        tensors_name = None
-    sidecar.unlink(missing_ok=True)
-    if tensors_name:
-        (sidecar.parent / tensors_name).unlink(missing_ok=True)
-
-
-# JSON encoding of nested state: tensors become {"__tensor__": name}, tuples {"__tuple__": [...]},
-# dicts with non-string keys {"__dict__": [[key, value], ...]}; everything else is plain JSON.
-_TENSOR, _TUPLE, _DICT = "__tensor__", "__tuple__", "__dict__"
-
-
-def _encode(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
-    """JSON-able structure for ``obj``; its tensors are added to ``tensors`` under unique names."""
-    if isinstance(obj, torch.Tensor):
-        name = prefix
-        n = 1
-        while name in tensors:
-            n += 1
-            name = f"{prefix}#{n}"
-        tensors[name] = obj
-        return {_TENSOR: name}
-    if isinstance(obj, Mapping):
-        items = list(obj.items())
-        if all(isinstance(k, str) for k, _ in items) and not {_TENSOR, _TUPLE, _DICT} & set(obj):
-            return {k: _encode(v, f"{prefix}/{k}", tensors) for k, v in items}
-        for key, _ in items:
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise TypeError(f"cannot checkpoint a dict key of type {type(key).__name__} at {prefix}")
-        return {_DICT: [[k, _encode(v, f"{prefix}/{k}", tensors)] for k, v in items]}
-    if isinstance(obj, tuple):
-        return {_TUPLE: [_encode(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_encode(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot checkpoint a value of type {type(obj).__name__} at {prefix}; store tensors, "
-                    "numbers, strings, lists, tuples or dicts")
-
-
-def _decode(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`_encode`."""
-    if isinstance(obj, dict):
-        if set(obj) == {_TENSOR}:
-            return tensors[obj[_TENSOR]]
-        if set(obj) == {_TUPLE}:
-            return tuple(_decode(v, tensors) for v in obj[_TUPLE])
-        if set(obj) == {_DICT}:
-            return {k: _decode(v, tensors) for k, v in obj[_DICT]}
-        return {k: _decode(v, tensors) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_decode(v, tensors) for v in obj]
-    return obj
