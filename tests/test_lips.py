@@ -32,6 +32,8 @@ def test_closure_is_full_over_each_bilabial_and_zero_far_from_it() -> None:
     assert closure[_frame(0.10)] < 1e-3 and closure[_frame(0.55)] < 1e-3 and closure[_frame(1.0)] < 1e-3
     assert closure.min() >= 0.0 and closure.max() <= 1.0
     assert not bilabial_closure([Phone(0.0, 1.0, "AA")], 25, FPS).any()
+    short = bilabial_closure([Phone(0.0, 0.9, "AA"), Phone(0.9, 0.94, "P"), Phone(0.94, 1.2, "AA")], 30, FPS)
+    assert (short == 1.0).sum() == 2  # a 40 ms stop still shuts the lips over two frames (readable on video)
     assert bilabial_closure(phones, 0, FPS).shape == (0,)
 
 

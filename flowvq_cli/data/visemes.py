@@ -259,13 +259,15 @@ def dominance(times: np.ndarray, centres: np.ndarray, durations: np.ndarray, tau
     return np.exp(-np.maximum(distance, 0.0) / tau[None, :])
 
 
-def closure_weight(times: np.ndarray, phones: Sequence[Phone], fps: float) -> np.ndarray:
-    """Bilabial closure weight per time: (T,) float64 in [0, 1] (max over all /p b m/)."""
+def closure_weight(times: np.ndarray, phones: Sequence[Phone], fps: float, core: float = CLOSURE_CORE,
+                   min_frames: float = 0.5) -> np.ndarray:
+    """Bilabial closure weight per time: (T,) float64 in [0, 1] (max over all /p b m/), full over ``core`` of
+    each one's duration either side of its centre, and at least ``min_frames`` frames."""
     centres, durations, classes = _phone_arrays(phones)
     keep = classes == BILABIAL
     if not keep.any():
         return np.zeros(times.size)
-    half = np.maximum(CLOSURE_CORE * durations[keep], 0.5 / fps)  # (B,)
+    half = np.maximum(core * durations[keep], min_frames / fps)  # (B,)
     outside = np.maximum(np.abs(times[:, None] - centres[keep][None, :]) - half[None, :], 0.0)  # (T, B)
     return np.exp(-np.square(outside / CLOSURE_FALLOFF_S)).max(axis=1)
 
