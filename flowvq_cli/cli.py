@@ -309,9 +309,9 @@ def synth(
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Render the face frames (needed to train "
                                          "image models).")] = True,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for speech synthesis.")] = 1,
-    voices: Annotated[str, typer.Option("--voices", help="espeak (espeak-ng's voices), flite (voices built from "
-                                        "real speakers: Debian's flite and pocketsphinx, docs/training.md) or "
-                                        "all.")] = "espeak",
+    voices: Annotated[str, typer.Option("--voices", help="espeak (espeak-ng's voices), flite and kokoro (voices "
+                                        "built from real speakers: Debian's flite, Kokoro-82M from PyPI; "
+                                        "docs/training.md), comma-separated, or all.")] = "espeak",
     reshape: Annotated[float, typer.Option("--reshape", min=0.0, help="Strength of each clip's random face-shape "
                        "change (wider, longer, rounder…; 0 = the photo's own shape). Frames only.")] = 1.0,
     preview: Annotated[bool, typer.Option("--preview", help="Write preview.png, a contact sheet across emotions."

@@ -68,6 +68,7 @@ POS_CHARACTER = 1
 EVENT_LIST_TERMINATED = 0
 EVENT_WORD = 1
 EVENT_PHONEME = 7
+PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: phoneme names in IPA (UTF-8)
 PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE = 1, 2, 3, 4
 EE_OK = 0
 
@@ -242,6 +243,8 @@ def _declare(lib: ctypes.CDLL) -> None:
                                  ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p)
     lib.espeak_Info.argtypes = (ctypes.POINTER(ctypes.c_char_p),)
     lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = (ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int)
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
 
 
 def _engine() -> _Engine:
@@ -314,6 +317,22 @@ def _run(engine: _Engine, text: str, voice: str, params: dict[int, int]) -> _Cap
     if status != EE_OK:
         raise SpeechSynthesisError(f"espeak-ng refused to speak {text[:40]!r} (error {status})")
     return engine.capture
+
+
+def to_ipa(text: str, voice: str = "en-us") -> str:
+    """The IPA espeak-ng reads ``text`` as (``espeak_TextToPhonemes``, clause by clause, joined by spaces);
+    what a phoneme-input synthesiser such as Kokoro (:mod:`flowvq_cli.data.kokoro`) is given."""
+    data = ctypes.create_string_buffer(text.encode("utf-8"))
+    pointer = ctypes.c_void_p(ctypes.addressof(data))
+    clauses = []
+    with _LOCK:
+        engine = _engine()
+        if engine.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+            raise SpeechSynthesisError(f"espeak-ng has no voice {voice!r}")
+        while pointer.value:
+            out = engine.lib.espeak_TextToPhonemes(ctypes.byref(pointer), CHARS_UTF8, PHONEMES_IPA)
+            clauses.append((out or b"").decode("utf-8", "replace").strip())
+    return " ".join(c for c in clauses if c)
 
 
 def _to_16k(chunks: list[np.ndarray], native_rate: int) -> np.ndarray:
@@ -491,16 +510,18 @@ def random_utterance(
 ) -> Utterance:
     """Speak random sentences until one lasts between ``min_s`` and ``max_s`` seconds.
 
-    ``voice``: an espeak-ng voice, or a flite speaker (``flite:...``, :mod:`flowvq_cli.data.flite`; a
-    sentence its aligner cannot follow is drawn again). The word count is aimed at a duration drawn
+    ``voice``: an espeak-ng voice, or a flite or Kokoro speaker (``flite:...``, ``kokoro:...``:
+    :mod:`flowvq_cli.data.flite`, :mod:`flowvq_cli.data.kokoro`; a sentence the aligner cannot follow is
+    drawn again). The word count is aimed at a duration drawn
     uniformly in [min_s, max_s] and corrected from the previous attempt's measured speed; after
     :data:`MAX_REDRAWS` tries the closest attempt is returned.
     """
     speak, unaligned = synthesize, ()
-    if voice.startswith("flite:"):
-        from flowvq_cli.data import flite
+    if voice.startswith(("flite:", "kokoro:")):
+        from flowvq_cli.data import flite, kokoro
 
-        speak, unaligned = flite.synthesize, (flite.UnalignedSpeechError,)
+        speak = flite.synthesize if voice.startswith("flite:") else kokoro.synthesize
+        unaligned = (flite.UnalignedSpeechError,)
     target = float(rng.uniform(min_s, max_s))
     words_per_s = rate / 60.0
     attempts: list[Utterance] = []

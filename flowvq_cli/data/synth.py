@@ -1,7 +1,8 @@
 """``flowvq synth``: a procedural training corpus in the dataset format (docs/design.md §6).
 
-Per clip: random English sentences spoken by espeak-ng, or by flite's voices built from real speakers
-(``--voices flite|all``: Debian's flite, phones aligned by pocketsphinx; :mod:`flowvq_cli.data.flite`),
+Per clip: random English sentences spoken by espeak-ng, or by voices built from real speakers (``--voices``
+flite: Debian's flite, :mod:`flowvq_cli.data.flite`; kokoro: Kokoro-82M from PyPI, :mod:`flowvq_cli.data.kokoro`;
+phones aligned by pocketsphinx),
 voice, rate, pitch and loudness varied by emotion, with phoneme timings → visemes with coarticulation →
 the emotion's style at an intensity, blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) →
 coefficients (T, 58); frames are rendered by the caller's ``render`` (``flowvq synth``: the mesh warp,
@@ -17,7 +18,7 @@ identical audio and identical coefficient files, whatever the number of workers.
 
 Speakers: a corpus uses a pool of voices (an espeak accent + variant each, a flite voice at a pitch and
 tempo each); a voice is a speaker, and splits are by speaker, so validation clips have voices the training
-never heard. flite's test voice (``flite.TEST_VOICES``) is never in a corpus.
+never heard. flite's and Kokoro's test voices (``TEST_VOICES``) are never in a corpus.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ CLIP_DIR = "clips"
 CLIPS_PER_VOICE = 6  # voice pool size = ceil(clips / CLIPS_PER_VOICE), at least MIN_VOICES
 MIN_VOICES = 4
 VAL_SPEAKERS = 0.2
-VOICE_SETS = ("espeak", "flite", "all")
+VOICE_SETS = ("espeak", "flite", "kokoro")
+"""``--voices`` takes these, comma-separated, or ``all``."""
 PREVIEW_COLUMNS = 6
 PREVIEW_TILE = 128
 DEFAULT_FACE = Path(__file__).resolve().parents[2] / "examples" / "face.png"
@@ -202,19 +204,27 @@ def _write_clip(plan: ClipPlan, utterance, out: Path, sources: dict, render: Fra
 
 
 def corpus_voices(voices: str = "espeak") -> list[str]:
-    """The voices a corpus draws its speakers from: espeak-ng's, flite's (:func:`flite.speakers`; the flite
-    program and pocketsphinx are checked, with how to install them), or ``all`` of them."""
-    from flowvq_cli.data import flite, speech
+    """The voices a corpus draws its speakers from: ``voices`` is a comma-separated choice of espeak-ng's,
+    flite's (:func:`flite.speakers`) and Kokoro's (:func:`kokoro.speakers`), or ``all``; what flite and Kokoro
+    need (the flite program, the Kokoro packages, pocketsphinx) is checked first, with how to install it."""
+    from flowvq_cli.data import flite, kokoro, speech
 
-    if voices not in VOICE_SETS:
-        raise InputError(f"--voices must be one of {', '.join(VOICE_SETS)}; got {voices!r}")
-    found = speech.available_voices() if voices in ("espeak", "all") else []
-    if voices in ("flite", "all"):
+    chosen = list(VOICE_SETS) if voices == "all" else [v.strip() for v in voices.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VOICE_SETS]
+    if unknown or not chosen:
+        raise InputError(f"--voices takes {', '.join(VOICE_SETS)} (comma-separated) or all; got {voices!r}")
+    found = speech.available_voices() if "espeak" in chosen else []
+    if "flite" in chosen or "kokoro" in chosen:
         from flowvq_cli.audio.phones import check_pocketsphinx
 
-        flite.check_flite()
         check_pocketsphinx()
+    if "flite" in chosen:
+        flite.check_flite()
         found += flite.speakers()
+    if "kokoro" in chosen:
+        kokoro.check_kokoro()
+        kokoro.model_path()  # assembled once, here, not by every worker at once
+        found += kokoro.speakers()
     return found
 
 
