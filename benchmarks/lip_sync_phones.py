@@ -2,7 +2,7 @@
 
     python benchmarks/lip_sync_phones.py [--weights weights/flowvq-mini] [--seeds 0 1]
         [--face examples/face.png --face examples/face2.png] [--speech WAV "ITS TEXT" ...]
-        [--emotion neutral] [--lips flow|text|phones] [--out runs/lip-sync-phones]
+        [--emotion neutral] [--lips flow|text|phones] [--held-out] [--out runs/lip-sync-phones]
 
 One video per face, speech and seed is made with `generate`'s defaults (``FlowVQ.from_pretrained`` and
 ``generate``, emotion neutral unless ``--emotion``; with ``--lips text`` also ``generate --text`` with the
@@ -21,6 +21,10 @@ from ``LANGUAGE_VOICES`` × ``VOICE_VARIANTS``; the variants m5 and m6 are in ne
   come in." (4 bilabials, 4 of uw/ow/w);
 - ``examples/speech3.wav``, espeak-ng ``en-us+m5``: "Bob put the maps by my bike, but Pam bought plum jam."
   (15 bilabials).
+
+``--held-out`` speaks the same two sentences with the voices no corpus ever uses instead (issue 22's test
+voices: Kokoro's ``jf_nezumi`` with the ``[kokoro]`` extra, flite's ``awb`` with Debian's flite; those
+installed), phones aligned the same way.
 
 Measured on each video, by the code of ``flowvq evaluate``'s phone metrics (``flowvq_cli.eval.phone_sync``, whose
 docstring defines them; the mouth from ``flowvq_cli.eval.run.mouth_tracks``: FaceMesh's lip gap and the expression
@@ -73,6 +77,33 @@ def measure(video: Path, wav: Path, phones: list) -> tuple:
     return sync, sync_results(analysis.coeffs[:, JAW_OPEN].astype(np.float64), energy, reason=reason)
 
 
+def held_out_speech(texts: list[str], folder: Path) -> list[tuple[Path, str]]:
+    """Each text spoken by each installed held-out voice (``flite.TEST_VOICES``, ``kokoro.TEST_VOICES``, at
+    their own pitch), written to ``folder``."""
+    from flowvq_cli.audio.load import save_wav
+    from flowvq_cli.data import flite, kokoro
+
+    voices = []
+    if flite.flite_exe() is not None:
+        voices += [(f"{flite.PREFIX}{v}", flite.synthesize) for v in flite.TEST_VOICES]
+    try:
+        kokoro.check_kokoro()
+        voices += [(f"{kokoro.PREFIX}{v}", kokoro.synthesize) for v in kokoro.TEST_VOICES]
+    except kokoro.KokoroMissingError as error:
+        print(f"no Kokoro voice: {error}")
+    if not voices:
+        raise SystemExit("error: no held-out voice installed (pip install -e \".[kokoro]\", or Debian's flite)")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, speak in voices:
+        for k, text in enumerate(texts):
+            wav = folder / f"{name.replace(':', '_')}_{k}.wav"
+            save_wav(wav, speak(text, name).samples)
+            out.append((wav, text))
+    print("held-out voices: " + ", ".join(name for name, _ in voices))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, default=REPO / "weights" / "flowvq-mini")
@@ -84,6 +115,9 @@ def main() -> None:
     ap.add_argument("--lips", choices=("flow", "text", "phones"), default="flow",
                     help="flow: generate's defaults (the lips as ExpFlow samples them); text: generate --text "
                          "(the speech's p/b/m shut the lips); phones: generate --phones (recognised, no text)")
+    ap.add_argument("--held-out", action="store_true",
+                    help="instead of the example speech, the default sentences spoken by the voices no corpus uses: "
+                         "Kokoro's jf_nezumi ([kokoro] extra) and flite's awb (Debian's flite), those installed")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "lip-sync-phones")
     args = ap.parse_args()
 
@@ -95,6 +129,8 @@ def main() -> None:
     speech = [(Path(w), t) for w, t in args.speech] if args.speech else list(SPEECH)
     faces = args.face or [REPO / "examples" / "face.png"]
     print(f"machine: {machine()}")
+    if args.held_out:
+        speech = held_out_speech([t for _, t in speech], args.out / "voices")
     phones = {}
     for wav, text in speech:
         start = time.perf_counter()

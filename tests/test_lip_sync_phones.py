@@ -30,4 +30,4 @@ def test_the_script_prints_a_line_per_video_and_the_closure_rate_last(tmp_path: 
     assert "uw/ow/w with mouthFunnel or mouthPucker raised: no such phone" in out
     assert re.match(r"p/b/m lip closure \(gap < 0.05 mouth widths\): [\d.]+ \(\d+ of 15 phones",
                     out.splitlines()[-1]), out
-    assert (tmp_path / "face" / "face_speech3_neutral_s0.mp4").is_file()
+    assert (tmp_path / "face" / "face_speech3_neutral_flow_s0.mp4").is_file()
