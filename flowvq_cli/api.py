@@ -30,7 +30,8 @@ from flowvq_cli.errors import InputError, OutputError, UsageError, WeightsError
 from flowvq_cli.face import export, rig
 from flowvq_cli.face.source import MAX_VIDEO_SIDE, SourceFace, prepare_face  # noqa: F401 (part of the API)
 from flowvq_cli.flow.eyes import check_eyes, eye_motion
-from flowvq_cli.labels import EMOTIONS, INTENSITIES
+from flowvq_cli.labels import check_emotion
+from flowvq_cli.modeling import resolve_device
 
 RENDER_CHUNK = 25  # frames rendered and encoded per step (one second at 25 fps)
 DEFAULT_FPS = 25.0
@@ -66,27 +67,6 @@ class GenerationResult:
                 "intensity": self.intensity, "renderer": self.renderer, "precision": self.precision,
                 "weights": self.weights, **({} if self.bilabials is None else {"bilabials": self.bilabials}),
                 "flowvq_version": __version__, "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when usable, else CPU; ``cuda`` without a usable GPU is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but torch sees no usable CUDA GPU; pass --device cpu")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
-
-
-def check_emotion(emotion: str, intensity: int) -> tuple[str, int]:
-    """Validate the label (case-insensitive) and intensity with a message listing what is allowed."""
-    name = emotion.strip().lower()
-    if name not in EMOTIONS:
-        raise UsageError(f"unknown emotion {emotion!r}; choose one of: {', '.join(EMOTIONS)}")
-    if intensity not in INTENSITIES:
-        raise UsageError(f"intensity must be 1, 2 or 3 (MEAD's levels), got {intensity}")
-    return name, intensity
 
 
 def default_output_name(face: str | Path, audio: str | Path, emotion: str, seed: int) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import struct
 import typing
 from collections.abc import Mapping
@@ -37,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from flowvq_cli.errors import WeightsError
+from flowvq_cli.errors import UsageError, WeightsError
 from flowvq_cli.fsutil import atomic_write
 
 CONFIG_NAME = "config.json"
@@ -52,6 +53,28 @@ LEGACY_FORMAT_VERSION = 1
 
 C = TypeVar("C")
 M = TypeVar("M", bound="ModelMixin")
+
+
+# ---------------------------------------------------------------------------------------------- devices
+
+_DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch.device:
+    """The torch device ``--device`` names: ``auto`` → CUDA when usable, else CPU; ``cpu``; ``cuda[:N]``.
+
+    ``local_rank`` (torchrun's ``LOCAL_RANK``, for training) makes a bare ``cuda`` ``cuda:LOCAL_RANK``. An
+    unknown name, or CUDA without a usable GPU, is a one-line :class:`~flowvq_cli.errors.UsageError`.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not _DEVICE_RE.fullmatch(device):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device} asked for, but torch sees no usable CUDA GPU; pass --device cpu")
+    if device == "cuda" and local_rank is not None:
+        device = f"cuda:{local_rank}"
+    return torch.device(device)
 
 
 # ---------------------------------------------------------------------------------------------- safetensors

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from weights_testutils import make_marker_pickle
 
 from flowvq_cli import modeling
-from flowvq_cli.errors import WeightsError
+from flowvq_cli.errors import UsageError, WeightsError
 from flowvq_cli.flow import ExpBatch, ExpFlow, ExpFlowConfig, PoseBatch, PoseFlow, PoseFlowConfig
 from flowvq_cli.modeling import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, ModelMixin, load_safetensors
 from flowvq_cli.vq.losses import VQGANLossConfig
@@ -354,3 +354,25 @@ def test_load_safetensors_to_device(tmp_path: Path) -> None:
         load_safetensors(tmp_path / "short.safetensors")
     with pytest.raises(WeightsError, match=r"^VGG19 weights: .*short\.safetensors is not a readable safetensors"):
         load_safetensors(tmp_path / "short.safetensors", what="VGG19 weights")
+
+
+def test_resolve_device_is_one_check_for_generate_and_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``resolve_device`` for the API and the trainers: unknown names are a one-line UsageError (the
+    trainers used to fall back to the CPU silently); a bare ``cuda`` under torchrun is ``cuda:LOCAL_RANK``."""
+    from flowvq_cli.api import resolve_device as api_resolve
+    from flowvq_cli.train.loop import resolve_device as train_resolve
+
+    assert api_resolve is train_resolve is modeling.resolve_device
+    assert modeling.resolve_device("cpu") == torch.device("cpu")
+    for bad in ("tpu", "gpu", "cudax", "cuda:"):
+        with pytest.raises(UsageError, match="unknown device") as info:
+            modeling.resolve_device(bad)
+        assert "\n" not in str(info.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert modeling.resolve_device("auto", local_rank=1) == torch.device("cpu")
+    with pytest.raises(UsageError, match="no usable CUDA GPU"):
+        modeling.resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert modeling.resolve_device("auto") == torch.device("cuda")
+    assert modeling.resolve_device("cuda", local_rank=1) == torch.device("cuda:1")
+    assert modeling.resolve_device("cuda:0", local_rank=1) == torch.device("cuda:0")

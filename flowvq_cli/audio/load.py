@@ -19,11 +19,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 
 from flowvq_cli.errors import AudioError
 from flowvq_cli.fsutil import atomic_write, check_input_file
+from flowvq_cli.video import ffmpeg_exe
 
 SAMPLE_RATE = 16_000
 """Rate every decoded signal is resampled to (Hz)."""
@@ -85,11 +85,6 @@ class AudioInfo:
 
 
 AUDIO_HINT = "pass a recording with speech: .wav, .mp3, .flac, .m4a, .ogg or a video with sound"
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _ffmpeg_input(path: Path) -> list[str]:

@@ -69,14 +69,11 @@ from flowvq_cli.audio.load import load_audio
 from flowvq_cli.data.image_augment import ImageAugmentConfig, apply_image_augment, sample_image_params
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.errors import InputError
+from flowvq_cli.face.rig import N_COEFFS, N_EXP
 from flowvq_cli.fsutil import atomic_write, save_npy_atomic, sha256_file
-from flowvq_cli.labels import EMOTIONS
+from flowvq_cli.labels import EMOTIONS, TALK
 from flowvq_cli.video import count_frames, iter_frames, probe_video
 
-EXP_DIM = 52
-POSE_DIM = 6
-COEFF_DIM = EXP_DIM + POSE_DIM
-TALK = "talk"
 TALK_INTENSITY = 0
 """Intensity index of ``talk`` clips (the flows' "none"); MEAD clips keep their level 1..3."""
 
@@ -177,9 +174,9 @@ def _load_coeffs(root: Path, clip: Clip) -> np.ndarray:
     """The clip's (frames, 58) coefficients, memory-mapped; checked against the manifest."""
     path = clip.path(root, "coeffs")
     coeffs = np.load(path, mmap_mode="r", allow_pickle=False)
-    if coeffs.ndim != 2 or coeffs.shape[1] != COEFF_DIM or coeffs.shape[0] != clip.frames:
+    if coeffs.ndim != 2 or coeffs.shape[1] != N_COEFFS or coeffs.shape[0] != clip.frames:
         raise InputError(f"{path}: coefficients have shape {coeffs.shape}, the manifest says ({clip.frames}, "
-                         f"{COEFF_DIM}); re-run the producer (`flowvq prepare` / `flowvq synth`) for {clip.id}")
+                         f"{N_COEFFS}); re-run the producer (`flowvq prepare` / `flowvq synth`) for {clip.id}")
     return coeffs
 
 
@@ -417,17 +414,17 @@ class CoeffSequenceDataset(Dataset):
         clip = self.clips[n]
         coeffs = _load_coeffs(self.root, clip)
         source_frame = 0 if self.source_mode == "first" else int(self._rng(i, SOURCE_STREAM).integers(clip.frames))
-        source = np.array(coeffs[source_frame, :EXP_DIM], dtype=np.float32)
+        source = np.array(coeffs[source_frame, :N_EXP], dtype=np.float32)
         line = self._timeline(clip, start, self.augment_params(i))
         window = self._coeff_rows(coeffs, clip, line.positions)  # (T, 58)
         past = self._coeff_rows(coeffs, clip, np.maximum(line.history, 0.0))  # (L, 58)
         before = line.history < 0
-        past[before, :EXP_DIM] = source
-        past[before, EXP_DIM:] = 0.0
+        past[before, :N_EXP] = source
+        past[before, N_EXP:] = 0.0
         return CoeffWindow(
-            exp=torch.from_numpy(window[:, :EXP_DIM]), pose=torch.from_numpy(window[:, EXP_DIM:]),
+            exp=torch.from_numpy(window[:, :N_EXP]), pose=torch.from_numpy(window[:, N_EXP:]),
             audio=torch.from_numpy(line.audio), source=torch.from_numpy(source),
-            exp_history=torch.from_numpy(past[:, :EXP_DIM]), pose_history=torch.from_numpy(past[:, EXP_DIM:]),
+            exp_history=torch.from_numpy(past[:, :N_EXP]), pose_history=torch.from_numpy(past[:, N_EXP:]),
             emotion=EMOTIONS.index(clip.emotion), intensity=_intensity(clip), speaker=clip.speaker,
             clip_id=clip.id, start=start,
         )

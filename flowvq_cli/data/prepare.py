@@ -69,13 +69,10 @@ from flowvq_cli.audio.load import SAMPLE_RATE, save_wav
 from flowvq_cli.data.manifest import Clip, assign_splits, write_manifest
 from flowvq_cli.errors import FlowVQError, InputError, OutputError, UsageError
 from flowvq_cli.fsutil import atomic_write, save_npy_atomic
-from flowvq_cli.labels import EMOTIONS, INTENSITIES
+from flowvq_cli.labels import EMOTIONS, INTENSITIES, TALK
 
 LAYOUTS: tuple[str, ...] = ("mead", "hdtf", "videos")
 """Source layouts :func:`prepare` reads."""
-
-TALK = "talk"
-"""Emotion of everyday speech (HDTF and unlabelled videos)."""
 
 MEAD_EMOTIONS: tuple[str, ...] = tuple(e for e in EMOTIONS if e != TALK)
 """MEAD's emotion folder names (the same words as our class names)."""

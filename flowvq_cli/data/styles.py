@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks, lfilter
 
-from flowvq_cli.data.manifest import EMOTIONS, INTENSITIES
 from flowvq_cli.data.visemes import arkit_index, frame_times, weight_vector
+from flowvq_cli.labels import check_emotion
 
 INTENSITY_SCALE = {1: 0.45, 2: 0.78, 3: 1.0}
 """MEAD intensity level → scale of the expression offset and of every emotion-specific modulation: an
@@ -211,18 +211,11 @@ class Blink:
     depth_right: float
 
 
-def check_emotion(emotion: str) -> None:
-    """Raise ValueError for a label outside :data:`flowvq_cli.data.manifest.EMOTIONS`."""
-    if emotion not in EMOTIONS:
-        raise ValueError(f"unknown emotion {emotion!r}; expected one of {', '.join(EMOTIONS)}")
-
-
-def check_style(emotion: str, intensity: int) -> float:
-    """Validate an (emotion, intensity) pair and return its intensity scale."""
-    check_emotion(emotion)
-    if intensity not in INTENSITIES:
-        raise ValueError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
-    return INTENSITY_SCALE[intensity]
+def check_style(emotion: str, intensity: int) -> tuple[str, float]:
+    """The (emotion, intensity) pair checked (:func:`flowvq_cli.labels.check_emotion`): the label lower-cased
+    and the intensity's scale."""
+    name, _ = check_emotion(emotion, intensity)
+    return name, INTENSITY_SCALE[intensity]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +232,8 @@ def _mirrored(name: str) -> str:
 
 def expression_weights(emotion: str, intensity: int, rng: np.random.Generator) -> dict[str, float]:
     """This clip's static expression offset: named ARKit weights, scaled by intensity and jittered."""
-    scale = check_style(emotion, intensity) * (1.0 + rng.uniform(-INTENSITY_JITTER, INTENSITY_JITTER))
+    emotion, scale = check_style(emotion, intensity)
+    scale = scale * (1.0 + rng.uniform(-INTENSITY_JITTER, INTENSITY_JITTER))
     if emotion == "talk":
         names = rng.choice(TALK_POOL, size=int(rng.integers(*TALK_CHANNELS, endpoint=True)), replace=False)
         base = {str(n): float(rng.uniform(0.0, TALK_MAX_WEIGHT)) for n in names}
@@ -273,7 +267,7 @@ def expression_track(n_frames: int, fps: float, emotion: str, intensity: int, rn
 
 def modulate_mouth(weights: np.ndarray, emotion: str, intensity: int) -> tuple[np.ndarray, float]:
     """Apply the emotion's :class:`MouthStyle` to a (T, 52) speech track; returns (new weights, jaw gain)."""
-    scale = check_style(emotion, intensity)
+    emotion, scale = check_style(emotion, intensity)
     style = MOUTH_STYLES[emotion]
     index = arkit_index()
     gains = np.ones(len(index))
@@ -284,7 +278,7 @@ def modulate_mouth(weights: np.ndarray, emotion: str, intensity: int) -> tuple[n
 
 def voice_params(emotion: str, intensity: int, rng: np.random.Generator) -> VoiceParams:
     """espeak parameters for a clip: a random speaker baseline shifted by the emotion (:data:`VOICE_SHIFTS`)."""
-    scale = check_style(emotion, intensity)
+    emotion, scale = check_style(emotion, intensity)
     rate_factor, pitch_delta, volume_delta, range_delta = VOICE_SHIFTS[emotion]
     rate = rng.uniform(*BASE_RATE_WPM) * (1.0 + scale * (rate_factor - 1.0))
     pitch = rng.uniform(*BASE_PITCH) + scale * pitch_delta
@@ -305,7 +299,7 @@ def sample_blinks(duration_s: float, emotion: str, rng: np.random.Generator) -> 
     Gaps between starts are the blink's duration + :data:`BLINK_REFRACTORY_S` + an exponential
     remainder whose mean keeps the average gap at 60 / rate (a renewal process at exactly that rate).
     """
-    check_emotion(emotion)
+    emotion, _ = check_emotion(emotion)
     mean_gap = 60.0 / BLINK_RATE_PER_MIN[emotion]
     blinks: list[Blink] = []
     t = float(rng.uniform(0.0, mean_gap))
@@ -354,7 +348,7 @@ def gaze_track(n_frames: int, fps: float, emotion: str, rng: np.random.Generator
     Fixations of random length (≥ :data:`FIXATION_MIN_S`, mean :data:`FIXATION_MEAN_S`) at random
     points around the emotion's bias, joined by :data:`SACCADE_S` smoothstep saccades.
     """
-    check_emotion(emotion)
+    emotion, _ = check_emotion(emotion)
     if n_frames == 0:
         return np.zeros((0, 2), dtype=np.float32)
     times = frame_times(n_frames, fps)
@@ -422,7 +416,7 @@ def head_track(
 
     Rotations are soft-limited to ±:data:`HEAD_LIMIT_DEG`.
     """
-    scale = check_style(emotion, intensity)
+    emotion, scale = check_style(emotion, intensity)
     gain = (1.0 + scale * (HEAD_GAIN[emotion] - 1.0)) * float(rng.uniform(0.8, 1.2))
     n = energy_db.size
     noise = slow_noise(n, fps, HEAD_TIMESCALE_S, rng, dims=6)  # (T, 6)

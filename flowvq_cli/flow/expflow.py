@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from flowvq_cli.face.rig import ARKIT_NAMES
-from flowvq_cli.labels import EMOTIONS
+from flowvq_cli.labels import EMOTIONS, TALK_CLASS
 
 from ..errors import UsageError, WeightsError
 from . import manifold
@@ -33,7 +33,6 @@ from .config import EXP_DIM, ExpFlowConfig
 from .priors import MixturePrior
 from .sequence import FlowLoss, SequenceFlow, loop_latents
 
-TALK = EMOTIONS.index("talk")
 DEFAULT_INTENSITY = 2
 
 EmotionLike = str | int | Sequence[str | int] | Tensor
@@ -112,7 +111,7 @@ class ExpFlow(SequenceFlow):
     def _static(self, source: Tensor, labels: Tensor, intensity: int | Tensor | None) -> Tensor:
         """source (B, 52), labels (B,), intensity -> (B, d_cond)."""
         if intensity is None:
-            level = torch.where(labels == TALK, 0, DEFAULT_INTENSITY)
+            level = torch.where(labels == TALK_CLASS, 0, DEFAULT_INTENSITY)
         else:
             level = torch.as_tensor(intensity, dtype=torch.long, device=labels.device).expand(labels.shape)
         if level.min() < 0 or level.max() > self.config.n_intensity:

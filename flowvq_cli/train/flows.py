@@ -36,9 +36,10 @@ from flowvq_cli.errors import UsageError
 from flowvq_cli.flow import ExpBatch, ExpFlow, ExpFlowConfig, PoseBatch, PoseFlow, PoseFlowConfig
 from flowvq_cli.flow.config import FlowConfig
 from flowvq_cli.flow.sequence import SequenceFlow
+from flowvq_cli.modeling import resolve_device
 from flowvq_cli.training_state import load_training_state
 
-from .loop import RUN_FILE, RunSpec, TrainConfig, Trainer, TrainResult, resolve_device
+from .loop import RUN_FILE, RunSpec, TrainConfig, Trainer, TrainResult, is_main_process
 
 EXPORT_DIRNAME = "export"
 PRESETS = ("tiny", "mini", "base")
@@ -196,10 +197,6 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def _resolve_spec(component: str, data: str | os.PathLike[str], run_dir: Path, config: str | FlowConfig,
                   resume: bool, window_frames: int, hop: int | None, audio_config: AudioFeatureConfig,
                   augment: AugmentConfig | None) -> _RunSpec:
@@ -215,7 +212,7 @@ def _resolve_spec(component: str, data: str | os.PathLike[str], run_dir: Path, c
     spec = _RunSpec(component, config if isinstance(config, str) else "custom", cfg.to_dict(),
                     str(Path(data).resolve()), window_frames, hop, dataclasses.asdict(audio_config),
                     dataclasses.asdict(augment) if augment is not None else None)
-    if _is_main_process():
+    if is_main_process():
         spec.save(run_dir)
     return spec
 

@@ -61,6 +61,7 @@ from flowvq_cli.data.manifest import FACE_KEY_FILE, Clip
 from flowvq_cli.errors import UsageError
 from flowvq_cli.face import rig
 from flowvq_cli.image import save_image
+from flowvq_cli.modeling import resolve_device
 from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
 from flowvq_cli.training_state import load_training_state
 from flowvq_cli.vq import (
@@ -77,7 +78,7 @@ from flowvq_cli.vqig import VQIG, VQIGBatch, VQIGConfig, trained_codebook_sha256
 from flowvq_cli.vqig.losses import code_accuracy, discriminator_loss, perceptual_kind
 
 from .flows import EXPORT_DIRNAME, PRESETS
-from .loop import RUN_FILE, Adversary, RunSpec, TrainConfig, Trainer, TrainResult, resolve_device
+from .loop import RUN_FILE, Adversary, RunSpec, TrainConfig, Trainer, TrainResult, is_main_process
 
 SAMPLES_DIRNAME = "samples"
 SAMPLE_ITEMS = 4
@@ -284,10 +285,6 @@ def _follow(module: nn.Module | None, device: torch.device) -> None:
         module.to(device)
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 # ---------------------------------------------------------------------------------------------- run spec
 
 
@@ -453,7 +450,7 @@ def train_codebook(data: str | os.PathLike[str], out: str | os.PathLike[str], co
                              dataclasses.asdict(disc_cfg), dataclasses.asdict(loss_cfg),
                              augment=dataclasses.asdict(augment) if augment is not None else None, crop=crop,
                              init_from=str(Path(init_from).resolve()) if init_from is not None else None)
-        if _is_main_process():
+        if is_main_process():
             spec.save(run_dir)
     train_set, val_set, val_note = _datasets(data, spec.size, train.seed, spec.augment)
     train_items = RandomCrops(train_set, spec.crop) if spec.crop is not None else train_set
@@ -774,7 +771,7 @@ def train_vqig(data: str | os.PathLike[str], out: str | os.PathLike[str], codebo
         if VQIGConfig.from_dict(dict(spec.model_config)).mesh_prior and not _has_identity(train_set):
             raise UsageError(f"--mesh-prior needs the mesh-warp renderer's motion, so every training clip of {data} "
                              "needs its identity.npy (made by flowvq prepare / synth)")
-        if _is_main_process():
+        if is_main_process():
             spec.save(run_dir)
     torch.manual_seed(train.seed)
     vqig = spec.build_vqig()

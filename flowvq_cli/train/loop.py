@@ -71,6 +71,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from flowvq_cli import stops
 from flowvq_cli.errors import FlowVQError, OutputError, UsageError
+from flowvq_cli.modeling import resolve_device
 from flowvq_cli.training_state import latest_training_state, load_training_state, save_training_state
 
 LOG_NAME = "train_log.jsonl"
@@ -189,17 +190,6 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0]) >> (64 - SEED_BITS)
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when usable (``cuda:LOCAL_RANK`` under torchrun), else CPU; checks availability."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu (or auto)")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    return torch.device("cpu")
-
-
 def move_to(batch: Any, device: torch.device) -> Any:
     """A batch on ``device``: tensors, objects with ``.to(device)``, dicts/lists/tuples of them."""
     if isinstance(batch, Tensor) or hasattr(batch, "to"):
@@ -285,6 +275,12 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a ``torchrun`` job, or runs alone (torchrun's ``RANK``; no process
+    group needed)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device, bool]:

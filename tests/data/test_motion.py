@@ -11,6 +11,7 @@ from flowvq_cli.audio.features import frames_for
 from flowvq_cli.data import speech, styles
 from flowvq_cli.data.manifest import EMOTIONS
 from flowvq_cli.data.motion import ClipMotion, make_clip_motion
+from flowvq_cli.errors import UsageError
 from flowvq_cli.face.rig import ARKIT_NAMES, N_COEFFS, N_EXP
 
 IDX = {name: i for i, name in enumerate(ARKIT_NAMES)}
@@ -150,9 +151,9 @@ def test_head_nods_follow_energy_peaks() -> None:
 
 
 def test_bad_style_arguments_are_rejected(sentence: speech.Utterance) -> None:
-    with pytest.raises(ValueError, match="emotion"):
+    with pytest.raises(UsageError, match="emotion"):
         _motion(sentence, "bored")
-    with pytest.raises(ValueError, match="intensity"):
+    with pytest.raises(UsageError, match="intensity"):
         _motion(sentence, "happy", 4)
 
 
