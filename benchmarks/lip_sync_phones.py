@@ -166,10 +166,14 @@ def main() -> None:
                       + (f"{corr.value:.2f} at offset {offset.value:+.0f}" if corr.available else corr.reason),
                       flush=True)
     every, shaped = np.concatenate(gaps), np.concatenate(rounded)
-    print(f"vowel opening vs openness (Spearman, mean over {len(rhos)} videos): {np.nanmean(rhos):.2f}")
+    rho = np.nanmean(rhos) if np.isfinite(rhos).any() else np.nan  # NaN: under 3 vowels in every video
+    print(f"vowel opening vs openness (Spearman, mean over {np.isfinite(rhos).sum()} videos): {rho:.2f}")
     print("uw/ow/w with mouthFunnel or mouthPucker raised: "
           + (f"{shaped.mean():.2f} ({shaped.sum()} of {shaped.size} phones)" if shaped.size else "no such phone"))
     print(f"jawOpen / energy (evaluate's sync correlation at the best offset, mean): {np.nanmean(syncs):.2f}")
+    if not every.size:  # e.g. the ALSA recordings' "Front left" …
+        print(f"p/b/m lip closure (gap < {CLOSED} mouth widths): no p/b/m phone in the speech")
+        return
     print(f"p/b/m lip closure (gap < {CLOSED} mouth widths): {np.mean(every < CLOSED):.2f} "
           f"({np.sum(every < CLOSED)} of {every.size} phones; median smallest gap {np.median(every):.3f})")
 
