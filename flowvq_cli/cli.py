@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -323,10 +324,14 @@ def synth(
     from flowvq_cli.api import corpus_frames
     from flowvq_cli.data.synth import synthesize_corpus
 
+    start = time.perf_counter()
     with _Bar(_progress_on(quiet)) as bar:
         report = synthesize_corpus(out, clips=clips, seed=seed, faces=faces, render=corpus_frames if frames else None,
                                    workers=workers, preview=preview, force=force, reshape=reshape, voices=voices,
                                    progress=lambda d, t: bar("synth", d, t))
+    if not quiet:
+        typer.echo(f"{len(report.written)} clips in {time.perf_counter() - start:.0f} s "
+                   f"({workers} worker{'s' if workers > 1 else ''})", err=True)
     typer.echo(str(report.out))
     if report.preview is not None:
         typer.echo(str(report.preview))
