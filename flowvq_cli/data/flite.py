@@ -17,9 +17,8 @@ without the program, :func:`check_flite` says how to get it. Nothing at generati
   ``int_f0_target_stddev``, loudness → a gain.
 - **Phones**: one aligner for every voice. pocketsphinx's forced alignment of the text
   (:func:`flowvq_cli.audio.phones.align_phones`) gives ARPAbet phones at 10 ms, mapped to the espeak
-  mnemonics the visemes are defined on (:data:`ARPABET_TO_ESPEAK`); a text it cannot align is an
-  :class:`~flowvq_cli.data.speech.SpeechSynthesisError`, and :func:`flowvq_cli.data.speech.random_utterance`
-  draws another.
+  mnemonics the visemes are defined on (:mod:`flowvq_cli.data.aligned`); a text it cannot align is
+  drawn again by :func:`flowvq_cli.data.speech.random_utterance`.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowvq_cli.data import speech
+from flowvq_cli.data import aligned, speech
 from flowvq_cli.errors import FlowVQError
 
 PREFIX = "flite:"
@@ -49,23 +48,8 @@ SPEAKER_SHIFTS = {"-lo": (-3.0, 1.08), "": (0.0, 1.0), "-hi": (3.0, 0.93)}
 """Speaker suffix → (pitch shift in semitones, duration stretch): three speakers per voice."""
 TIMEOUT_S = 60
 
-ARPABET_TO_ESPEAK = {
-    "AA": "A:", "AE": "a", "AH": "V", "AO": "O:", "AW": "aU", "AY": "aI", "EH": "E", "ER": "3:", "EY": "eI",
-    "IH": "I", "IY": "i:", "OW": "oU", "OY": "OI", "UH": "U", "UW": "u:",
-    "B": "b", "CH": "tS", "D": "d", "DH": "D", "F": "f", "G": "g", "HH": "h", "JH": "dZ", "K": "k", "L": "l",
-    "M": "m", "N": "n", "NG": "N", "P": "p", "R": "r", "S": "s", "SH": "S", "T": "t", "TH": "T", "V": "v",
-    "W": "w", "Y": "j", "Z": "z", "ZH": "Z",
-}
-"""pocketsphinx's phones (ARPAbet) → the espeak-ng mnemonic of the same sound (``data.visemes``); silence
-and noise (``SIL``, ``+SPN+``, …) become a pause."""
-
-
 class FliteMissingError(FlowVQError):
     """The flite program is not installed."""
-
-
-class UnalignedSpeechError(speech.SpeechSynthesisError):
-    """pocketsphinx could not align the text to what flite said."""
 
 
 def flite_exe() -> str | None:
@@ -87,8 +71,7 @@ def check_flite() -> str:
 def speakers(*, held_out: bool = False) -> list[str]:
     """Speaker names (``flite:slt-lo`` …): every voice × shift but :data:`TEST_VOICES` (only those with
     ``held_out``)."""
-    voices = [v for v in VOICES if (v in TEST_VOICES) == held_out]
-    return [f"{PREFIX}{v}{s}" for v in voices for s in SPEAKER_SHIFTS]
+    return aligned.speaker_names(PREFIX, VOICES, TEST_VOICES, SPEAKER_SHIFTS, held_out=held_out)
 
 
 def is_flite(voice: str) -> bool:
@@ -115,19 +98,6 @@ def arguments(name: str, rate: int, pitch: int, pitch_range: int) -> list[str]:
             "--setf", f"int_f0_target_stddev={spread:.1f}"]
 
 
-def to_espeak(phones) -> list[speech.Phone]:
-    """Aligned ARPAbet phones → contiguous :class:`~flowvq_cli.data.speech.Phone` spans with espeak mnemonics
-    (gaps and silence are pauses)."""
-    out: list[speech.Phone] = []
-    t = 0.0
-    for p in phones:
-        if p.start > t + 1e-6:
-            out.append(speech.Phone(t, p.start, speech.PAUSE))
-        out.append(speech.Phone(p.start, p.end, ARPABET_TO_ESPEAK.get(p.label, speech.PAUSE)))
-        t = p.end
-    return out
-
-
 def synthesize(text: str, voice: str = "flite:slt", rate: int = speech.DEFAULT_RATE_WPM,
                pitch: int = speech.DEFAULT_PITCH, volume: int = speech.DEFAULT_VOLUME,
                pitch_range: int = speech.DEFAULT_PITCH_RANGE) -> speech.Utterance:
@@ -136,11 +106,11 @@ def synthesize(text: str, voice: str = "flite:slt", rate: int = speech.DEFAULT_R
 
     Raises:
         FliteMissingError: no flite program.
-        SpeechSynthesisError: flite failed (:class:`UnalignedSpeechError`: pocketsphinx could not align the
-            text to what it said).
+        SpeechSynthesisError: flite failed (:class:`~flowvq_cli.data.aligned.UnalignedSpeechError`:
+            pocketsphinx could not align the text to what it said).
     """
     from flowvq_cli.audio.load import load_audio
-    from flowvq_cli.audio.phones import AlignmentError, align, words_of
+    from flowvq_cli.audio.phones import words_of
 
     exe = check_flite()
     if not words_of(text):
@@ -153,14 +123,4 @@ def synthesize(text: str, voice: str = "flite:slt", rate: int = speech.DEFAULT_R
         if done.returncode != 0 or not wav.is_file():
             raise speech.SpeechSynthesisError(f"flite failed ({done.returncode}): {done.stderr.strip()[-200:]}")
         samples = load_audio(wav).samples * np.float32(volume / speech.DEFAULT_VOLUME)
-        try:
-            aligned_words, phones = align(wav, text)
-        except AlignmentError as error:
-            raise UnalignedSpeechError(f"flite's {voice}: {error}") from None
-    samples = np.clip(samples, -1.0, 1.0).astype(np.float32)
-    spans = to_espeak(phones)
-    duration = samples.size / speech.SAMPLE_RATE
-    if spans and spans[-1].end < duration:
-        spans.append(speech.Phone(spans[-1].end, duration, speech.PAUSE))
-    words = [speech.Word(w.start, w.end, w.label) for w in aligned_words]
-    return speech.Utterance(samples, spans, words, text, voice, rate, pitch)
+    return aligned.utterance(samples, text, voice, rate, pitch)

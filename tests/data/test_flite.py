@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from flowvq_cli.audio.phones import Phone
-from flowvq_cli.data import flite, speech, visemes
+from flowvq_cli.data import aligned, flite, speech, visemes
 from flowvq_cli.data.synth import corpus_voices
 
 SENTENCE = "Bob put the maps by my bike, but Pam bought plum jam."
@@ -32,9 +32,9 @@ def test_every_arpabet_phone_lands_in_its_own_viseme_and_gaps_are_pauses() -> No
                 "K": "KG", "SH": "CH", "CH": "CH", "S": "SZ", "R": "R", "W": "W_OO", "UW": "W_OO", "AA": "AA",
                 "AE": "AA", "EH": "EH", "IY": "EE", "OW": "OW", "AO": "OW"}
     for label, viseme in expected.items():
-        assert visemes.VISEMES[visemes.viseme_of(flite.ARPABET_TO_ESPEAK[label])] == viseme, label
-    assert len(flite.ARPABET_TO_ESPEAK) == 39  # CMUdict's phone set
-    spans = flite.to_espeak([Phone(0.1, 0.2, "M"), Phone(0.2, 0.3, "AA"), Phone(0.35, 0.4, "SIL")])
+        assert visemes.VISEMES[visemes.viseme_of(aligned.ARPABET_TO_ESPEAK[label])] == viseme, label
+    assert len(aligned.ARPABET_TO_ESPEAK) == 39  # CMUdict's phone set
+    spans = aligned.to_espeak([Phone(0.1, 0.2, "M"), Phone(0.2, 0.3, "AA"), Phone(0.35, 0.4, "SIL")])
     assert [s.phoneme for s in spans] == ["_", "m", "A:", "_", "_"]
     assert [s.start for s in spans] == [0.0, 0.1, 0.2, 0.3, 0.35] and spans[-1].end == 0.4
 
