@@ -233,6 +233,8 @@ class ModelMixin:
     model_type: ClassVar[str]
     config_class: ClassVar[type[ConfigMixin]]
     component: ClassVar[str]
+    #: what messages call the model ("codebook model", "ExpFlow", ...): their first words
+    display_name: ClassVar[str] = "model"
     coeff_layout_version: ClassVar[int | None] = None
     #: buffers whose size varies with the data (a latent bank): resized to the file's before loading
     resizable_buffers: ClassVar[tuple[str, ...]] = ()
@@ -276,26 +278,27 @@ class ModelMixin:
         """``config.json`` of a saved model, after checking its format, layout and model type."""
         folder = Path(directory)
         path = folder / CONFIG_NAME
+        what = f"{cls.display_name}: {path}"
         if not path.is_file():
-            raise WeightsError(f"{path} is missing; pass a folder written by {cls.__name__}.save_pretrained "
+            raise WeightsError(f"{what} is missing; pass a folder written by {cls.__name__}.save_pretrained "
                                f"({CONFIG_NAME} + {WEIGHTS_NAME}), such as the {cls.component}/ folder of a bundle")
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"{path} is not valid JSON ({exc}); re-export the model") from exc
+            raise WeightsError(f"{what} is not valid JSON ({exc}); re-export the model") from exc
         if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-            raise WeightsError(f"{path} has no 'config' object; re-export the model")
+            raise WeightsError(f"{what} has no 'config' object; re-export the model")
         version = meta.get("format_version", LEGACY_FORMAT_VERSION)
         if version != FORMAT_VERSION:
-            raise WeightsError(f"{path} has format version {version!r}, this FlowVQ reads version "
+            raise WeightsError(f"{what} has format version {version!r}, this FlowVQ reads version "
                                f"{FORMAT_VERSION}; use a matching FlowVQ release")
         layout = meta.get("coeff_layout_version")
         if cls.coeff_layout_version is not None and layout != cls.coeff_layout_version:
-            raise WeightsError(f"{path} was trained on coefficient layout version {layout}, this FlowVQ uses "
+            raise WeightsError(f"{what} was trained on coefficient layout version {layout}, this FlowVQ uses "
                                f"version {cls.coeff_layout_version}; use weights made for this layout")
         cls.check_metadata(meta, folder)
         if meta.get("model_type") != cls.model_type:
-            raise WeightsError(f"{path} holds a {meta.get('model_type')!r} model, not {cls.model_type!r}; pass "
+            raise WeightsError(f"{what} holds a {meta.get('model_type')!r} model, not {cls.model_type!r}; pass "
                                f"the {cls.component}/ folder of a FlowVQ bundle")
         return meta
 
@@ -313,7 +316,7 @@ class ModelMixin:
         try:
             config = cls.config_class.from_dict(meta["config"])
         except WeightsError as exc:
-            raise WeightsError(f"{folder / CONFIG_NAME}: {exc}") from exc
+            raise WeightsError(f"{cls.display_name}: {folder / CONFIG_NAME}: {exc}") from exc
         model = cls.build(config, meta, folder, **kwargs)
         model.load_weights(folder / WEIGHTS_NAME)
         return model.to(device).eval()  # type: ignore[attr-defined]

@@ -71,6 +71,7 @@ class ExpBatch:
 
 class ExpFlow(SequenceFlow):
     model_type = "expflow"
+    display_name = "ExpFlow"
     component = "expflow"
     config_class = ExpFlowConfig
     resizable_buffers = ("latent_bank", "latent_labels")

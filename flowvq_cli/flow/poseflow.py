@@ -30,6 +30,7 @@ class PoseBatch:
 
 class PoseFlow(SequenceFlow):
     model_type = "poseflow"
+    display_name = "PoseFlow"
     component = "poseflow"
     config_class = PoseFlowConfig
 

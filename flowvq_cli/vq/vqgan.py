@@ -264,6 +264,8 @@ class VQGAN(ModelMixin, nn.Module):
     """Encoder + vector quantiser + decoder. The patch discriminator lives in ``discriminator.py``."""
 
     model_type = "flowvq-vqgan"
+
+    display_name = "codebook model"
     config_class = VQGANConfig
     component = "codebook"
 

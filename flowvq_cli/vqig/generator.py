@@ -143,6 +143,8 @@ class VQIG(ModelMixin, nn.Module):
     """Source photo + coefficient windows → frames, through the frozen codebook. See the module docstring."""
 
     model_type = "flowvq-vqig"
+
+    display_name = "VQIG"
     config_class = VQIGConfig
     component = "vqig"
     coeff_layout_version = COEFF_LAYOUT_VERSION
