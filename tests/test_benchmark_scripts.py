@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the benchmark scripts
+
 REPO = Path(__file__).resolve().parents[1]
 
 

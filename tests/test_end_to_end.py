@@ -16,6 +16,8 @@ from flowvq_cli.flow import ExpFlow
 from flowvq_cli.hub import verify
 from flowvq_cli.video import probe_video
 
+pytestmark = pytest.mark.slow  # synthesises a corpus, trains four models
+
 
 def flowvq(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "flowvq_cli", *args], capture_output=True, text=True, timeout=600)

@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("pocketsphinx", reason='the phone aligner is pocketsphinx: pip install -e ".[eval]"')
 
+pytestmark = pytest.mark.slow  # runs a benchmark script
+
 REPO = Path(__file__).resolve().parents[1]
 SPEECH3 = REPO / "examples" / "speech3.wav"
 TEXT3 = "Bob put the maps by my bike, but Pam bought plum jam."

@@ -160,6 +160,7 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 def test_sigterm_stops_synth_and_its_workers(tmp_path: Path) -> None:
     out = tmp_path / "synth"
     proc = start("synth", str(out), "--clips", "40", "--workers", "2", "--no-frames", "-q")
@@ -198,6 +199,7 @@ def test_stop_signals_raise_interrupted_with_shell_exit_codes() -> None:
         stops.uninstall()
 
 
+@pytest.mark.slow  # trains
 def test_train_checkpoints_on_sigterm_and_resumes(tmp_path: Path) -> None:
     from dataset_testutils import make_dataset
 

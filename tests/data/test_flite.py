@@ -78,6 +78,7 @@ def test_a_flite_speaker_says_the_text_with_aligned_phones_and_words() -> None:
     assert slow.duration > 1.5 * u.duration  # the rate reaches flite
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 @needs_both
 def test_synth_builds_a_corpus_from_flite_speakers(tmp_path: Path) -> None:
     out = tmp_path / "corpus"

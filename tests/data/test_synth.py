@@ -22,6 +22,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 def test_corpus_is_a_valid_dataset(corpus: Path) -> None:
     clips = read_manifest(corpus)
     assert len(clips) == 3 and [c.emotion for c in clips] == ["angry", "contempt", "disgusted"]
@@ -37,6 +38,7 @@ def test_corpus_is_a_valid_dataset(corpus: Path) -> None:
     assert (corpus / "preview.png").is_file()
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 def test_same_seed_gives_identical_coefficients(corpus: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     synthesize_corpus(again, clips=3, seed=5, workers=2)
@@ -50,11 +52,13 @@ def test_same_seed_gives_identical_coefficients(corpus: Path, tmp_path: Path) ->
                               np.load(other / read_manifest(other)[0].paths["coeffs"])[:50])
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 def test_existing_dataset_needs_force(corpus: Path) -> None:
     with pytest.raises(OutputError, match="--force"):
         synthesize_corpus(corpus, clips=1, seed=5)
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 def test_each_clip_gets_its_own_face_shape_of_the_same_photo(corpus: Path) -> None:
     clips = read_manifest(corpus)
     folders = [c.path(corpus, "coeffs").parent for c in clips]
@@ -64,6 +68,7 @@ def test_each_clip_gets_its_own_face_shape_of_the_same_photo(corpus: Path) -> No
     assert len(keys) == 1  # one photo: the faces-seen-in-training check must not count shapes as new faces
 
 
+@pytest.mark.slow  # synthesises a speech corpus
 def test_each_clip_has_a_still_of_its_face_at_rest(corpus: Path) -> None:
     from flowvq_cli.face import rig
     from flowvq_cli.face.analyze import analyze_image, analyze_video

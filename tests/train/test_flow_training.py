@@ -29,7 +29,7 @@ TINY = TrainConfig(steps=30, batch_size=4, lr=5e-3, warmup=3, eval_every=10, sav
 REPO = Path(__file__).resolve().parents[2]
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]  # trains flows, DDP subprocesses
 
 
 @pytest.fixture(scope="module")

@@ -104,6 +104,7 @@ def assert_same_state(a: dict, b: dict) -> None:
 # ---------------------------------------------------------------------------------------------- codebook
 
 
+@pytest.mark.slow  # trains
 def test_codebook_learns_logs_samples_and_exports(codebook_run, data: Path) -> None:
     run = codebook_run.training.run_dir
     train = log_events(run, "train")
@@ -131,6 +132,7 @@ def test_codebook_learns_logs_samples_and_exports(codebook_run, data: Path) -> N
         assert torch.equal(exported(images).recon, model(images).recon)
 
 
+@pytest.mark.slow  # trains
 def test_codebook_resume_repeats_the_uninterrupted_run(codebook_run, data: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     original, crashing = crash_at(5)  # after the checkpoint of step 4, with the GAN term on
@@ -146,6 +148,7 @@ def test_codebook_resume_repeats_the_uninterrupted_run(codebook_run, data: Path,
     assert_same_state(resumed.extra["adversary"]["module"], whole.extra["adversary"]["module"])
 
 
+@pytest.mark.slow  # trains
 def test_codebook_trains_on_random_crops_and_validates_on_whole_frames(data: Path, tmp_path: Path) -> None:
     base = FrameTripletDataset(data, "train", size=SIZE)
     crops = RandomCrops(base, 16)
@@ -167,6 +170,7 @@ def test_codebook_trains_on_random_crops_and_validates_on_whole_frames(data: Pat
     assert grid.shape == (4 * SIZE, 2 * SIZE, 3)  # samples on whole frames
 
 
+@pytest.mark.slow  # trains
 def test_codebook_fine_tune_from_an_export(codebook_run, data: Path, tmp_path: Path) -> None:
     """--init-from: a fresh run starts from an exported codebook's weights and usage statistics (the
     discriminator afresh); an export of another architecture is refused."""
@@ -198,6 +202,7 @@ def test_codebook_presets_follow_the_image_size() -> None:
 # ---------------------------------------------------------------------------------------------- VQIG
 
 
+@pytest.mark.slow  # trains
 def test_vqig_runs_its_stages_on_a_frozen_codebook_and_exports(vqig_run, codebook_run) -> None:
     run = vqig_run.training.run_dir
     train = log_events(run, "train")
@@ -223,6 +228,7 @@ def test_vqig_runs_its_stages_on_a_frozen_codebook_and_exports(vqig_run, codeboo
     assert torch.equal(exported.render(source, coeffs, windows), vqig_run.model.eval().render(source, coeffs, windows))
 
 
+@pytest.mark.slow  # trains
 def test_vqig_resume_repeats_the_uninterrupted_run(vqig_run, codebook_run, data: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     original, crashing = crash_at(7)  # in the image stage, after the checkpoint of step 6
@@ -237,6 +243,7 @@ def test_vqig_resume_repeats_the_uninterrupted_run(vqig_run, codebook_run, data:
     assert_same_state(resumed.extra["adversary"]["module"], whole.extra["adversary"]["module"])
 
 
+@pytest.mark.slow  # trains
 def test_vqig_fine_tune_from_an_export_with_compose(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     tune = dataclasses.replace(VQIG_TRAIN, steps=1, lr=1e-12, warmup=0, eval_every=0, save_every=1)
@@ -258,6 +265,7 @@ def test_vqig_fine_tune_from_an_export_with_compose(vqig_run, codebook_run, data
                    init_from=other, quiet=True)
 
 
+@pytest.mark.slow  # trains
 def test_vqig_fine_tune_onto_a_fine_tuned_codebook(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
     """A VQIG export starts a run on a codebook fine-tuned since (same config): its weights carry over, the
     log says the codebook changed, and the export binds to the new codebook only."""
@@ -281,6 +289,7 @@ def test_vqig_fine_tune_onto_a_fine_tuned_codebook(vqig_run, codebook_run, data:
         VQIG.from_pretrained(result.export_dir, codebook=VQGAN.from_pretrained(codebook_run.export_dir))
 
 
+@pytest.mark.slow  # trains
 def test_vqig_fine_tune_onto_the_mesh_prior(vqig_run, codebook_run, data: Path, tmp_path: Path) -> None:
     """--mesh-prior from an export without it: every weight carried over except W's flow head, which restarts
     near zero (its output is now an offset on the mesh-warp motion), and its occlusion head, which restarts at
@@ -365,6 +374,7 @@ with open(f"{runs}/{component}-rank{result.training.rank}.txt", "w") as fh:
 """
 
 
+@pytest.mark.slow  # trains, DDP subprocesses
 def test_ddp_two_cpu_processes_train_codebook_and_vqig_in_sync(data: Path, tmp_path: Path) -> None:
     """torchrun with 2 CPU processes (gloo): both image trainers end with identical parameters on both ranks
     (codebook on random crops with augmentation and its GAN term, VQIG through its three stages)."""
