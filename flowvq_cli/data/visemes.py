@@ -273,7 +273,13 @@ def closure_weight(times: np.ndarray, phones: Sequence[Phone], fps: float, core:
 
 
 def apply_closure(weights: np.ndarray, opening: np.ndarray, closure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shut the lips where ``closure`` (T,) is high: (T, 52) weights, (T,) opening -> same shapes.
+    """Shut the lips where ``closure`` (T,) is high: (T, 52) weights, (T,) opening -> same shapes
+    (:func:`shut_lips`, and the opening scaled by 1 − closure)."""
+    return shut_lips(weights, closure), (1.0 - closure) * opening
+
+
+def shut_lips(weights: np.ndarray, closure: np.ndarray) -> np.ndarray:
+    """(T, 52) weights with the lips shut where ``closure`` (T,) is high.
 
     :data:`OPENING_CHANNELS` are pulled to the bilabial target; the target's other channels (press,
     roll, close) are pulled to at least their target value; every other channel (smile, brows …) is kept.
@@ -285,7 +291,7 @@ def apply_closure(weights: np.ndarray, opening: np.ndarray, closure: np.ndarray)
     goal = np.where(opens[None, :], closed[None, :], np.maximum(weights, closed[None, :]))  # (T, 52)
     touched = opens | (closed > 0)
     w = closure[:, None] * touched[None, :]  # (T, 52)
-    return (1.0 - w) * weights + w * goal, (1.0 - closure) * opening
+    return (1.0 - w) * weights + w * goal
 
 
 def loudness_gain(energy_db: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ even at temperature 0). A viewer sees every p, b and m that stays open. When the
 pocketsphinx's forced alignment of what the speech says (``generate --text``) or its recogniser
 (``generate --phones``, for recorded voices: ``flowvq_cli.audio.phones``), each bilabial phone pulls the
 sampled coefficients to the closed-lip viseme over its middle, as ``flowvq synth`` draws its corpus's
-bilabials (``flowvq_cli.data.visemes``: ``closure_weight``, ``apply_closure``). The channels that part the
+bilabials (``flowvq_cli.data.visemes``: ``closure_weight``, ``shut_lips``). The channels that part the
 lips (jaw, lower lip down, upper lip up, funnel) go to the viseme's; press and roll rise to at least it;
 the rest of the expression (smile, brows, eyes) is the flow's.
 """
@@ -44,5 +44,4 @@ def close_lips(exp: np.ndarray, closure: np.ndarray) -> np.ndarray:
     exp = np.asarray(exp)
     if len(closure) != len(exp):
         raise ValueError(f"the closure has {len(closure)} frames, the expression {len(exp)}")
-    shut, _ = visemes.apply_closure(exp.astype(np.float64), np.zeros(len(exp)), closure.astype(np.float64))
-    return shut.astype(exp.dtype)
+    return visemes.shut_lips(exp.astype(np.float64), closure.astype(np.float64)).astype(exp.dtype)
