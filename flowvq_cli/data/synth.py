@@ -214,10 +214,6 @@ def corpus_voices(voices: str = "espeak") -> list[str]:
     if unknown or not chosen:
         raise InputError(f"--voices takes {', '.join(VOICE_SETS)} (comma-separated) or all; got {voices!r}")
     found = speech.available_voices() if "espeak" in chosen else []
-    if "flite" in chosen or "kokoro" in chosen:
-        from flowvq_cli.audio.phones import check_pocketsphinx
-
-        check_pocketsphinx()
     if "flite" in chosen:
         flite.check_flite()
         found += flite.speakers()
@@ -225,6 +221,10 @@ def corpus_voices(voices: str = "espeak") -> list[str]:
         kokoro.check_kokoro()
         kokoro.model_path()  # assembled once, here, not by every worker at once
         found += kokoro.speakers()
+    if "flite" in chosen or "kokoro" in chosen:  # after the voices: their hints name the less obvious install
+        from flowvq_cli.audio.phones import check_pocketsphinx
+
+        check_pocketsphinx()
     return found
 
 
