@@ -265,13 +265,40 @@ class FlowVQ:
         """Load and analyse the photo once: crop, identity, source coefficients."""
         return prepare_face(face, face_index=face_index)
 
-    def audio_features(self, audio: str | Path, fps: float) -> tuple[np.ndarray, float]:
-        """(T, F) features per video frame and the audio duration in seconds."""
+    @property
+    def needs_phones(self) -> bool:
+        """ExpFlow hears phones beside the log-mels (its config's ``phone_dim``): generation runs pocketsphinx."""
+        return self.expflow.config.phone_dim > 0
+
+    def speech_phones(self, audio: str | Path, text: str | None = None) -> list:
+        """pocketsphinx's phones of the speech: aligned to ``text`` (what it says), else recognised; none when
+        the recogniser hears no speech (:mod:`flowvq_cli.audio.phones`)."""
+        from flowvq_cli.audio.phones import AlignmentError, phones_of
+
+        try:
+            return phones_of(audio, text)
+        except AlignmentError:
+            if text is not None:
+                raise
+            return []
+
+    def audio_features(self, audio: str | Path, fps: float, *, text: str | None = None,
+                       phones: list | None = None) -> tuple[np.ndarray, float]:
+        """(T, F) features per video frame and the audio duration in seconds. When ExpFlow hears phones
+        (:attr:`needs_phones`), their track follows the log-mels: from ``phones`` when given, else from
+        :meth:`speech_phones` (``text``)."""
         from flowvq_cli.audio.features import features_from_samples
         from flowvq_cli.audio.load import load_audio
 
         decoded = load_audio(audio)
-        return features_from_samples(decoded.samples, fps), decoded.duration
+        feats = features_from_samples(decoded.samples, fps)
+        if self.needs_phones:
+            from flowvq_cli.audio.phone_track import phone_track
+
+            if phones is None:
+                phones = self.speech_phones(audio, text)
+            feats = np.hstack([feats, phone_track(phones, len(feats), fps)])
+        return feats, decoded.duration
 
     def motion(self, source: SourceFace, feats: np.ndarray, *, emotion: str, intensity: int, seed: int,
                temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
@@ -295,7 +322,7 @@ class FlowVQ:
             exp = self.expflow.sample(audio, src, emotion, intensity, generator=gen, temperature=temperature,
                                       project=project and self.expflow.has_latents(emotion),
                                       z=exp_latents)[0].cpu().numpy()
-            delta = self._pose_delta(audio, n, gen, temperature, pose)
+            delta = self._pose_delta(audio[..., : self.poseflow.config.audio_dim], n, gen, temperature, pose)
         coeffs = np.empty((n, rig.N_COEFFS), np.float32)
         exp = np.clip(exp, 0.0, 1.0)
         if closure is not None:
@@ -310,10 +337,13 @@ class FlowVQ:
                     ) -> tuple[np.ndarray, int]:
         """Where the lips must shut, (T,) in [0, 1], and how many p/b/m phones: pocketsphinx's phones of the
         speech, aligned to ``text`` (what it says) or, without it, recognised (:mod:`flowvq_cli.flow.lips`)."""
-        from flowvq_cli.audio.phones import BILABIALS, phones_of
+        return self._closure(self.speech_phones(audio, text), n_frames, fps)
+
+    @staticmethod
+    def _closure(phones: list, n_frames: int, fps: float) -> tuple[np.ndarray, int]:
+        from flowvq_cli.audio.phones import BILABIALS
         from flowvq_cli.flow.lips import bilabial_closure
 
-        phones = phones_of(audio, text)
         return bilabial_closure(phones, n_frames, fps), sum(p.label in BILABIALS for p in phones)
 
     def _pose_delta(self, audio: torch.Tensor, n: int, gen: torch.Generator, temperature: float,
@@ -368,8 +398,12 @@ class FlowVQ:
         from flowvq_cli.face.analyze import analyze
 
         check_eyes(eyes)
+        if self.needs_phones:
+            from flowvq_cli.audio.phones import check_pocketsphinx
+
+            check_pocketsphinx()
         ref_analysis = analyze(ref)
-        ref_feats = audio_features(ref, fps=fps)
+        ref_feats = self.audio_features(ref, fps)[0] if self.needs_phones else audio_features(ref, fps=fps)
         n = min(len(ref_feats), len(ref_analysis.coeffs))
         ref_exp = torch.from_numpy(ref_analysis.coeffs[:n, : rig.N_EXP]).to(self.device)[None]
         ref_audio = torch.from_numpy(ref_feats[:n].astype(np.float32)).to(self.device)[None]
@@ -389,7 +423,7 @@ class FlowVQ:
              out_tag: str | None = None, project: bool = False, eyes: str = "auto", text: str | None = None,
              phones: bool = False) -> GenerationResult:
         check_eyes(eyes)
-        if text is not None or phones:
+        if text is not None or phones or self.needs_phones:
             from flowvq_cli.audio.phones import check_pocketsphinx, words_of
 
             check_pocketsphinx()
@@ -413,10 +447,13 @@ class FlowVQ:
             return value
 
         source = stage("analysis", lambda: self.prepare_face(face, face_index=face_index))
-        feats, duration = stage("audio_features", lambda: self.audio_features(audio, fps))
+        heard = None  # pocketsphinx's phones, once, for the lips and for ExpFlow
+        if text is not None or phones or self.needs_phones:
+            heard = stage("phones", lambda: self.speech_phones(audio, text))
+        feats, duration = stage("audio_features", lambda: self.audio_features(audio, fps, phones=heard))
         closure, bilabials = None, None
         if text is not None or phones:
-            closure, bilabials = stage("phones", lambda: self.lip_closure(audio, len(feats), fps, text=text))
+            closure, bilabials = self._closure(heard, len(feats), fps)
         coeffs = stage("motion", lambda: self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
                                                      temperature=temperature, pose=pose, pose_scale=pose_scale,
                                                      exp_latents=exp_latents, project=project, eyes=eyes,

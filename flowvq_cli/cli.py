@@ -384,6 +384,23 @@ def prepare(
         raise typer.Exit(1)
 
 
+@app.command(epilog="""
+Example:
+
+  flowvq merge data/all data/synth-real data/synth-espeak data/mead
+""")
+def merge(
+    out: Annotated[Path, typer.Argument(help="Dataset folder to write (only its manifest).")],
+    sources: Annotated[list[Path], typer.Argument(help="Dataset folders to merge (two or more).")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing manifest in OUT.")] = False,
+) -> None:
+    """One dataset from several, for training on them together: a manifest that lists their clips."""
+    from flowvq_cli.data.merge import merge_datasets
+
+    clips = merge_datasets(out, sources, force=force)
+    typer.echo(f"{out}: {len(clips)} clips from {len(sources)} datasets")
+
+
 BATCH_EXAMPLES = """
 Examples:
 

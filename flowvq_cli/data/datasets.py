@@ -66,6 +66,8 @@ from flowvq_cli.audio.features import (
     frames_for,
 )
 from flowvq_cli.audio.load import load_audio
+from flowvq_cli.audio.phone_track import N_PHONES, PHONE_TRACK_VERSION, clip_phone_track
+from flowvq_cli.audio.phones import check_pocketsphinx
 from flowvq_cli.data.image_augment import ImageAugmentConfig, apply_image_augment, sample_image_params
 from flowvq_cli.data.manifest import Clip, read_manifest
 from flowvq_cli.errors import InputError
@@ -79,6 +81,7 @@ TALK_INTENSITY = 0
 
 CACHE_DIRNAME = "cache"
 FEATURES_SUBDIR = "audio-features"
+PHONES_SUBDIR = "phones"
 SAMPLES_SUBDIR = "audio-samples"
 FRAMES_SUBDIR = "frames"
 CACHE_VERSION = 1
@@ -268,6 +271,8 @@ class CoeffSequenceDataset(Dataset):
         seed: seed of the per-item randomness (source frame, augmentation).
         source: ``"random"`` (a random frame of the clip) or ``"first"`` (its first frame).
         cache_dir: where caches go (default ``root/cache``).
+        phones: append each frame's phone features (:mod:`flowvq_cli.audio.phone_track`) to its log-mels
+            (F = ``audio_config.video_feature_dim + N_PHONES``; needs pocketsphinx).
 
     Raises:
         EmptySplitError: the split has no clip, or no clip of at least T frames.
@@ -276,7 +281,8 @@ class CoeffSequenceDataset(Dataset):
     def __init__(self, root: str | os.PathLike[str], split: str, window_frames: int,
                  audio_config: AudioFeatureConfig = AudioFeatureConfig(), *, audio_context: int = 2,
                  n_history: int = 8, hop: int | None = None, augment: AugmentConfig | None = None, seed: int = 0,
-                 source: SourceMode = "random", cache_dir: str | os.PathLike[str] | None = None):
+                 source: SourceMode = "random", cache_dir: str | os.PathLike[str] | None = None,
+                 phones: bool = False):
         if window_frames < 1 or audio_context < 0 or n_history < 1:
             raise ValueError(f"need window_frames >= 1, audio_context >= 0, n_history >= 1; got {window_frames}, "
                              f"{audio_context}, {n_history}")
@@ -287,6 +293,9 @@ class CoeffSequenceDataset(Dataset):
         self.audio_context, self.n_history = audio_context, n_history
         self.hop = hop or max(1, window_frames // 2)
         self.augment, self.seed, self.source_mode = augment, seed, source
+        self.phones = phones
+        if phones:
+            check_pocketsphinx()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / CACHE_DIRNAME
         self.epoch = 0
         self.clips = _split_clips(self.root, split)
@@ -319,8 +328,8 @@ class CoeffSequenceDataset(Dataset):
 
     @property
     def feature_dim(self) -> int:
-        """F, audio features per frame."""
-        return self.audio_config.video_feature_dim
+        """F, audio features per frame (log-mels, then phones when the dataset has them)."""
+        return self.audio_config.video_feature_dim + (N_PHONES if self.phones else 0)
 
     # ---- caches
 
@@ -335,6 +344,20 @@ class CoeffSequenceDataset(Dataset):
         if feats is None:
             feats = cached_features(clip.path(self.root, "audio"), path.parent, VIDEO_FPS, self.audio_config)
         return feats
+
+    def phone_track(self, clip: Clip) -> np.ndarray:
+        """The clip's (T, N_PHONES) phone features at 25 fps (pocketsphinx once, then read from the cache)."""
+        audio, frames = clip.path(self.root, "audio"), self.clip_frames(clip)
+        text = audio.parent / "text.txt"
+        key = _cache_key(audio, PHONE_TRACK_VERSION, VIDEO_FPS, frames,
+                         sha256_file(text) if text.is_file() else "-")
+        target = self.cache_dir / PHONES_SUBDIR / f"{key}.npy"
+        track = _load_cached(target)
+        if track is None:
+            track = clip_phone_track(audio, frames, VIDEO_FPS)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_npy_atomic(target, track, fsync=False)
+        return track
 
     def samples(self, clip: Clip) -> np.ndarray:
         """The clip's decoded (N,) float32 audio at the front end's rate (cached; used by augmentation)."""
@@ -352,6 +375,8 @@ class CoeffSequenceDataset(Dataset):
         Returns the number of clips."""
         for clip in self.clips:
             self.features(clip)
+            if self.phones:
+                self.phone_track(clip)
             if self.augment is not None:
                 self.samples(clip)
         return len(self.clips)
@@ -379,10 +404,27 @@ class CoeffSequenceDataset(Dataset):
     def _timeline(self, clip: Clip, start: int, params: AugmentParams | None) -> _Timeline:
         T, k, L = self.window_frames, self.audio_context, self.n_history
         if params is None:
-            return _Timeline(np.arange(start, start + T, dtype=np.float64),
+            line = _Timeline(np.arange(start, start + T, dtype=np.float64),
                              np.arange(start - L, start, dtype=np.float64),
                              _slice_padded(self.features(clip), start - k, T + 2 * k))
-        return self._augmented_timeline(clip, start, params)
+        else:
+            line = self._augmented_timeline(clip, start, params)
+        if not self.phones:
+            return line
+        return dataclasses.replace(line, audio=np.hstack([line.audio, self._phone_rows(clip, line.positions)]))
+
+    def _phone_rows(self, clip: Clip, positions: np.ndarray) -> np.ndarray:
+        """Phone features of the audio frames of a window whose output frames sit at clip frames ``positions``
+        (T,): the k frames before and after included, the frame nearest each position; silence outside the
+        clip (as the log-mels there are zeros)."""
+        k, track = self.audio_context, self.phone_track(clip)
+        step = positions[1] - positions[0] if len(positions) > 1 else 1.0
+        at = np.rint(positions[0] + np.arange(-k, len(positions) + k) * step).astype(np.int64)
+        rows = np.zeros((len(at), N_PHONES), np.float32)
+        rows[:, 0] = 1.0  # silence (PHONES[0])
+        inside = (at >= 0) & (at < len(track))
+        rows[inside] = track[at[inside]]
+        return rows
 
     def _augmented_timeline(self, clip: Clip, start: int, params: AugmentParams) -> _Timeline:
         """Augment the audio around the window; a tempo f maps output frame t to clip frame ``a + t·f``."""

@@ -23,7 +23,9 @@ __all__ = ["COEFF_LAYOUT_VERSION", "EXP_DIM", "FACE_MODEL_VERSION", "POSE_DIM"]
 class FlowConfig(ConfigMixin):
     """Architecture shared by ExpFlow and PoseFlow (``to_dict``/``from_dict``: :class:`ConfigMixin`).
 
-    audio_dim: features per video frame (F); audio_context: the model sees audio frames t-k..t+k;
+    audio_dim: log-mel features per video frame (F); phone_dim: phone features per video frame after them
+    (0: none; :data:`flowvq_cli.audio.phone_track.N_PHONES`: pocketsphinx's phones); audio_context: the model
+    sees audio frames t-k..t+k;
     audio_layers / audio_hidden: convolutions (and their width) of the audio encoder over that window (1 = one
     linear map, as bundles made before this field existed);
     n_history: previous frames L in the context; n_steps: Glow steps; d_cond: width of the per-frame
@@ -35,6 +37,7 @@ class FlowConfig(ConfigMixin):
     """
 
     audio_dim: int = 320
+    phone_dim: int = 0
     audio_context: int = 2
     audio_layers: int = 1
     audio_hidden: int = 128
@@ -57,6 +60,8 @@ class FlowConfig(ConfigMixin):
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
+        if self.phone_dim < 0:
+            raise ValueError(f"phone_dim must be >= 0, got {self.phone_dim}")
         if self.audio_context < 0:
             raise ValueError(f"audio_context must be >= 0, got {self.audio_context}")
         if self.d_model % self.n_heads:

@@ -71,7 +71,7 @@ class SequenceFlow(ModelMixin, nn.Module):
         super().__init__()
         self.config, self.x_dim = config, x_dim
         c = config
-        self.context = ContextEncoder(x_dim, c.audio_dim, c.audio_context, c.n_history, c.d_cond,
+        self.context = ContextEncoder(x_dim, c.audio_dim + c.phone_dim, c.audio_context, c.n_history, c.d_cond,
                                       audio_layers=c.audio_layers, audio_hidden=c.audio_hidden)
         self.flow = FlowStack(x_dim, n_classes, c.n_steps, c.d_cond, c.d_model, c.n_heads, c.n_layers,
                               c.ff_mult, c.attn_window)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from flowvq_cli.audio.augment import AugmentConfig
 from flowvq_cli.audio.features import AudioFeatureConfig
+from flowvq_cli.audio.phone_track import N_PHONES
 from flowvq_cli.data.datasets import CoeffSequenceDataset, CoeffWindowBatch, EmptySplitError, collate_windows
 from flowvq_cli.errors import UsageError
 from flowvq_cli.flow import ExpBatch, ExpFlow, ExpFlowConfig, PoseBatch, PoseFlow, PoseFlowConfig
@@ -102,6 +103,9 @@ def model_config(component: str, preset: str | FlowConfig, audio_dim: int) -> Fl
         if preset.audio_dim != audio_dim:
             raise UsageError(f"the {component} config has audio_dim={preset.audio_dim} but the dataset's audio "
                              f"features have {audio_dim} per frame; set audio_dim={audio_dim}")
+        if preset.phone_dim not in (0, N_PHONES):
+            raise UsageError(f"phone_dim is 0 (no phone features) or {N_PHONES} (pocketsphinx's phones), "
+                             f"not {preset.phone_dim}")
         return preset
     if preset not in PRESETS:
         raise UsageError(f"unknown {component} config {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -189,7 +193,8 @@ class _RunSpec(RunSpec):
         aug = AugmentConfig(**_tuples(self.augment)) if augment and self.augment is not None else None
         return CoeffSequenceDataset(data or self.data, split, self.window_frames,
                                     AudioFeatureConfig(**self.audio_config), audio_context=config.audio_context,
-                                    n_history=config.n_history, hop=self.hop, augment=aug, seed=seed, source=source)
+                                    n_history=config.n_history, hop=self.hop, augment=aug, seed=seed, source=source,
+                                    phones=config.phone_dim > 0)
 
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:

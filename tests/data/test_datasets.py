@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from flowvq_cli.data.datasets import (
     resample_coeffs,
 )
 from flowvq_cli.data.image_augment import ImageAugmentConfig
+from flowvq_cli.data.manifest import read_manifest
 from flowvq_cli.labels import EMOTIONS
 from flowvq_cli.train.flows import exp_batch, pose_batch
 
@@ -162,3 +164,30 @@ def test_frame_triplet_augmentation_changes_source_and_target_alike(root: Path) 
     assert torch.equal(aug[7].target, a.target)
     aug.set_epoch(1)
     assert not torch.equal(aug[7].target, a.target) or aug[7].target_index != a.target_index
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
+                    reason="needs pocketsphinx (pip install '.[phones]')")
+def test_phone_features_follow_the_log_mels_and_the_clips_text(tmp_path: Path) -> None:
+    from flowvq_cli.audio.phone_track import N_PHONES, PHONES
+
+    root = make_dataset(tmp_path / "data")
+    clip = next(c for c in read_manifest(root) if c.split == "train")
+    speech = Path(__file__).resolve().parents[2] / "examples" / "speech3.wav"
+    audio = clip.path(root, "audio")
+    audio.write_bytes(speech.read_bytes())  # real speech and what it says, as `flowvq synth` writes them
+    (audio.parent / "text.txt").write_text("Bob put the maps by my bike, but Pam bought plum jam.\nvoice\n")
+    plain = windows(root)
+    heard = CoeffSequenceDataset(root, "train", T, AUDIO, audio_context=K, n_history=L, phones=True)
+    assert heard.feature_dim == plain.feature_dim + N_PHONES
+    track = heard.phone_track(clip)
+    assert track.shape == (heard.clip_frames(clip), N_PHONES)
+    assert track[:, PHONES.index("B")].max() > 0.5  # "Bob" aligned from the text
+    for i in (0, len(heard) - 1):
+        item = heard[i]
+        assert item.audio.shape == (T + 2 * K, heard.feature_dim)
+        torch.testing.assert_close(item.audio[:, : plain.feature_dim], plain[i].audio)
+        np.testing.assert_allclose(item.audio[:, plain.feature_dim :].sum(dim=1).numpy(), 1.0, atol=1e-5)
+    augmented = CoeffSequenceDataset(root, "train", T, AUDIO, audio_context=K, n_history=L, phones=True,
+                                     augment=AugmentConfig(), seed=3)
+    assert augmented[0].audio.shape == (T + 2 * K, heard.feature_dim)
