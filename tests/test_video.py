@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import wave
 from pathlib import Path
@@ -80,10 +81,27 @@ def test_read_options(clip: Path) -> None:
     assert len(list(iter_frames(clip, start=0.2))) == N_FRAMES - 5
 
 
-def test_stop_reading_early(clip: Path) -> None:
+def test_stop_reading_early(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decoders: list[subprocess.Popen] = []
+    popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs) -> subprocess.Popen:
+        process = popen(*args, **kwargs)
+        if "rawvideo" in process.args:  # the decoder, not the probe
+            decoders.append(process)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
     stream = iter_frames(clip)
-    next(stream)
-    stream.close()  # kills and reaps ffmpeg; must not raise
+    first = next(stream)
+    assert first.shape == (SIZE[1], SIZE[0], 3)
+    (decoder,) = decoders
+    assert decoder.poll() is None  # blocked on a full pipe: the other frames are not read yet
+    stream.close()  # must not raise
+    assert decoder.returncode == -signal.SIGKILL  # killed, and reaped (returncode is set by wait)
+    assert decoder.stdout is not None and decoder.stdout.closed
+    with pytest.raises(ChildProcessError):  # no zombie left behind
+        os.waitpid(decoder.pid, os.WNOHANG)
 
 
 def test_audio_mux_and_odd_size(tmp_path: Path) -> None:
