@@ -11,6 +11,10 @@ per-video-frame features; ExpFlow samples the expression and PoseFlow the head m
 renderer turns (source crop, coefficients) into 256² frames, which go back into the photo (the mesh warp's
 motion resampling the photo itself at its own resolution: ``face.paste.WarpPaste``) and are streamed to
 ffmpeg in chunks, so memory does not grow with the audio's length.
+
+The frames are drawn by :mod:`flowvq_cli.frames` (render orchestration), batch files of jobs are run by
+:mod:`flowvq_cli.batch`, and a job's output path and result are :mod:`flowvq_cli.job`'s; their names stay
+importable from here.
 """
 
 from __future__ import annotations
@@ -18,192 +22,48 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from flowvq_cli import __version__
-from flowvq_cli.errors import InputError, OutputError, UsageError, WeightsError
+from flowvq_cli.batch import (  # noqa: F401 (re-exported: part of the API)
+    JOB_FIELDS,
+    Job,
+    JobOutcome,
+    _batch_row,
+    _job,
+    _job_pose,
+    _run_job,
+    parse_shard,
+    read_jobs,
+    run_batch,
+)
+from flowvq_cli.errors import UsageError, WeightsError
 from flowvq_cli.face import export, rig
 from flowvq_cli.face.source import MAX_VIDEO_SIDE, SourceFace, prepare_face  # noqa: F401 (part of the API)
 from flowvq_cli.flow.eyes import check_eyes, eye_motion
+from flowvq_cli.frames import (  # noqa: F401 (re-exported: part of the API)
+    RENDER_CHUNK,
+    corpus_frames,
+    mesh_motion,
+    mesh_renderer,
+    vqig_frames,
+    vqig_source,
+    warp_frames,
+)
+from flowvq_cli.job import (  # noqa: F401 (re-exported: part of the API)
+    DEFAULT_FPS,
+    POSE_KINDS,
+    GenerationResult,
+    default_output_name,
+    resolve_output,
+)
 from flowvq_cli.labels import check_emotion
 from flowvq_cli.modeling import resolve_device
 
-RENDER_CHUNK = 25  # frames rendered and encoded per step (one second at 25 fps)
-DEFAULT_FPS = 25.0
-POSE_KINDS = ("generated", "still")
 Renderer = Literal["auto", "vqig", "warp"]
-
-
-@dataclass
-class GenerationResult:
-    """What one job produced. ``coeffs`` (T, 58); ``path`` is None when no file was written."""
-
-    path: Path | None
-    coeffs: np.ndarray
-    fps: float
-    seed: int
-    emotion: str
-    intensity: int
-    duration: float
-    renderer: str
-    weights: str
-    timings: dict[str, float] = field(default_factory=dict)
-    precision: str = "float32"  # what the renderer computed in (VQIG: bfloat16 / float16 where it uses them)
-    bilabials: int | None = None  # p/b/m phones whose lips were shut (``text`` / ``phones``); None: not asked
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.coeffs)
-
-    def summary(self) -> dict:
-        """JSON-ready summary (also written into the MP4's metadata)."""
-        return {"output": str(self.path) if self.path else None, "frames": self.n_frames, "fps": self.fps,
-                "duration": round(self.duration, 3), "seed": self.seed, "emotion": self.emotion,
-                "intensity": self.intensity, "renderer": self.renderer, "precision": self.precision,
-                "weights": self.weights, **({} if self.bilabials is None else {"bilabials": self.bilabials}),
-                "flowvq_version": __version__, "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
-
-
-def default_output_name(face: str | Path, audio: str | Path, emotion: str, seed: int) -> str:
-    """``face_speech_angry_s3.mp4`` from the inputs' stems."""
-    return f"{Path(face).stem}_{Path(audio).stem}_{emotion}_s{seed}.mp4"
-
-
-def resolve_output(out: str | Path | None, face: str | Path, audio: str | Path, emotion: str, seed: int,
-                   *, force: bool) -> Path:
-    """A file path for the video: ``out`` as a file, ``out`` as a folder (created; the name derived from
-    the inputs), or the derived name in the current folder. Checked before any work is done."""
-    name = default_output_name(face, audio, emotion, seed)
-    if out is None:
-        path = Path(name)
-    else:
-        out = Path(out)
-        is_folder = out.is_dir() or str(out).endswith(("/", "\\")) or out.suffix == ""
-        if is_folder:
-            out.mkdir(parents=True, exist_ok=True)
-            path = out / name
-        else:
-            if not out.parent.exists():
-                raise OutputError(f"cannot write {out}: folder {out.parent} does not exist; create it, or pass "
-                                  f"--out {out.parent}/ to have it created")
-            path = out
-    export.check_output(path, force=force)
-    return path
-
-
-def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
-    """The photo's mesh-warp renderer: its crop (or ``crop``, that crop resized to S × S) warped along the
-    photo's face mesh. Returns (renderer, scale): target meshes for it are ``rig.synthesize(...) · scale``."""
-    from flowvq_cli.render.meshwarp import MeshWarpConfig, MeshWarpRenderer
-
-    crop = source.crop if crop is None else crop
-    scale = crop.shape[0] / rig.CROP_SIZE
-    source_mesh = source.mesh * scale
-    return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
-
-
-def mesh_motion(source: SourceFace, crop: np.ndarray, *, frame: bool = False):
-    """Each frame's mesh-warp motion, for a ``mesh_prior`` VQIG rendering ``crop`` (S × S): a function from
-    coefficients (B, 58) to their :class:`~flowvq_cli.vqig.MeshPrior` (with the renderer's frames and the
-    mouth's paint alone for a ``prior_frame`` VQIG: ``frame``)."""
-    from flowvq_cli.vqig import MeshPrior
-
-    renderer, scale = mesh_renderer(source, crop)
-
-    def motion(coeffs: np.ndarray) -> MeshPrior:
-        return MeshPrior.from_render(renderer.render(rig.synthesize(source.identity, coeffs) * scale), frame=frame)
-
-    return motion
-
-
-def warp_frames(source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
-                chunk: int = RENDER_CHUNK, identity: np.ndarray | None = None) -> Iterator[np.ndarray]:
-    """The mesh-warp renderer over coefficients (T, 58): frames (H, W, 3) uint8, ``chunk`` at a time;
-    the photo's size with ``paste_back``, else the 256² crop. ``identity`` (468, 3), when given, is the
-    face shape of the output frames (default: the photo's own)."""
-    from flowvq_cli.face.paste import WarpPaste
-
-    warp, _ = mesh_renderer(source)  # at the crop's own size: meshes in crop pixels
-    paster = WarpPaste.from_renderer(source.image, source.crop_matrix, warp, draw=True) if paste_back else None
-    for start in range(0, len(coeffs), chunk):
-        meshes = rig.synthesize(source.identity if identity is None else identity, coeffs[start : start + chunk])
-        result = warp.render(meshes)
-        if paster is None:
-            yield from result.frames
-            continue
-        for k, frame in enumerate(result.frames):
-            yield paster(frame, result.flow[k], result.paint[k], result.mouth_paint[k], meshes[k])
-        del result  # its flow and paint maps go before the next chunk's are made
-
-
-def corpus_frames(source: SourceFace, coeffs: np.ndarray, identity: np.ndarray) -> Iterator[np.ndarray]:
-    """``flowvq synth``'s frames (:class:`flowvq_cli.data.synth.FrameRenderer`): the mesh warp's aligned
-    crops (256, 256, 3) uint8 of coefficients (T, 58), the face shaped ``identity`` (468, 3)."""
-    return warp_frames(source, coeffs, paste_back=False, identity=identity)
-
-
-def vqig_source(source: SourceFace, size: int) -> tuple[np.ndarray, torch.Tensor]:
-    """The photo's aligned crop as VQIG reads it: (S, S, 3) uint8 (area-resized when its side is not S) and
-    (1, 3, S, S) in [-1, 1]."""
-    import cv2
-
-    crop = source.crop
-    if crop.shape[0] != size:
-        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    return crop, torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
-
-def vqig_frames(vqig, source: SourceFace, coeffs: np.ndarray, *, paste_back: bool = True,
-                chunk: int = RENDER_CHUNK) -> Iterator[np.ndarray]:
-    """The learned renderer: the source crop is encoded once, then each frame is rendered from a window of
-    ±w target coefficient frames (edges repeated), ``chunk`` frames per batch; frames at the photo's size
-    with ``paste_back``, else S². A ``mesh_prior`` VQIG also gets each frame's mesh-warp motion. A
-    ``prior_frame`` VQIG at the crop's size (its frame is the mesh warp's but for the mouth interior) is
-    composed into the photo like the mesh warp (:class:`~flowvq_cli.face.paste.WarpPaste`: the photo
-    sampled at its own resolution, lip line and lids drawn there, the mouth interior from VQIG's frame); others
-    are pasted back."""
-    import cv2
-
-    from flowvq_cli.face.paste import PasteBack, WarpPaste
-    from flowvq_cli.vqig import MeshPrior
-
-    size = vqig.codebook.config.image_size
-    crop_size = source.crop.shape[0]
-    device = next(vqig.parameters()).device
-    crop, src = vqig_source(source, size)
-    cache = vqig.prepare_source(src.to(device), torch.from_numpy(source.coeffs[None].astype(np.float32)).to(device))
-    w = vqig.config.window
-    padded = np.pad(np.asarray(coeffs, np.float32), ((w, w), (0, 0)), mode="edge")  # (T + 2w, 58)
-    renderer, scale = mesh_renderer(source, crop) if vqig.config.mesh_prior else (None, 1.0)
-    native = paste_back and vqig.config.prior_frame and size == crop_size  # prior_frame needs mesh_prior
-    if native:
-        paster = WarpPaste.from_renderer(source.image, source.crop_matrix, renderer, draw=True)
-    else:
-        paster = PasteBack.build(source.image, source.crop_matrix) if paste_back else None
-    for start in range(0, len(coeffs), chunk):
-        idx = np.arange(start, min(len(coeffs), start + chunk))
-        windows = torch.from_numpy(np.stack([padded[i : i + 2 * w + 1] for i in idx]))  # (B, 2w+1, 58)
-        warped, prior, meshes = None, None, None
-        if renderer is not None:
-            meshes = rig.synthesize(source.identity, np.asarray(coeffs)[idx]) * scale
-            warped = renderer.render(meshes)
-            prior = MeshPrior.from_render(warped, frame=vqig.config.prior_frame)
-        out = vqig.render_prepared(cache, windows.to(device), prior=prior)  # (B, 3, S, S) in [-1, 1]
-        frames = ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        for k, frame in enumerate(frames):
-            if native:
-                yield paster(frame, warped.flow[k], warped.paint[k], warped.mouth_paint[k], meshes[k],
-                             under=warped.frames[k])
-                continue
-            if size != crop_size:
-                frame = cv2.resize(frame, (crop_size, crop_size), interpolation=cv2.INTER_CUBIC)
-            yield paster(frame) if paster is not None else frame
-        del warped, prior, meshes  # the mesh-warp maps go before the next chunk's are made
 
 
 class FlowVQ:
@@ -514,164 +374,3 @@ def _loop_to(track: np.ndarray, n: int) -> np.ndarray:
     period = np.r_[np.arange(len(track)), np.arange(len(track) - 2, 0, -1)] if len(track) > 1 else np.zeros(1, int)
     return track[period[np.arange(n) % len(period)]]
 
-
-# ---------------------------------------------------------------------------------------------- batch
-
-JOB_FIELDS = ("face", "audio", "emotion", "intensity", "seed", "out", "pose", "pose_scale", "temperature", "ref",
-              "ref_emotion", "coeffs", "eyes", "text")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One row of a batch file. ``row`` is its 1-based data row number (for messages and reports)."""
-
-    row: int
-    face: str
-    audio: str
-    emotion: str = "neutral"
-    intensity: int = 2
-    seed: int = 0
-    out: str | None = None
-    pose: str = "generated"
-    pose_scale: float = 1.0
-    temperature: float = 1.0
-    ref: str | None = None
-    ref_emotion: str = "neutral"
-    coeffs: str | None = None
-    eyes: str = "auto"
-    text: str | None = None  # what the speech says: the lips shut on its p, b and m
-
-
-def read_jobs(path: str | Path) -> list[Job]:
-    """Jobs from a CSV (header row with the field names) or JSONL file; relative paths are taken relative
-    to the batch file's folder. Unknown columns and missing face/audio are errors naming the row."""
-    import csv
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; pass a CSV or JSONL file of jobs")
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-    elif path.suffix.lower() == ".csv":
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = [(n, {k: v for k, v in r.items() if v not in (None, "")}) for n, r in enumerate(reader, 2)]
-    else:
-        raise InputError(f"{path}: batch files are .csv or .jsonl")
-    return [_job(path, n, r) for n, r in rows]
-
-
-def _job(path: Path, n: int, row: dict) -> Job:
-    unknown = set(row) - set(JOB_FIELDS)
-    if unknown:
-        raise InputError(f"{path}:{n}: unknown column(s) {', '.join(sorted(unknown))}; known: {', '.join(JOB_FIELDS)}")
-    if "face" not in row or "audio" not in row:
-        raise InputError(f"{path}:{n}: every job needs face and audio")
-    base = path.parent
-
-    def rel(v: str | None) -> str | None:
-        return None if v is None else str(base / v) if not Path(v).is_absolute() else v
-
-    try:
-        return Job(row=n, face=rel(row["face"]), audio=rel(row["audio"]), emotion=row.get("emotion", "neutral"),
-                   intensity=int(row.get("intensity", 2)), seed=int(row.get("seed", 0)), out=rel(row.get("out")),
-                   pose=_job_pose(row.get("pose", "generated"), rel), pose_scale=float(row.get("pose_scale", 1.0)),
-                   temperature=float(row.get("temperature", 1.0)), ref=rel(row.get("ref")),
-                   ref_emotion=row.get("ref_emotion", "neutral"), coeffs=rel(row.get("coeffs")),
-                   eyes=row.get("eyes", "auto"), text=row.get("text") or None)
-    except ValueError as exc:
-        raise InputError(f"{path}:{n}: {exc}") from None
-
-
-def _job_pose(pose: str, rel: Callable[[str], str | None]) -> str:
-    """A pose keyword stays as is; a coefficient file path is made relative to the batch file."""
-    return pose if pose in (*POSE_KINDS, "reference") else str(rel(pose))
-
-
-def parse_shard(spec: str | None) -> tuple[int, int]:
-    """``i/n`` (1-based) → (i, n); None → (1, 1)."""
-    if spec is None:
-        return 1, 1
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard must look like 2/4 (this machine's part / number of parts), got {spec!r}") from None
-    if not 1 <= i <= n:
-        raise UsageError(f"--shard {spec}: the part must be between 1 and {n}")
-    return i, n
-
-
-@dataclass
-class JobOutcome:
-    row: int
-    status: str  # "done", "skipped" or "failed"
-    output: str | None = None
-    error: str | None = None
-
-
-def run_batch(model: FlowVQ, jobs: list[Job], *, out_dir: str | Path | None = None, shard: tuple[int, int] = (1, 1),
-              skip_existing: bool = False, force: bool = False, paste_back: bool = True, fps: float = DEFAULT_FPS,
-              on_job: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
-    """Run this shard's jobs (rows i, i+n, ...) with one loaded model; a failing row is reported, never
-    fatal. Each job's seed is its own, so a row gives the same video wherever it stands in the batch.
-
-    Several runs may share one output folder (see docs/stops.md): every file appears complete or not at
-    all; without ``force`` the first run to finish a file keeps it. With ``skip_existing`` a row is also
-    skipped when its output is being written by another live run, or was finished by one meanwhile.
-    Temporary files that killed runs left in an output folder are removed first. A full disk stops the
-    batch (:class:`~flowvq_cli.errors.DiskFullError`) instead of failing every row after it."""
-    from flowvq_cli.errors import DiskFullError, FlowVQError
-
-    part, parts = shard
-    outcomes = []
-    for k, job in enumerate(jobs):
-        if k % parts != part - 1:
-            continue
-        out = job.out or (str(Path(out_dir) / "") if out_dir is not None else None)
-        try:
-            tag = "transfer" if job.ref else job.emotion.strip().lower()
-            target = resolve_output(out, job.face, job.audio, tag, job.seed, force=True)
-            outcome = _batch_row(model, job, target, skip_existing=skip_existing, force=force,
-                                 paste_back=paste_back, fps=fps)
-        except DiskFullError:
-            raise  # every later row would fail the same way: stop with the one line
-        except FlowVQError as exc:
-            outcome = JobOutcome(job.row, "failed", error=str(exc))
-        outcomes.append(outcome)
-        if on_job is not None:
-            on_job(outcome)
-    return outcomes
-
-
-def _batch_row(model: FlowVQ, job: Job, target: Path, *, skip_existing: bool, force: bool, paste_back: bool,
-               fps: float) -> JobOutcome:
-    """One batch row: skipped (done, or another run is on it), done, or an :class:`OutputError` from the
-    run that lost the race to an existing file."""
-    from flowvq_cli.fsutil import being_written, sweep_once
-
-    sweep_once(target.parent)
-    if skip_existing and (target.exists() or being_written(target)):
-        return JobOutcome(job.row, "skipped", str(target))
-    try:
-        result = _run_job(model, job, target, force=force, paste_back=paste_back, fps=fps)
-    except OutputError:
-        if skip_existing and not force and target.exists():  # another run finished it first
-            return JobOutcome(job.row, "skipped", str(target))
-        raise
-    return JobOutcome(job.row, "done", str(result.path))
-
-
-def _run_job(model: FlowVQ, job: Job, target: Path, *, force: bool, paste_back: bool, fps: float) -> GenerationResult:
-    if job.ref:
-        return model.transfer(job.face, job.audio, job.ref, ref_emotion=job.ref_emotion, seed=job.seed, pose=job.pose,
-                              pose_scale=job.pose_scale, fps=fps, out=target, paste_back=paste_back, force=force,
-                              coeffs_out=job.coeffs, eyes=job.eyes, text=job.text)
-    return model.generate(job.face, job.audio, emotion=job.emotion, intensity=job.intensity, seed=job.seed,
-                          temperature=job.temperature, pose=job.pose, pose_scale=job.pose_scale, fps=fps, out=target,
-                          paste_back=paste_back, force=force, coeffs_out=job.coeffs, eyes=job.eyes, text=job.text)
