@@ -1,5 +1,7 @@
-"""Training: the generic engine (:mod:`.loop`) and the component trainers (:mod:`.flows`, :mod:`.images`)."""
+"""Training: the generic engine (:mod:`.loop`) and the component trainers (:mod:`.flows`; the image ones:
+:mod:`.codebook`, :mod:`.vqig`, with :mod:`.image_export`; :mod:`.images` names them all)."""
 
+from .codebook import train_codebook
 from .flows import (
     DEFAULT_WINDOW_FRAMES,
     PRESETS,
@@ -11,8 +13,10 @@ from .flows import (
     train_expflow,
     train_poseflow,
 )
-from .images import ImageRunResult, export_image_component, load_image_run_model, train_codebook, train_vqig
+from .image_common import ImageRunResult
+from .image_export import export_image_component, load_image_run_model
 from .loop import Adversary, TrainConfig, Trainer, TrainingError, TrainResult
+from .vqig import train_vqig
 
 __all__ = [
     "DEFAULT_WINDOW_FRAMES",
