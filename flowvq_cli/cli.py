@@ -12,14 +12,10 @@ clean way (:mod:`flowvq_cli.stops`) and exit 130, 143 and 129; a full disk is on
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import io
 import json
 import os
-import re
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from flowvq_cli import __version__, stops
+from flowvq_cli import __version__, native_log, stops
 from flowvq_cli.errors import DEBUG_ENV, FlowVQError, UsageError, one_line
 
 TEXT_HELP = ("What the speech says: its phones, aligned by pocketsphinx, shut the lips on every p, b and m "
@@ -853,47 +849,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
-_NATIVE_NOISE = re.compile(
-    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
-    r"|[IW]\d{4} \d\d:\d\d:\d\d)"
-)
-
-
-def _filter_native_stderr() -> None:
-    """Keep MediaPipe's C++ chatter off the terminal for the whole process.
-
-    Native libraries log straight to file descriptor 2, sometimes from background threads after a call
-    returned. fd 2 becomes a pipe read by a thread that drops glog INFO/WARNING lines and TFLite notices
-    and passes everything else on; Python's own ``sys.stderr`` writes to the real stderr directly.
-    """
-    try:
-        real = os.dup(2)
-        read_end, write_end = os.pipe()
-    except OSError:
-        return
-    sys.stderr.flush()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), encoding="utf-8", errors="replace",
-                                  line_buffering=True)
-
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            for raw in pipe:
-                line = raw.decode(errors="replace")
-                if not _NATIVE_NOISE.match(line):
-                    sys.stderr.write(line)
-
-    thread = threading.Thread(target=pump, name="flowvq-stderr-filter", daemon=True)
-    thread.start()
-
-    def drain() -> None:
-        os.close(2)  # the pump sees end-of-file once native code holds no other copy
-        thread.join(timeout=0.5)
-
-    atexit.register(drain)
-
-
 def _exit_now(code: int) -> None:
     """Exit after a stop signal without waiting for other threads: the cleanup ran while the exception
     unwound, and interpreter shutdown can block for good on a worker pool's manager thread whose
@@ -911,7 +866,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if not debug:
         warnings.showwarning = _show_warning
-        _filter_native_stderr()
+        native_log.filter_process()  # MediaPipe's C++ chatter off the terminal
     stops.install()
     try:
         # Standalone mode: Typer itself reports usage errors (exit 2), --help and --version (exit 0).

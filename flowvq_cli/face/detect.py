@@ -30,13 +30,9 @@ created once per process (:func:`shared_analyzer`) and reused.
 from __future__ import annotations
 
 import os
-import re
-import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from flowvq_cli import native_log
 from flowvq_cli.errors import FaceNotFoundError, FaceTooSmallError
 
 N_LANDMARKS = 478
@@ -101,43 +98,10 @@ _LEFT_EYE_CORNERS = (33, 133)  # the eye on the image's left (the subject's righ
 _RIGHT_EYE_CORNERS = (362, 263)
 
 
-_NATIVE_NOISE = re.compile(
-    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
-    r"|[IW]\d{4} \d\d:\d\d:\d\d)"
-)
-"""MediaPipe's C++ start-up chatter (TFLite delegate notices, glog INFO/WARNING lines). ERROR and FATAL
-glog lines and anything else still reach stderr."""
-
-
-@contextmanager
-def _native_stderr_filtered() -> Iterator[None]:
-    """Run MediaPipe calls with the process's file descriptor 2 captured, then pass on what is not
-    :data:`_NATIVE_NOISE`. Its C++ code logs straight to fd 2, which Python-level settings cannot
-    silence; the user must see one clear line on error, not a page of graph-building notices."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): leave it alone
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [ln for ln in capture.read().decode(errors="replace").splitlines()
-                    if ln.strip() and not _NATIVE_NOISE.match(ln)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-
-
 def _quiet_mediapipe() -> Any:
-    """Import ``mediapipe.solutions`` with its C++ logging turned down."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Import ``mediapipe.solutions`` with its C++ logging turned down; its calls run in
+    :func:`native_log.filtered <flowvq_cli.native_log.filtered>` blocks, which drop what is still logged."""
+    native_log.lower_native_log_levels()
     from mediapipe.python import solutions
 
     return solutions
@@ -321,7 +285,7 @@ class FaceAnalyzer:
     def _detect_raw(self, rgb: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[FaceBox]:
         """Both detectors on one contiguous image; boxes shifted by ``offset`` (unmerged)."""
         height, width = rgb.shape[:2]
-        with self._lock, _native_stderr_filtered():
+        with self._lock, native_log.filtered():
             self._build()
             detections = [detection for detector in self._detectors
                           for detection in (detector.process(rgb).detections or [])]
@@ -354,7 +318,7 @@ class FaceAnalyzer:
         """
         rgb = _check_rgb(rgb)
         patch, to_image = _square_crop(rgb, box.center, MESH_CROP_SCALE * max(box.width, box.height))
-        with self._lock, _native_stderr_filtered():
+        with self._lock, native_log.filtered():
             self._build()
             in_patch = _mesh_points(self._mesh.process(patch), MESH_CROP_PX, MESH_CROP_PX)
             points, _ = _nearest(in_patch, (MESH_CROP_PX / 2, MESH_CROP_PX / 2))
@@ -613,7 +577,7 @@ class VideoLandmarker:
         if not faces:
             return False
         solutions = _quiet_mediapipe()
-        with _native_stderr_filtered():
+        with native_log.filtered():
             self._mesh = solutions.face_mesh.FaceMesh(
                 static_image_mode=False, max_num_faces=min(len(faces), TRACK_MAX_FACES), refine_landmarks=True,
                 min_detection_confidence=self.min_detection_confidence,
@@ -634,7 +598,7 @@ class VideoLandmarker:
         if self._warm:
             result = self._mesh.process(rgb)
         else:  # the first inferences print the TFLite start-up notices
-            with _native_stderr_filtered():
+            with native_log.filtered():
                 result = self._mesh.process(rgb)
             self._warm = True
         candidates = _mesh_points(result, width, height)
