@@ -18,13 +18,17 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flowvq_cli import __version__, native_log, stops
 from flowvq_cli.errors import DEBUG_ENV, FlowVQError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from flowvq_cli.train import TrainConfig
 
 TEXT_HELP = ("What the speech says: its phones, aligned by pocketsphinx, shut the lips on every p, b and m "
              "(needs pip install '.[phones]').")
@@ -32,6 +36,9 @@ PHONES_HELP = ("Shut the lips on p, b and m where pocketsphinx recognises them, 
                "needs pip install '.[phones]').")
 FP32_HELP = ("VQIG renders in float32 where it would use bf16/fp16 (GPU, CPU with hardware bf16): slower, "
              "machine-independent frames.")
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 
 app = typer.Typer(
     name="flowvq",
@@ -94,7 +101,7 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, max=52, help="How many blendshapes to list.")] = 5,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Fit FlowVQ's face model to a photo or video: head pose and the 52 ARKit blendshapes per frame."""
     from flowvq_cli.face import analyze as analysis_mod
@@ -196,7 +203,7 @@ def generate(
                                                 "default: the bundle shipped in weights/.")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir",
                                                    help="Hub cache folder (default: HF_HOME's).")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Device = "auto",
     fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste the face back into the "
@@ -206,7 +213,7 @@ def generate(
     face_index: Annotated[int, typer.Option("--face-index", min=0, help="Which face (0 = largest).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Make a talking-face video from a photo, a speech recording and an emotion."""
     from flowvq_cli.api import FlowVQ, check_emotion, resolve_device
@@ -266,14 +273,14 @@ def transfer(
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Device = "auto",
     fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
     coeffs: Annotated[Path | None, typer.Option("--coeffs", help="Also write the coefficients (.npz/.csv).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Make a video whose emotion is taken from a reference clip (the flow's inverse pass)."""
     from flowvq_cli.api import FlowVQ, check_emotion
@@ -314,7 +321,7 @@ def synth(
     preview: Annotated[bool, typer.Option("--preview", help="Write preview.png, a contact sheet across emotions."
                                           )] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Rebuild an existing dataset folder.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write a procedural training corpus: synthetic speech, visemes, emotion styles, blinks, head motion."""
     from flowvq_cli.api import corpus_frames
@@ -359,7 +366,7 @@ def prepare(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the speaker split.")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", min=0, help="Prepare at most N new clips this run.")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Redo clips already done.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Turn MEAD, HDTF or a folder of videos into a FlowVQ dataset (coefficients, audio, aligned frames)."""
     from flowvq_cli.data.prepare import prepare as run_prepare
@@ -422,7 +429,7 @@ def batch(
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id.")] = None,
     renderer: Annotated[str, typer.Option("--renderer", help="auto (the bundle's default renderer), vqig or "
                                           "warp.")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Device = "auto",
     fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     fps: Annotated[float, typer.Option("--fps", min=1.0, max=120.0, help="Video frame rate.")] = 25.0,
     paste_back: Annotated[bool, typer.Option("--paste-back/--crop-only", help="Paste back or crop only.")] = True,
@@ -495,7 +502,7 @@ def evaluate(
                           ] = 15,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON to this file.")
                         ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Measure generated videos: the paper's metrics where they can be computed, honest substitutes where not."""
     from rich.console import Console
@@ -541,14 +548,45 @@ train_app = typer.Typer(help="Train FlowVQ's components and assemble weights bun
 app.add_typer(train_app, name="train")
 
 
-def _train_flow(component: str, data: Path, out: Path, config: str, resume: bool, steps: int, batch_size: int,
-                lr: float, warmup: int, eval_every: int, save_every: int, seed: int, device: str,
-                num_workers: int, precision: str, window_frames: int, augment: bool, quiet: bool,
-                overrides: list[str] | None = None) -> None:
+# The options every `flowvq train` model command shares, declared once: name, limits and help. A help text that
+# names what one step takes (windows, images, triplets) or what validation does has one alias per variant.
+# Defaults stay in each signature (the flows' batch size and learning rate differ from the image models');
+# the parameter names are TrainConfig's fields, which _train_config reads.
+TrainResume = Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")]
+TrainSteps = Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")]
+StagedTrainSteps = Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps (all stages).")]
+WindowBatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per step and process.")]
+ImageBatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and process.")]
+TripletBatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Triplets per step and process.")]
+AdamWLr = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")]
+PeakLr = Annotated[float, typer.Option("--lr", help="Peak learning rate.")]
+TrainWarmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")]
+NllEvalEvery = Annotated[int, typer.Option("--eval-every", min=0, help="Validation NLL interval.")]
+SampleEvalEvery = Annotated[int, typer.Option("--eval-every", min=0, help="Validation and sample-grid interval.")]
+TrainSaveEvery = Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")]
+TrainSeed = Annotated[int, typer.Option("--seed", help="Training seed.")]
+TrainNumWorkers = Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")]
+TrainPrecision = Annotated[str, typer.Option("--precision", help="fp32 or bf16.")]
+
+TRAIN_OPTIONS = ("steps", "batch_size", "lr", "warmup", "eval_every", "save_every", "seed", "device", "num_workers",
+                 "precision")
+"""The shared training options that make up a :class:`flowvq_cli.train.TrainConfig` (its field names)."""
+
+
+def _train_config(options: Mapping[str, Any]) -> TrainConfig:
+    """The shared training options of a `train` command (pass its ``locals()``) as a validated TrainConfig."""
+    from flowvq_cli.train import TrainConfig  # deferred: imports torch; keeps --help fast
+
+    return TrainConfig(**{name: options[name] for name in TRAIN_OPTIONS})
+
+
+def _train_flow(component: str, data: Path, out: Path, config: str, train: TrainConfig, resume: bool,
+                window_frames: int, augment: bool, quiet: bool, overrides: list[str] | None = None) -> None:
+    # deferred: these import numpy and torch; keeps --help fast
     from flowvq_cli.audio.augment import AugmentConfig
     from flowvq_cli.audio.features import AudioFeatureConfig
     from flowvq_cli.flow.config import with_overrides
-    from flowvq_cli.train import TrainConfig, train_expflow, train_poseflow
+    from flowvq_cli.train import train_expflow, train_poseflow
     from flowvq_cli.train.flows import model_config as preset_config
 
     if config not in ("tiny", "mini", "base"):
@@ -560,10 +598,8 @@ def _train_flow(component: str, data: Path, out: Path, config: str, resume: bool
             model_config = with_overrides(preset, overrides)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-                      save_every=save_every, seed=seed, device=device, num_workers=num_workers, precision=precision)
     run = train_expflow if component == "expflow" else train_poseflow
-    result = run(data, out, config=model_config or config, train=cfg, resume=resume, window_frames=window_frames,
+    result = run(data, out, config=model_config or config, train=train, resume=resume, window_frames=window_frames,
                  augment=AugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty())
     if result.export_dir is not None:
         typer.echo(str(result.export_dir))
@@ -574,27 +610,27 @@ def _flow_command(component: str):
         data: Annotated[Path, typer.Argument(help="Dataset folder (from `flowvq prepare` or `flowvq synth`).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, export/).")],
         config: Annotated[str, typer.Option("--config", help="Model size: tiny, mini (CPU) or base (GPU).")] = "mini",
-        resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
-        steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 20_000,
-        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per step and process.")] = 16,
-        lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-3,
-        warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 500,
-        eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Validation NLL interval.")] = 1000,
-        save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
-        seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
-        device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-        num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
-        precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16.")] = "fp32",
+        resume: TrainResume = False,
+        steps: TrainSteps = 20_000,
+        batch_size: WindowBatchSize = 16,
+        lr: AdamWLr = 1e-3,
+        warmup: TrainWarmup = 500,
+        eval_every: NllEvalEvery = 1000,
+        save_every: TrainSaveEvery = 1000,
+        seed: TrainSeed = 0,
+        device: Device = "auto",
+        num_workers: TrainNumWorkers = 0,
+        precision: TrainPrecision = "fp32",
         window_frames: Annotated[int, typer.Option("--window-frames", min=4, help="Frames per window.")] = 50,
         augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Audio augmentation (pitch, tempo, "
                                               "noise, reverb, EQ).")] = True,
         overrides: Annotated[list[str] | None, typer.Option(
             "--set", metavar="KEY=VALUE", help="Change one field of the --config preset (repeatable), e.g. "
             "--set audio_context=6 --set prior=gmm.")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+        quiet: Quiet = False,
     ) -> None:
-        _train_flow(component, data, out, config, resume, steps, batch_size, lr, warmup, eval_every, save_every,
-                    seed, device, num_workers, precision, window_frames, augment, quiet, overrides)
+        _train_flow(component, data, out, config, _train_config(locals()), resume, window_frames, augment, quiet,
+                    overrides)
 
     command.__doc__ = f"Train {'ExpFlow (expression)' if component == 'expflow' else 'PoseFlow (head pose)'}; " \
                       "export it for a weights bundle."
@@ -605,12 +641,8 @@ train_app.command("expflow", epilog=TRAIN_EXAMPLES)(_flow_command("expflow"))
 train_app.command("poseflow", epilog=TRAIN_EXAMPLES)(_flow_command("poseflow"))
 
 
-def _image_train_config(steps: int, batch_size: int, lr: float, warmup: int, eval_every: int, save_every: int,
-                        seed: int, device: str, num_workers: int, precision: str):
-    from flowvq_cli.train import TrainConfig
-
-    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-                       save_every=save_every, seed=seed, device=device, num_workers=num_workers, precision=precision)
+AUGMENT_FRAMES_HELP = ("Random colour and lighting changes of the training frames (identity augmentation; the same "
+                       "change on a source and its target).")
 
 
 @train_app.command("codebook", epilog=TRAIN_EXAMPLES)
@@ -622,36 +654,33 @@ def train_codebook_cmd(
     crop: Annotated[int | None, typer.Option("--crop", min=8, help="Train on random CROP² squares of the frames "
                     "(textures at their real scale, (size/crop)² less compute per image); default: whole frames.")
                     ] = None,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random colour and lighting changes of "
-                       "the training frames (identity augmentation; the same change on a source and its target).")
-                       ] = True,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 20_000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and process.")] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 500,
-    eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Validation and sample-grid interval.")
-                          ] = 1000,
-    save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help=AUGMENT_FRAMES_HELP)] = True,
+    resume: TrainResume = False,
+    steps: TrainSteps = 20_000,
+    batch_size: ImageBatchSize = 8,
+    lr: PeakLr = 2e-4,
+    warmup: TrainWarmup = 500,
+    eval_every: SampleEvalEvery = 1000,
+    save_every: TrainSaveEvery = 1000,
     vgg19_weights: Annotated[Path | None, typer.Option("--vgg19-weights", help="Local VGG19 safetensors for the "
                              "perceptual loss (default: a documented substitute; the log says which ran).")] = None,
     adversarial_warmup: Annotated[int | None, typer.Option("--adversarial-warmup", min=0, help="Steps before the "
                                   "adversarial term starts (default: the preset's; mini/base 10000).")] = None,
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from this exported codebook (same "
                          "preset and --size), e.g. to fine-tune a bundle's codebook/ on new data.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
-    precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16.")] = "fp32",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    seed: TrainSeed = 0,
+    device: Device = "auto",
+    num_workers: TrainNumWorkers = 0,
+    precision: TrainPrecision = "fp32",
+    quiet: Quiet = False,
 ) -> None:
     """Train the VQ codebook (encoder, codebook, decoder, patch discriminator); export it for a bundle."""
+    cfg = _train_config(locals())
+    # deferred: these import torch; keeps --help fast
     from flowvq_cli.data.image_augment import ImageAugmentConfig
     from flowvq_cli.train import train_codebook
     from flowvq_cli.train.images import codebook_configs
 
-    cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
-                              precision)
     loss = None
     if adversarial_warmup is not None:  # a resumed run keeps the settings of its run.json
         loss = dataclasses.replace(codebook_configs(config, size)[2], adversarial_warmup_steps=adversarial_warmup)
@@ -670,9 +699,7 @@ def train_vqig_cmd(
     config: Annotated[str, typer.Option("--config", help="tiny, mini (CPU) or base (GPU).")] = "mini",
     stage: Annotated[str, typer.Option("--stage", help="code, image or both (code level, then image level).")
                      ] = "both",
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random colour and lighting changes of "
-                       "the training frames (identity augmentation; the same change on a source and its target).")
-                       ] = True,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help=AUGMENT_FRAMES_HELP)] = True,
     warm_start_steps: Annotated[int, typer.Option("--warm-start-steps", min=0, help="Steps fitting the warping "
                                                   "network to the mesh-warp renderer's flow first.")] = 0,
     code_steps: Annotated[int | None, typer.Option("--code-steps", min=0, help="Code-level steps with --stage "
@@ -695,27 +722,26 @@ def train_vqig_cmd(
     adversarial_warmup: Annotated[int | None, typer.Option("--adversarial-warmup", min=0, help="Steps before the "
                                   "image stage's adversarial term starts, counted from the run's first step "
                                   "(default: the preset's; mini/base 10000).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps (all stages).")] = 20_000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Triplets per step and process.")] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 500,
-    eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Validation and sample-grid interval.")
-                          ] = 1000,
-    save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint interval.")] = 1000,
+    resume: TrainResume = False,
+    steps: StagedTrainSteps = 20_000,
+    batch_size: TripletBatchSize = 8,
+    lr: PeakLr = 2e-4,
+    warmup: TrainWarmup = 500,
+    eval_every: SampleEvalEvery = 1000,
+    save_every: TrainSaveEvery = 1000,
     vgg19_weights: Annotated[Path | None, typer.Option("--vgg19-weights", help="Local VGG19 safetensors.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader processes.")] = 0,
-    precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16.")] = "fp32",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    seed: TrainSeed = 0,
+    device: Device = "auto",
+    num_workers: TrainNumWorkers = 0,
+    precision: TrainPrecision = "fp32",
+    quiet: Quiet = False,
 ) -> None:
     """Train VQIG on a frozen codebook (warm start, code level, image level); export it for a bundle."""
+    cfg = _train_config(locals())
+    # deferred: these import torch; keeps --help fast
     from flowvq_cli.data.image_augment import ImageAugmentConfig
     from flowvq_cli.train import train_vqig
 
-    cfg = _image_train_config(steps, batch_size, lr, warmup, eval_every, save_every, seed, device, num_workers,
-                              precision)
     result = train_vqig(data, out, codebook=codebook, config=config, train=cfg, resume=resume, stage=stage,
                         warm_start_steps=warm_start_steps, code_steps=code_steps, vgg19_weights=vgg19_weights,
                         augment=ImageAugmentConfig() if augment else None, quiet=quiet or not sys.stderr.isatty(),
@@ -834,7 +860,7 @@ def ui(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 7860,
     weights: Annotated[str | None, typer.Option("--weights", help="Bundle folder or Hub id org/name[@rev]; "
                                                 "default: the bundle shipped in weights/.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Device = "auto",
     fp32: Annotated[bool, typer.Option("--fp32", help=FP32_HELP)] = False,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Jobs run at the same time (the rest queue).")] = 1,
 ) -> None:
