@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flowvq_cli import __version__, native_log, stops
+from flowvq_cli.data.merge import merge_datasets
 from flowvq_cli.errors import DEBUG_ENV, FlowVQError, UsageError, one_line
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def analyze(
     quiet: Quiet = False,
 ) -> None:
     """Fit FlowVQ's face model to a photo or video: head pose and the 52 ARKit blendshapes per frame."""
-    from flowvq_cli.face import analyze as analysis_mod
+    from flowvq_cli.face import analyze as analysis_mod  # deferred: imports numpy, cv2; keeps --help fast
 
     outputs = [p for p in (out, csv, overlay) if p is not None]
     analysis_mod.check_outputs(outputs, force=force)
@@ -139,6 +140,7 @@ class _Bar:
 
     def __enter__(self) -> _Bar:
         if self.enabled:
+            # deferred: rich is not loaded by --version; keeps it fast
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -216,7 +218,7 @@ def generate(
     quiet: Quiet = False,
 ) -> None:
     """Make a talking-face video from a photo, a speech recording and an emotion."""
-    from flowvq_cli.api import FlowVQ, check_emotion, resolve_device
+    from flowvq_cli.api import FlowVQ, check_emotion, resolve_device  # deferred: imports torch; keeps --help fast
 
     check_emotion(emotion, intensity)
     resolve_device(device)
@@ -283,7 +285,7 @@ def transfer(
     quiet: Quiet = False,
 ) -> None:
     """Make a video whose emotion is taken from a reference clip (the flow's inverse pass)."""
-    from flowvq_cli.api import FlowVQ, check_emotion
+    from flowvq_cli.api import FlowVQ, check_emotion  # deferred: imports torch; keeps --help fast
 
     ref_emotion, _ = check_emotion(ref_emotion, 2)
     fv = FlowVQ.from_pretrained(weights, device=device, renderer=renderer, fp32=fp32)
@@ -324,6 +326,7 @@ def synth(
     quiet: Quiet = False,
 ) -> None:
     """Write a procedural training corpus: synthetic speech, visemes, emotion styles, blinks, head motion."""
+    # deferred: api imports torch, data.synth numpy and cv2; keeps --help fast
     from flowvq_cli.api import corpus_frames
     from flowvq_cli.data.synth import synthesize_corpus
 
@@ -369,7 +372,7 @@ def prepare(
     quiet: Quiet = False,
 ) -> None:
     """Turn MEAD, HDTF or a folder of videos into a FlowVQ dataset (coefficients, audio, aligned frames)."""
-    from flowvq_cli.data.prepare import prepare as run_prepare
+    from flowvq_cli.data.prepare import prepare as run_prepare  # deferred: imports numpy; keeps --help fast
 
     def count(x: float) -> int | float:
         return int(x) if x >= 1 else x
@@ -398,8 +401,6 @@ def merge(
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing manifest in OUT.")] = False,
 ) -> None:
     """One dataset from several, for training on them together: a manifest that lists their clips."""
-    from flowvq_cli.data.merge import merge_datasets
-
     clips = merge_datasets(out, sources, force=force)
     typer.echo(f"{out}: {len(clips)} clips from {len(sources)} datasets")
 
@@ -437,7 +438,7 @@ def batch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-row lines on stderr.")] = False,
 ) -> None:
     """Run many jobs with the models loaded once; failures are reported per row, the rest still run."""
-    from flowvq_cli.api import FlowVQ, parse_shard, read_jobs, run_batch
+    from flowvq_cli.api import FlowVQ, parse_shard, read_jobs, run_batch  # deferred: imports torch; keeps --help fast
 
     part = parse_shard(shard)
     job_list = read_jobs(jobs)
@@ -452,7 +453,7 @@ def batch(
                          paste_back=paste_back, fps=fps, on_job=show)
     failed = [o for o in outcomes if o.status == "failed"]
     if report is not None:
-        from flowvq_cli.face.export import write_atomic
+        from flowvq_cli.face.export import write_atomic  # deferred: imports numpy, cv2; keeps --help fast
 
         body = json.dumps({"jobs": str(jobs), "shard": f"{part[0]}/{part[1]}",
                            "rows": [vars(o) for o in outcomes]}, indent=2)
@@ -505,6 +506,7 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Measure generated videos: the paper's metrics where they can be computed, honest substitutes where not."""
+    # deferred: flowvq_cli.eval imports numpy and cv2, rich is not loaded by --version; keeps both fast
     from rich.console import Console
     from rich.table import Table
 
@@ -521,7 +523,7 @@ def evaluate(
         table.add_row(*row)
     Console().print(table)
     if json_out is not None:
-        from flowvq_cli.face.export import write_atomic
+        from flowvq_cli.face.export import write_atomic  # deferred: imports numpy, cv2; keeps --help fast
 
         body = report.to_json()
         write_atomic(json_out, lambda tmp: tmp.write_text(body), force=True)
@@ -766,7 +768,7 @@ def train_bundle(
 ) -> None:
     """Assemble exported components into a weights bundle (sha256 manifest) usable with --weights. A codebook
     without VQIG is allowed (the first image stage: the bundle renders with the mesh warp until VQIG is added)."""
-    from flowvq_cli.bundle import write_bundle
+    from flowvq_cli.bundle import write_bundle  # deferred: imports torch; keeps --help fast
 
     if vqig is not None and codebook is None:
         raise UsageError("--vqig needs --codebook: VQIG is tied to the codebook it was trained on")
@@ -788,7 +790,7 @@ def weights_list(
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Hub cache folder.")] = None,
 ) -> None:
     """The default bundle and the bundles in the Hub cache."""
-    from flowvq_cli.hub import default_bundle_dirs, list_cached
+    from flowvq_cli.hub import default_bundle_dirs, list_cached  # deferred: imports torch; keeps --help fast
 
     for d in default_bundle_dirs():
         if (Path(d) / "flowvq.json").exists():
@@ -804,7 +806,7 @@ def weights_download(
     force: Annotated[bool, typer.Option("--force", "-f", help="Download again even if cached.")] = False,
 ) -> None:
     """Download a bundle into the Hub cache (sha256-checked) and print its folder."""
-    from flowvq_cli.hub import download, parse_repo_spec
+    from flowvq_cli.hub import download, parse_repo_spec  # deferred: imports torch; keeps --help fast
 
     spec = parse_repo_spec(repo)
     typer.echo(str(download(spec.repo_id, spec.revision, cache_dir, force=force)))
@@ -816,7 +818,7 @@ def weights_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a bundle completely: manifest, versions, sizes and sha256 of every file."""
-    from flowvq_cli.hub import verify
+    from flowvq_cli.hub import verify  # deferred: imports torch; keeps --help fast
 
     report = verify(path)
     if as_json:
@@ -836,7 +838,7 @@ def weights_push(
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
 ) -> None:
     """Verify a bundle and upload it to the Hub (token from HF_TOKEN or `huggingface-cli login`)."""
-    from flowvq_cli.hub import push
+    from flowvq_cli.hub import push  # deferred: imports torch; keeps --help fast
 
     result = push(path, repo, private=private)
     typer.echo(str(getattr(result, "url", result)))
@@ -865,7 +867,7 @@ def ui(
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Jobs run at the same time (the rest queue).")] = 1,
 ) -> None:
     """A local web page: photo, speech and emotion in, video out (Gradio, offline; models loaded once)."""
-    from flowvq_cli.ui import serve
+    from flowvq_cli.ui import serve  # deferred: imports numpy (and Gradio when serving); keeps --help fast
 
     serve(host=host, port=port, weights=weights, device=device, fp32=fp32, jobs=jobs)
 
