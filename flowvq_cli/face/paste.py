@@ -92,7 +92,7 @@ class Painter(Protocol):
                     ) -> np.ndarray: ...
 
     def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
-                   to_image: np.ndarray | None = None) -> np.ndarray: ...
+                   to_image: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray: ...
 
     def paint_lip_line(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
                        to_image: np.ndarray | None = None) -> np.ndarray: ...
@@ -144,7 +144,9 @@ class WarpPaste:
     composed as a premultiplied layer (the rendered frame minus the warped crop under it) with the paint
     opacity, both resampled bicubically into the photo. With a ``painter`` (the renderer) the mouth interior
     and the lids are drawn again at the photo's resolution instead, from the frame's target mesh: drawn
-    teeth and lash lines stay sharp on a face larger than the crop. The border blend is :class:`PasteBack`'s.
+    teeth and lash lines stay sharp on a face larger than the crop, and a closed lid takes the photo's own
+    lid skin at the photo's resolution (the renderer mirrors the skin above the crease down over the eye).
+    The border blend is :class:`PasteBack`'s.
 
     paste: the geometry (box, feather); source_crop: (S, S, 3) uint8 crop the renderer warps;
     crop_xy, photo_xy: (h, w, 2) float32 crop and photo position of each box pixel; crop_grid: (S, S, 2)
@@ -229,7 +231,8 @@ class WarpPaste:
             elif np.any(mouth_paint > 0):
                 face = self.painter.paint_mouth(face, tgt2d, to_image=p.to_box)
             face = self.painter.paint_lip_line(face, tgt2d, to_image=p.to_box)
-            face = self.painter.paint_lids(face, tgt2d, to_image=p.to_box)
+            x0, y0, x1, y1 = p.box  # the lids' skin from the photo itself, at its resolution
+            face = self.painter.paint_lids(face, tgt2d, to_image=p.to_box, source=p.image[y0:y1, x0:x1])
         elif np.any(paint > 0):
             self._compose_paint(face, frame, flow, np.ascontiguousarray(paint, np.float32))
         return p.blend(face)

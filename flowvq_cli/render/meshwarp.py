@@ -10,11 +10,18 @@ ring half of it, and the crop border stays put, so the surroundings bend smoothl
 Triangles are rasterised into a triangle-id image far-to-near (the face over the ring, and within the
 face by depth), which handles self-occlusion under yaw. Where the target's lips part further than the
 source's, the *mouth interior* (dark cavity, upper and lower teeth, tongue) is painted between the
-inner-lip contours, faded in by how much wider the opening is than the source's at that column. Where an
-eye closes (the target's lids nearer than the source's), the *closed lid* is drawn over it, faded in with
-the closure: from the fold above the eye down to the lash line, pixels darker than the skin under the eye
-are lightened towards it, and a soft lash line is drawn. Without it a closing eye only pulls down whatever
-lies above it, which on a hooded lid or behind glasses is dark: the eye looks narrowed, not shut.
+inner-lip contours, faded in by how much wider the opening is than the source's at that column.
+
+Where an eye closes (the target's lids nearer than the source's), the warp alone only stretches the photo's
+thin band of lid margin and lashes (on a hooded lid, or behind glasses, dark) over the eye, which then
+looks narrowed and smeared, not shut. So the *closed lid* is drawn from the lid's own skin, faded in with
+the closure: between the crease (the fold ring of vertices above the eye) and the lash line, each pixel
+takes the photo's skin as far above the photo's crease as it lies below the target's, at the same place
+across the eye (the skin between crease and brow, mirrored across the crease, so it meets the warped skin
+above without a seam), stopping short of where that skin darkens into the brow or a glasses rim, and
+matched in colour to the skin around the eye. A soft lash line in the photo's lash colour and a faint
+crease are darkened in along its edges. The lower lid rises by itself: the rig's eyeBlink meets the lids a
+fifth of the way up from the lower one.
 
 Outputs are the frames, the dense backward flow (for every output pixel, the source pixel it samples:
 what the VQIG warping network is warm-started on) and the mouth-interior mask.
@@ -70,12 +77,24 @@ class MeshWarpConfig:
     lip_line: float = 0.8  # opacity of the shaded line where closed lips meet (at the mouth's centre)
     lip_line_width: float = 0.03  # its width, mouth widths
     lip_line_open: float = 0.04  # lip gap (mouth widths) at which the line has faded out (the interior shows)
-    lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid paint starts
-    lid_full: float = 0.9  # closure at which it reaches lid_opacity
-    lid_opacity: float = 0.45  # the painted lid's opacity over the warped lid (its texture shows through)
-    lid_skin_quantile: float = 0.5  # skin pixels under the eye brighter than this quantile give the lid colour
-    lash_shade: float = 0.5  # lash line colour = lid colour × this
-    lash_opacity: float = 0.3
+    # The closing lid: between the lid crease (the fold ring above the eye) and the lash line the warp only
+    # stretches the photo's thin band of lid margin and lashes; the lid is drawn instead from the photo's skin
+    # above its own crease, mirrored across the crease (so it joins the skin above without a seam).
+    lid_from: float = 0.3  # eye closure (1 - target opening / source opening) at which the lid starts to show
+    lid_full: float = 0.9  # closure at which it is fully drawn
+    lid_reach: float = 0.75  # the mirror samples at most this share of the way from the crease up to the brow
+    lid_dark: float = 0.8  # ... and stops short of where the skin there falls below this share of its light
+    lid_stretch: float = 2.0  # ... stretching the skin at most this much to fit; past that it folds back
+    lid_edge: float = 0.8  # width of the lid's soft edges, crop pixels
+    lid_margin: float = 0.5  # the lid reaches this far past the lash line (covers the eye's last row), crop px
+    lid_gain: tuple[float, float] = (0.85, 1.1)  # bounds of the lid's colour match (per channel) to the skin
+    lid_corner: float = 0.15  # the lid fades out over this much (eye widths) towards each corner
+    lid_shade: float = 0.1  # the lid darker towards the lash line by this much (it turns under, over the eye)
+    lash_opacity: float = 0.7  # lash line opacity in the middle (in the photo's lash colour), half at the corners
+    lash_width: float = 0.6  # lash line sigma, crop pixels
+    lash_past: float = 0.06  # the lash line runs this far (eye widths) past the corners
+    crease_shade: float = 0.04  # darkening along the crease in the middle, none at the corners
+    crease_width: float = 1.0  # crease line sigma, crop pixels
     # How the photo is sampled at the warped positions. Bilinear sampling at sub-pixel offsets averages
     # neighbouring pixels: on unseen-face clips it keeps 0.59 of the face's Laplacian variance, bicubic 0.88,
     # the clips' real frames 0.95, and PSNR to them rises 0.2 dB (benchmarks/eval_renderers.py).
@@ -117,13 +136,15 @@ class _Eye:
 
     upper: np.ndarray  # upper lid contour (lash line), corners included
     lower: np.ndarray  # lower lid contour, corners included
-    fold: np.ndarray  # the next ring of vertices above the upper contour
+    fold: np.ndarray  # the next ring of vertices above the upper contour (the lid crease)
     below: np.ndarray  # the next ring of vertices below the lower contour
+    brow: np.ndarray  # the brow's lower contour
 
 
 @cache
 def _eyes() -> tuple[_Eye, _Eye]:
-    """Both eyes' contours and the ring above each upper lid (found from the triangles)."""
+    """Both eyes' contours, the rings above the upper lid and below the lower one (found from the triangles),
+    and the brow's lower contour."""
     can = load_canonical()
     v = np.asarray(can.vertices)
     tris = np.asarray(can.triangles)
@@ -139,7 +160,8 @@ def _eyes() -> tuple[_Eye, _Eye]:
             # the ring under the lower one.
             rings.append(np.array([i for i in touching if i not in contour
                                    and (v[i, 1] > v[lid, 1].min() if above else v[i, 1] < v[lid, 1].max())]))
-        eyes.append(_Eye(*(idx[np.argsort(v[idx, 0])] for idx in (upper, lower, *rings))))
+        brow = np.asarray(can.groups[f"brow_lower_{side}"])
+        eyes.append(_Eye(*(idx[np.argsort(v[idx, 0])] for idx in (upper, lower, *rings, brow))))
     return eyes[0], eyes[1]
 
 
@@ -471,8 +493,9 @@ class MeshWarpRenderer:
         self.mouth = _MouthModel.build(self.source, self.source_mesh[:, :2], self.upper_lip, self.lower_lip,
                                        self.config)
         self.eyes = _eyes()
-        self.lid_rgb = [self._lid_colour(eye) for eye in self.eyes]
         self.eye_gap = [self._eye_gap(self.source_mesh[:, :2], eye) for eye in self.eyes]
+        self.lash_rgb = [self._lash_colour(eye) for eye in self.eyes]
+        self.lid_room = [self._lid_room(eye) for eye in self.eyes]
 
     # -- control points -------------------------------------------------------------------------
     def _ring_points(self, mesh2d: np.ndarray) -> np.ndarray:
@@ -575,15 +598,23 @@ class MeshWarpRenderer:
         return out
 
     def paint_lids(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
-                   to_image: np.ndarray | None = None) -> np.ndarray:
+                   to_image: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray:
         """``image`` (H, W, 3) uint8 with the closing lids of target points ``tgt2d`` (468, 2) (frame pixels)
-        painted in; each lid's opacity max-ed into ``paint`` (H, W) when given. ``to_image``: (2, 3)
-        similarity frame → image pixels (default: the frame itself), so the lids can be drawn at another
-        resolution (``face.paste.WarpPaste``: the photo's); soft edge and lash line scale with it."""
-        for eye, rgb, gap in zip(self.eyes, self.lid_rgb, self.eye_gap, strict=True):
+        drawn in, each from the photo's own skin above its crease (:meth:`_draw_lid`); each lid's opacity
+        max-ed into ``paint`` (H, W) when given. ``to_image``: (2, 3) similarity frame → image pixels (default:
+        the frame itself), so the lids can be drawn at another resolution (``face.paste.WarpPaste``: the
+        photo's); soft edges and lines scale with it. ``source``: the unwarped photo in those image pixels
+        (``to_image`` maps the source crop onto it), to take the skin from at that resolution; default: the
+        renderer's source crop."""
+        src_pts = self.source_mesh[:, :2]
+        if source is None:
+            source = self.source
+        elif to_image is not None:
+            src_pts = _affine(src_pts, np.asarray(to_image, np.float64))
+        for eye, gap, lash, room in zip(self.eyes, self.eye_gap, self.lash_rgb, self.lid_room, strict=True):
             closure = 1.0 - self._eye_gap(tgt2d, eye) / gap if gap > 0 else 0.0
             if closure > self.config.lid_from:
-                image = self._paint_lid(image, tgt2d, eye, rgb, closure, paint, to_image)
+                image = self._draw_lid(image, tgt2d, eye, closure, source, src_pts, lash, room, paint, to_image)
         return image
 
     def render(self, target_meshes: np.ndarray) -> WarpResult:
@@ -599,58 +630,161 @@ class MeshWarpRenderer:
         x = np.linspace(up[0, 0], up[-1, 0], 9)[1:-1]
         return float(np.mean(np.interp(x, lo[:, 0], lo[:, 1]) - np.interp(x, up[:, 0], up[:, 1])))
 
-    def _lid_colour(self, eye: _Eye) -> np.ndarray:
-        """(3,) float32 RGB of the skin around the source's eye: the brighter pixels of the band under the
-        lower lid (the upper lid's own band holds lashes and shadow, and behind glasses the rim)."""
-        src = self.source_mesh[:, :2]
+    def _lash_colour(self, eye: _Eye) -> np.ndarray:
+        """(3,) float32 RGB of the photo's upper lashes: the darker pixels along the source's upper lid contour."""
         band = np.zeros(self.source.shape[:2], np.uint8)
-        poly = np.vstack([src[eye.lower], src[eye.below][::-1]])
-        cv2.fillPoly(band, [np.round(poly * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        line = np.round(self.source_mesh[eye.upper, :2] * SUBPIXEL).astype(np.int32)
+        cv2.polylines(band, [line], isClosed=False, color=1, thickness=3, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         pixels = self.source[band > 0].astype(np.float32)
-        if len(pixels) < 4:  # a tiny face: the eye's bounding box and its surroundings
-            x0, y0 = np.floor(src[eye.upper].min(axis=0) - 2).astype(int)
-            x1, y1 = np.ceil(src[eye.lower].max(axis=0) + 2).astype(int)
-            pixels = self.source[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1].reshape(-1, 3).astype(np.float32)
+        if len(pixels) < 4:
+            return np.array([40.0, 30.0, 25.0], np.float32)
         luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
-        bright = pixels[luma >= np.quantile(luma, self.config.lid_skin_quantile)]
-        return np.median(bright, axis=0).astype(np.float32)
+        return np.median(pixels[luma <= np.quantile(luma, 0.1)], axis=0).astype(np.float32)
 
-    def _paint_lid(self, frame: np.ndarray, tgt2d: np.ndarray, eye: _Eye, rgb: np.ndarray, closure: float,
-                   paint: np.ndarray | None = None, to_image: np.ndarray | None = None) -> np.ndarray:
-        """Blend the closed lid (fold → lash line, soft-edged) and its lash line into ``frame``; its opacity
-        is max-ed into ``paint`` (H, W) when given. ``to_image``: as :meth:`paint_lids`."""
+    def _lid_room(self, eye: _Eye) -> float:
+        """How far (a share of the way from the crease to the brow) the photo's skin above the crease reaches
+        before it darkens into the brow, a glasses rim or its shadow: the closing lid takes its skin from below
+        that (at most ``lid_reach``). Measured on the light profile across the eye's middle."""
         c = self.config
-        scale = 1.0
-        if to_image is not None:  # frame → image pixels; the soft edge and the lash line scale too
+        src = self.source_mesh[:, :2]
+        origin, along, across, width = self._eye_frame(src, eye)
+        frame = (origin, along, across)
+        u = np.linspace(0.2, 0.8, 7) * width
+        s_fold = np.interp(u, *self._profile(src[eye.fold], *frame))
+        s_brow = np.interp(u, *self._profile(src[eye.brow], *frame))
+        f = np.linspace(0.0, 1.0, 21)
+        sv = s_fold[None] - f[:, None] * (s_fold - s_brow)[None]  # (21, 7)
+        x = origin[0] + u[None] * along[0] + sv * across[0]
+        y = origin[1] + u[None] * along[1] + sv * across[1]
+        luma = _sample(self.source, x.ravel(), y.ravel()) @ np.array([0.299, 0.587, 0.114], np.float32)
+        light = luma.reshape(len(f), len(u)).mean(axis=1)
+        peak = np.maximum.accumulate(light)
+        dark = np.flatnonzero((f > 0.1) & (light < c.lid_dark * peak))
+        reach = f[dark[0]] - 0.1 if len(dark) else 1.0
+        return float(np.clip(reach, 0.2, c.lid_reach))
+
+    @staticmethod
+    def _eye_frame(pts: np.ndarray, eye: _Eye) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The eye's frame in points ``pts`` (468, 2): origin (its first corner), unit vectors along the line
+        between the corners and across it (down the face), and the corners' distance."""
+        corner0, corner1 = pts[eye.upper[0]], pts[eye.upper[-1]]
+        width = float(np.hypot(*(corner1 - corner0)))
+        along = (corner1 - corner0) / max(width, 1e-9)
+        across = np.array([-along[1], along[0]]) * (1.0 if along[0] >= 0 else -1.0)
+        return corner0, along, across, width
+
+    @staticmethod
+    def _profile(p: np.ndarray, origin: np.ndarray, along: np.ndarray, across: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """A contour (N, 2) in an eye's frame: its (u, s), sorted by u, for ``np.interp``."""
+        d = p - origin
+        u, s = d @ along, d @ across
+        order = np.argsort(u)
+        return u[order], s[order]
+
+    def _draw_lid(self, image: np.ndarray, tgt2d: np.ndarray, eye: _Eye, closure: float, source: np.ndarray,
+                  src_pts: np.ndarray, lash_rgb: np.ndarray, reach: float, paint: np.ndarray | None = None,
+                  to_image: np.ndarray | None = None) -> np.ndarray:
+        """The closing upper lid of ``eye`` drawn into ``image``: the photo's own lid skin, carried down.
+
+        In the eye's frame (u along the line between its corners, s across it, down the face), the lid
+        spans from the crease (the fold ring above the eye) to the lash line (the lower of the two lid
+        contours: the rig may cross them). A pixel at depth t below the crease shows the photo ``source``
+        (its points ``src_pts``) at depth t *above* the photo's own crease, at the same share of the eye's
+        width: the skin between crease and brow, mirrored across the crease, so the lid has the photo's
+        texture, shading and colour and meets the warped skin above the crease without a seam. The skin is
+        taken 1:1 within ``reach`` of the way to the brow (:meth:`_lid_room`), stretched up to ``lid_stretch``
+        where that is too little, and folded back past it (a brow or a glasses rim is never reached). The lid
+        matches its mean colour (per channel, within ``lid_gain``) to the warped skin just above the crease
+        and just below the lash line, and fades out over ``lid_corner`` of the eye's width towards each corner.
+        It runs ``lid_margin`` past the lash line, over the eye's last squeezed row; a soft lash line in the
+        photo's lash colour ``lash_rgb`` and a faint crease are drawn along its edges, and it darkens a little
+        towards the lash line, where it turns under. All of it fades in with the closure between ``lid_from`` and
+        ``lid_full``; its opacity is max-ed into ``paint`` (H, W) when given. ``to_image``: as
+        :meth:`paint_lids`."""
+        c = self.config
+        pts, scale = tgt2d, 1.0
+        if to_image is not None:  # frame → image pixels; edges and lines scale too
             to_image = np.asarray(to_image, np.float64)
-            tgt2d = _affine(tgt2d, to_image)
+            pts = _affine(tgt2d, to_image)
             scale = float(np.sqrt(abs(np.linalg.det(to_image[:, :2]))))
-        strength = c.lid_opacity * float(np.clip((closure - c.lid_from) / (c.lid_full - c.lid_from), 0.0, 1.0))
-        poly = np.vstack([tgt2d[eye.fold], tgt2d[eye.lower][::-1]])
-        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - int(np.ceil(3 * scale)), 0)
-        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + int(np.ceil(4 * scale)), frame.shape[1::-1])
+        strength = float(_smooth(np.float64((closure - c.lid_from) / (c.lid_full - c.lid_from))))
+        origin, along, across, width = self._eye_frame(pts, eye)
+        s_origin, s_along, s_across, s_width = self._eye_frame(src_pts, eye)
+        if strength <= 0.0 or width < 2.0 or s_width < 2.0:
+            return image
+        crease = np.vstack([pts[eye.upper[0]], pts[eye.fold], pts[eye.upper[-1]]])
+        edge, margin = c.lid_edge * scale, c.lid_margin * scale
+        lash_w, crease_w = c.lash_width * scale, c.crease_width * scale
+        pad = 3.0 * max(lash_w, crease_w, edge)
+        box = np.vstack([crease, pts[eye.lower], pts[eye.upper]])
+        h, w = image.shape[:2]
+        x0, y0 = np.clip(np.floor(box.min(axis=0) - pad).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(box.max(axis=0) + pad).astype(int) + 1, 0, [w, h])
         if x1 <= x0 or y1 <= y0:
-            return frame
-        # Mask and lash line drawn in the eye's box only (this runs on every frame with a closing eye).
-        shift = np.array([x0, y0], np.float64)
-        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        cv2.fillPoly(mask, [np.round((poly - shift) * SUBPIXEL).astype(np.int32)], 1.0, lineType=cv2.LINE_AA,
-                     shift=SUBPIXEL_BITS)
-        patch = frame[y0:y1, x0:x1].astype(np.float32)
-        # Lighten only: pixels darker than the lid's skin (the iris, the lid's shadow, a rim dragged down)
-        # move towards it, lighter ones (the lid's own highlights) stay.
-        skin = np.maximum(patch, rgb)
-        lash = np.zeros_like(mask)
-        line = np.round((tgt2d[eye.upper] - shift) * SUBPIXEL).astype(np.int32)
-        cv2.polylines(lash, [line], isClosed=False, color=1.0, thickness=max(1, round(scale)), lineType=cv2.LINE_AA,
-                      shift=SUBPIXEL_BITS)
-        lash_a = c.lash_opacity * lash[..., None]
-        skin = skin * (1.0 - lash_a) + (rgb * c.lash_shade) * lash_a
-        alpha = cv2.GaussianBlur(mask, (0, 0), 0.7 * scale)[..., None] * strength
-        out = frame.copy()
-        out[y0:y1, x0:x1] = np.clip(alpha * skin + (1.0 - alpha) * patch, 0, 255).astype(np.uint8)
+            return image
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        dx, dy = xs - origin[0], ys - origin[1]
+        u = dx * along[0] + dy * along[1]
+        s = dx * across[0] + dy * across[1]
+        frame = (origin, along, across)
+        s_crease = np.interp(u, *self._profile(crease, *frame))
+        s_lash = np.maximum(np.interp(u, *self._profile(pts[eye.upper], *frame)),
+                            np.interp(u, *self._profile(pts[eye.lower], *frame)))
+        depth = np.maximum(s_lash - s_crease, 0.0)  # the lid's height below the crease, column by column
+        t = s - s_crease
+        # The same place in the photo: u at the same share of its eye's width, the skin above its crease.
+        ratio = s_width / width  # photo pixels per image pixel
+        src_frame = (s_origin, s_along, s_across)
+        us = np.clip(u, 0.0, width) * ratio
+        s_src_crease = np.interp(us, *self._profile(
+            np.vstack([src_pts[eye.upper[0]], src_pts[eye.fold], src_pts[eye.upper[-1]]]), *src_frame))
+        room = np.maximum(reach * (s_src_crease - np.interp(us, *self._profile(src_pts[eye.brow], *src_frame))),
+                          ratio * scale)  # skin above the photo's crease to take
+        q = np.maximum(t, -edge) * ratio / np.clip(depth * ratio / room, 1.0, c.lid_stretch)
+        q = np.abs(q)  # (above the crease: the same skin, so the soft edge there shows no seam)
+        q = np.mod(q, 2.0 * room)
+        q = np.where(q > room, 2.0 * room - q, q)  # folded back past the room
+        sv = s_src_crease - q
+        map_x = (s_origin[0] + us * s_along[0] + sv * s_across[0]).astype(np.float32)
+        map_y = (s_origin[1] + us * s_along[1] + sv * s_across[1]).astype(np.float32)
+        lid = cv2.remap(source, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        fade = c.lid_corner * width  # into the corners, where the photo's own lashes and shadow stay
+        ends = _smooth(u / fade) * _smooth((width - u) / fade)
+        alpha = strength * ends * _smooth(t / edge + 0.5) * _smooth((s_lash + margin - s) / edge + 0.5)
+        alpha *= _smooth(depth / edge)  # (crease and lash line meet at the corners)
+        rel = np.clip(t / np.maximum(depth, 1e-6), 0.0, 1.0)
+        lid *= (1.0 - c.lid_shade * rel**2)[..., None]
+        # In the light of its surroundings: the lid's mean lightness that of the warped skin just above the
+        # crease and just below the lash line (the photo's brow-bone skin is often lighter than the lid).
+        middle = (u > 0.2 * width) & (u < 0.8 * width)
+        below = s - (s_lash + 2.0 * lash_w + edge)
+        around = middle & (((t < -edge) & (t > -edge - 3.0 * scale)) | ((below > 0.0) & (below < 3.0 * scale)))
+        inside = middle & (alpha > 0.5 * strength)
+        if around.sum() >= 4 and inside.sum() >= 4:
+            patch = image[y0:y1, x0:x1].astype(np.float32)
+            gain = patch[around].mean(axis=0) / np.maximum(lid[inside].mean(axis=0), 1.0)
+            lid *= np.clip(gain, c.lid_gain[0], c.lid_gain[1]).astype(np.float32)
+
+        def line(at: np.ndarray, sigma: float) -> np.ndarray:
+            g = np.exp(-0.5 * ((s - at) / sigma) ** 2)
+            return np.where(np.abs(s - at) < 3.0 * sigma, g, 0.0)
+
+        past = c.lash_past * width  # the lash line runs a little past the corners, into the photo's own
+        lash_taper = (0.5 + 0.5 * np.sqrt(np.sin(np.pi * np.clip((u + past) / (width + 2 * past), 0.0, 1.0))))
+        lash_taper *= _smooth((u + past) / edge) * _smooth((width + past - u) / edge)
+        lash = strength * c.lash_opacity * lash_taper * line(s_lash, lash_w)
+        crease_taper = np.sin(np.pi * np.clip(u / width, 0.0, 1.0))  # a fold in the middle, gone at the corners
+        crease_line = strength * c.crease_shade * crease_taper * line(s_crease, crease_w) * _smooth(depth / edge)
+        patch = image[y0:y1, x0:x1].astype(np.float32)
+        out_patch = patch + (lid - patch) * alpha[..., None]
+        out_patch *= (1.0 - crease_line)[..., None]
+        out_patch += (lash_rgb - out_patch) * lash[..., None]
+        out = image.copy()
+        out[y0:y1, x0:x1] = np.clip(out_patch + 0.5, 0, 255).astype(np.uint8)
         if paint is not None:
-            np.maximum(paint[y0:y1, x0:x1], alpha[..., 0], out=paint[y0:y1, x0:x1])
+            opacity = np.maximum(alpha, np.maximum(lash, crease_line)).astype(np.float32)
+            np.maximum(paint[y0:y1, x0:x1], opacity, out=paint[y0:y1, x0:x1])
         return out
 
     # -- mouth interior -------------------------------------------------------------------------
