@@ -8,6 +8,7 @@
 #   bash scripts/train_mini.sh vqig-compose [WORK_DIR]  fine-tunes with the warped photo composed in: ~50 min
 #   bash scripts/train_mini.sh vqig-prior [WORK_DIR]    fine-tunes onto the mesh-warp motion: ~30 min
 #   bash scripts/train_mini.sh vqig-frame [WORK_DIR]    composes on the mesh-warp frame, bundles: ~30 min
+#   bash scripts/train_mini.sh flows-real [WORK_DIR]    the front-end comparison of issue 22 (not shipped): ~2 h
 #
 # The flows stage rewrites its components in weights/flowvq-mini and keeps the others (and the model card).
 # The codebook stage trains and measures on a face the training never saw (examples/face2.png), but does
@@ -24,7 +25,7 @@
 # the same way) and its figures differ a little. The `mini` ExpFlow preset is ±6 audio frames through 3 convolutions,
 # consistency loss on the mouth (λ = 2).
 set -euo pipefail
-stage=${1:?usage: train_mini.sh flows|codebook|vqig|vqig-compose|vqig-prior|vqig-frame [WORK_DIR]}
+stage=${1:?usage: train_mini.sh flows|flows-real|codebook|vqig|vqig-compose|vqig-prior|vqig-frame [WORK_DIR]}
 work=${2:-work}
 bundle=weights/flowvq-mini
 mkdir -p "$work"
@@ -56,6 +57,28 @@ case "$stage" in
     [[ -d "$bundle/codebook" ]] && extra+=(--codebook "$bundle/codebook")
     [[ -d "$bundle/vqig" ]] && extra+=(--vqig "$bundle/vqig")
     rebundle --expflow "$work/runs/expflow" --poseflow "$work/runs/poseflow" "${extra[@]}"
+    ;;
+  flows-real)
+    # real-speaker voices (flite, Kokoro; `.[kokoro]` and Debian's flite) + espeak-ng, merged; ExpFlow with the
+    # log-mels alone and with pocketsphinx's phones beside them, one PoseFlow; two bundles in WORK_DIR, the
+    # shipped one untouched (docs/training.md, "Real-speaker voices and phone features": the figures)
+    flowvq synth "$work/synth-real" --clips 480 --seed 10 --no-frames --workers 2 --voices flite,kokoro -q
+    flowvq synth "$work/synth-espeak" --clips 400 --seed 0 --no-frames --workers 2 -q
+    flowvq merge "$work/synth-all" "$work/synth-real" "$work/synth-espeak" --force
+    for variant in logmel phones; do
+      extra=()
+      [[ $variant == phones ]] && extra=(--set phone_dim=40)
+      OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 flowvq train expflow "$work/synth-all" --config mini "${extra[@]}" \
+        --out "$work/runs/expflow-$variant" --steps 6000 --eval-every 1000 --save-every 500 --warmup 300 -q &
+    done
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 flowvq train poseflow "$work/synth-all" --config mini \
+      --out "$work/runs/poseflow-real" --steps 3000 --eval-every 500 --save-every 500 --warmup 200 -q
+    wait
+    for variant in logmel phones; do
+      flowvq train bundle "$work/bundle-$variant" --name "flowvq-mini-$variant" --force \
+        --expflow "$work/runs/expflow-$variant" --poseflow "$work/runs/poseflow-real" \
+        --codebook "$bundle/codebook" --vqig "$bundle/vqig" --default-renderer warp
+    done
     ;;
   codebook)
     flowvq synth "$work/frames" --clips 120 --seed 1 --workers 2 -q
@@ -106,7 +129,7 @@ case "$stage" in
       --vqig "$work/runs/vqig-frame" --default-renderer "${DEFAULT_RENDERER:-warp}"
     ;;
   *)
-    echo "unknown stage $stage; choose flows, codebook, vqig, vqig-compose, vqig-prior or vqig-frame" >&2
+    echo "unknown stage $stage; choose flows, flows-real, codebook, vqig, vqig-compose, vqig-prior or vqig-frame" >&2
     exit 2
     ;;
 esac

@@ -5,7 +5,7 @@ codebook or VQIG that only ever sees one skin tone under one light learns that f
 new photo it paints them back. Every training item therefore gets a random photometric change, the
 *same* one on its source and target frame (VQIG must learn to copy the source's colours, not to guess
 them). Face-*shape* changes are made where the frames are rendered (``flowvq synth --reshape``, through
-the identity mesh); random crops for the codebook are :class:`~flowvq_cli.train.images.RandomCrops`.
+the identity mesh); random crops for the codebook are :class:`~flowvq_cli.train.codebook.RandomCrops`.
 
 The change, on RGB in [0, 1], in this order:
 

@@ -6,7 +6,7 @@ phones aligned by pocketsphinx),
 voice, rate, pitch and loudness varied by emotion, with phoneme timings → visemes with coarticulation →
 the emotion's style at an intensity, blinks, gaze and head motion (:mod:`flowvq_cli.data.motion`) →
 coefficients (T, 58); frames are rendered by the caller's ``render`` (``flowvq synth``: the mesh warp,
-:func:`flowvq_cli.api.corpus_frames`; this package sits below the renderers) on a face photo and stored
+:func:`flowvq_cli.frames.corpus_frames`; this package sits below the renderers) on a face photo and stored
 as the aligned 256² crop. With frames, each clip also gets its own face shape (:func:`reshape_identity`,
 ``--reshape``): the photo is warped to a wider, longer, rounder … face, so image models trained on few
 photos see many face shapes (docs/design.md §4).
@@ -68,7 +68,7 @@ class ClipPlan:
 
 FrameRenderer = Callable[[SourceFace, np.ndarray, np.ndarray], Iterator[np.ndarray]]
 """(photo, coefficients (T, 58), face shape (468, 3)) → the aligned crop's frames (256, 256, 3) uint8
-(``flowvq_cli.api.corpus_frames``)."""
+(``flowvq_cli.frames.corpus_frames``)."""
 
 
 @dataclass
@@ -233,7 +233,7 @@ def synthesize_corpus(out: str | Path, *, clips: int, seed: int = 0, faces: str 
                       force: bool = False, reshape: float = DEFAULT_RESHAPE, voices: str = "espeak",
                       progress=None) -> SynthReport:
     """Write ``clips`` synthetic clips and the manifest to ``out``; see the module docstring. ``render``: what
-    draws the frames (``flowvq_cli.api.corpus_frames``; None: coefficients and audio only). ``reshape``:
+    draws the frames (``flowvq_cli.frames.corpus_frames``; None: coefficients and audio only). ``reshape``:
     strength of each clip's random face-shape change (:func:`reshape_identity`; 0 = the photo's shape).
     ``voices``: :func:`corpus_voices`."""
     out = Path(out)
