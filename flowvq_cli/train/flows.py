@@ -40,7 +40,7 @@ from flowvq_cli.flow.sequence import SequenceFlow
 from flowvq_cli.modeling import resolve_device
 from flowvq_cli.training_state import load_training_state
 
-from .loop import RUN_FILE, RunSpec, TrainConfig, Trainer, TrainResult, is_main_process
+from .loop import RunSpec, TrainConfig, Trainer, TrainResult, is_main_process
 
 EXPORT_DIRNAME = "export"
 PRESETS = ("tiny", "mini", "base")
@@ -206,12 +206,8 @@ def _resolve_spec(component: str, data: str | os.PathLike[str], run_dir: Path, c
                   resume: bool, window_frames: int, hop: int | None, audio_config: AudioFeatureConfig,
                   augment: AugmentConfig | None) -> _RunSpec:
     """A new run's spec (written to run.json by rank 0), or the resumed run's (checked against the request)."""
-    if resume and (run_dir / RUN_FILE).is_file():
-        spec = _RunSpec.load(run_dir)
-        requested = config if isinstance(config, str) else "custom"
-        if spec.component != component or spec.preset != requested:
-            raise UsageError(f"{run_dir} is a {spec.component} run with config {spec.preset!r}, not {component} "
-                             f"{requested!r}; resume with the same command that started it")
+    spec = _RunSpec.resumed(run_dir, component, config) if resume else None
+    if spec is not None:
         return spec
     cfg = model_config(component, config, audio_config.video_feature_dim)
     spec = _RunSpec(component, config if isinstance(config, str) else "custom", cfg.to_dict(),

@@ -37,7 +37,7 @@ from flowvq_cli.vq import VQGAN, DiscriminatorConfig, VGG19Features, VQGANConfig
 from flowvq_cli.vqig import VQIG, VQIGConfig
 
 from .flows import PRESETS
-from .loop import RUN_FILE, RunSpec, TrainResult
+from .loop import RunSpec, TrainResult
 
 SAMPLES_DIRNAME = "samples"
 SAMPLE_ITEMS = 4
@@ -203,14 +203,7 @@ class _ImageRunSpec(RunSpec):
 
 def _check_resume(run_dir: Path, component: str, config: Any) -> _ImageRunSpec | None:
     """The resumed run's spec when ``run.json`` exists (checked against the request), else None."""
-    if not (run_dir / RUN_FILE).is_file():
-        return None
-    spec = _ImageRunSpec.load(run_dir)
-    requested = config if isinstance(config, str) else "custom"
-    if spec.component != component or spec.preset != requested:
-        raise UsageError(f"{run_dir} is a {spec.component} run with config {spec.preset!r}, not {component} "
-                         f"{requested!r}; resume with the same command that started it")
-    return spec
+    return _ImageRunSpec.resumed(run_dir, component, config)
 
 
 def _preset(preset: str, what: str) -> str:

@@ -656,3 +656,17 @@ class RunSpec:
         except (OSError, json.JSONDecodeError, TypeError) as e:
             raise WeightsError(f"{path}: cannot read the run description ({e}); pass a folder made by "
                                f"`{cls.made_by}`") from e
+
+    @classmethod
+    def resumed(cls, run_dir: Path, component: str, config: Any) -> Any:
+        """The run described in ``run_dir``, or None when it has no ``run.json`` yet; UsageError when it is
+        another component's, or was started with another preset (``config``: a preset name, or a config
+        object: "custom")."""
+        if not (run_dir / RUN_FILE).is_file():
+            return None
+        spec = cls.load(run_dir)
+        requested = config if isinstance(config, str) else "custom"
+        if spec.component != component or spec.preset != requested:
+            raise UsageError(f"{run_dir} is a {spec.component} run with config {spec.preset!r}, not {component} "
+                             f"{requested!r}; resume with the same command that started it")
+        return spec
