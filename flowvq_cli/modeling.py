@@ -60,16 +60,22 @@ M = TypeVar("M", bound="ModelMixin")
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 
 
+def check_device_name(device: str) -> None:
+    """A one-line :class:`~flowvq_cli.errors.UsageError` unless ``device`` is auto, cpu, cuda or cuda:N (the
+    names :func:`resolve_device` takes; whether a GPU is there is its business)."""
+    if device != "auto" and not _DEVICE_RE.fullmatch(device):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
 def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch.device:
     """The torch device ``--device`` names: ``auto`` → CUDA when usable, else CPU; ``cpu``; ``cuda[:N]``.
 
     ``local_rank`` (torchrun's ``LOCAL_RANK``, for training) makes a bare ``cuda`` ``cuda:LOCAL_RANK``. An
     unknown name, or CUDA without a usable GPU, is a one-line :class:`~flowvq_cli.errors.UsageError`.
     """
+    check_device_name(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not _DEVICE_RE.fullmatch(device):
-        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {device} asked for, but torch sees no usable CUDA GPU; pass --device cpu")
     if device == "cuda" and local_rank is not None:

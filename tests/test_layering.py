@@ -232,3 +232,16 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_safetensors_is_read_and_written_in_one_place() -> None:
+    """Every weights file goes through ``modeling.load_safetensors`` (one set of checks, one error type)."""
+    readers = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "safetensors" for n in names):
+                readers.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    assert readers and all(r.startswith(f"{PACKAGE}/modeling.py:") for r in readers), \
+        f"safetensors imported outside modeling.py: {readers}; use modeling.load_safetensors / save_safetensors"

@@ -364,10 +364,14 @@ def test_resolve_device_is_one_check_for_generate_and_train(monkeypatch: pytest.
 
     assert api_resolve is train_resolve is modeling.resolve_device
     assert modeling.resolve_device("cpu") == torch.device("cpu")
-    for bad in ("tpu", "gpu", "cudax", "cuda:"):
+    from flowvq_cli.train.loop import TrainConfig
+
+    for bad in ("tpu", "gpu", "cudax", "cuda:", "cuda:x"):
         with pytest.raises(UsageError, match="unknown device") as info:
             modeling.resolve_device(bad)
         assert "\n" not in str(info.value)
+        with pytest.raises(UsageError, match="unknown device"):  # the trainers' config: the same check, up front
+            TrainConfig(device=bad)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert modeling.resolve_device("auto", local_rank=1) == torch.device("cpu")
     with pytest.raises(UsageError, match="no usable CUDA GPU"):

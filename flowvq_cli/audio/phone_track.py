@@ -7,7 +7,9 @@ thing. An ExpFlow whose config has ``phone_dim`` = :data:`N_PHONES` sees, beside
 share of that frame each phone covers (rows sum to 1).
 
 - Training: every clip's phones from pocketsphinx's forced alignment of the clip's ``text.txt`` (what
-  ``flowvq synth`` writes; the first line), else its recogniser; cached under ``DATASET/cache/phones``.
+  ``flowvq synth`` writes; the first line), else its recogniser; or, with the flow config's
+  ``phone_source`` = "speech", from the recogniser always, as generation hears a voice without ``--text``;
+  cached under ``DATASET/cache/phones``.
 - Generation: aligned to ``--text`` when it is given, else recognised (``flowvq_cli.api``).
 
 Frame t covers [t / fps, (t + 1) / fps), as the log-mel frames of video frame t do.
@@ -73,15 +75,21 @@ def speech_phone_track(audio: str | Path, n_frames: int, fps: float, text: str |
     return phone_track(phones, n_frames, fps)
 
 
-def clip_phone_track(audio: Path, n_frames: int, fps: float) -> np.ndarray:
-    """A corpus clip's track: aligned to the first line of its ``text.txt`` when that exists and aligns, else
-    recognised."""
+def clip_text(audio: Path) -> str | None:
+    """The first line of the ``text.txt`` beside a corpus clip's ``audio`` (what ``flowvq synth`` writes), or
+    None when there is none or it is empty."""
     text_file = audio.parent / "text.txt"
-    if text_file.is_file():
-        text = text_file.read_text(encoding="utf-8").splitlines()[0:1]
-        if text and text[0].strip():
-            try:
-                return speech_phone_track(audio, n_frames, fps, text[0])
-            except AlignmentError:
-                pass
+    if not text_file.is_file():
+        return None
+    lines = text_file.read_text(encoding="utf-8").splitlines()
+    return lines[0].strip() or None if lines else None
+
+
+def clip_phone_track(audio: Path, n_frames: int, fps: float, text: str | None = None) -> np.ndarray:
+    """A corpus clip's track: aligned to ``text`` when given and it aligns, else recognised."""
+    if text is not None:
+        try:
+            return speech_phone_track(audio, n_frames, fps, text)
+        except AlignmentError:
+            pass
     return speech_phone_track(audio, n_frames, fps)

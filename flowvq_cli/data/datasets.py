@@ -42,9 +42,11 @@ Choices (documented here because trainers depend on them):
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import math
+import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ from flowvq_cli.audio.features import (
     frames_for,
 )
 from flowvq_cli.audio.load import load_audio
-from flowvq_cli.audio.phone_track import N_PHONES, PHONE_TRACK_VERSION, clip_phone_track
+from flowvq_cli.audio.phone_track import N_PHONES, PHONE_TRACK_VERSION, clip_phone_track, clip_text
 from flowvq_cli.audio.phones import check_pocketsphinx
 from flowvq_cli.data.image_augment import ImageAugmentConfig, apply_image_augment, sample_image_params
 from flowvq_cli.data.manifest import Clip, read_manifest
@@ -124,6 +126,15 @@ def _load_cached(target: Path) -> np.ndarray | None:
         return np.load(target, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
         return None
+
+
+def _save_phone_track(target: Path, job: tuple[Path, int, str | None]) -> np.ndarray:
+    """Compute one clip's phone track from (audio, frames, text or None) and cache it at ``target``."""
+    audio, frames, text = job
+    track = clip_phone_track(audio, frames, VIDEO_FPS, text)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_npy_atomic(target, track, fsync=False)
+    return track
 
 
 def interp_rows(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -273,6 +284,8 @@ class CoeffSequenceDataset(Dataset):
         cache_dir: where caches go (default ``root/cache``).
         phones: append each frame's phone features (:mod:`flowvq_cli.audio.phone_track`) to its log-mels
             (F = ``audio_config.video_feature_dim + N_PHONES``; needs pocketsphinx).
+        phones_from: ``"text"``: each clip's phones aligned to its ``text.txt`` (recognised where it has
+            none); ``"speech"``: recognised from its speech, as ``generate`` hears a voice without ``--text``.
 
     Raises:
         EmptySplitError: the split has no clip, or no clip of at least T frames.
@@ -282,7 +295,9 @@ class CoeffSequenceDataset(Dataset):
                  audio_config: AudioFeatureConfig = AudioFeatureConfig(), *, audio_context: int = 2,
                  n_history: int = 8, hop: int | None = None, augment: AugmentConfig | None = None, seed: int = 0,
                  source: SourceMode = "random", cache_dir: str | os.PathLike[str] | None = None,
-                 phones: bool = False):
+                 phones: bool = False, phones_from: str = "text"):
+        if phones_from not in ("text", "speech"):
+            raise ValueError(f"phones_from must be 'text' or 'speech', got {phones_from!r}")
         if window_frames < 1 or audio_context < 0 or n_history < 1:
             raise ValueError(f"need window_frames >= 1, audio_context >= 0, n_history >= 1; got {window_frames}, "
                              f"{audio_context}, {n_history}")
@@ -293,7 +308,7 @@ class CoeffSequenceDataset(Dataset):
         self.audio_context, self.n_history = audio_context, n_history
         self.hop = hop or max(1, window_frames // 2)
         self.augment, self.seed, self.source_mode = augment, seed, source
-        self.phones = phones
+        self.phones, self.phones_from = phones, phones_from
         if phones:
             check_pocketsphinx()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / CACHE_DIRNAME
@@ -347,17 +362,35 @@ class CoeffSequenceDataset(Dataset):
 
     def phone_track(self, clip: Clip) -> np.ndarray:
         """The clip's (T, N_PHONES) phone features at 25 fps (pocketsphinx once, then read from the cache)."""
-        audio, frames = clip.path(self.root, "audio"), self.clip_frames(clip)
-        text = audio.parent / "text.txt"
-        key = _cache_key(audio, PHONE_TRACK_VERSION, VIDEO_FPS, frames,
-                         sha256_file(text) if text.is_file() else "-")
-        target = self.cache_dir / PHONES_SUBDIR / f"{key}.npy"
+        target, job = self._phone_job(clip)
         track = _load_cached(target)
         if track is None:
-            track = clip_phone_track(audio, frames, VIDEO_FPS)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_npy_atomic(target, track, fsync=False)
+            track = _save_phone_track(target, job)
         return track
+
+    def _phone_job(self, clip: Clip) -> tuple[Path, tuple[Path, int, str | None]]:
+        """Where the clip's phone track is cached, and what computes it (audio, frames, text or None)."""
+        audio, frames = clip.path(self.root, "audio"), self.clip_frames(clip)
+        text = clip_text(audio) if self.phones_from == "text" else None
+        key = _cache_key(audio, PHONE_TRACK_VERSION, VIDEO_FPS, frames,
+                         sha256_file(audio.parent / "text.txt") if text is not None else "-")
+        return self.cache_dir / PHONES_SUBDIR / f"{key}.npy", (audio, frames, text)
+
+    def _warm_phones(self, workers: int) -> None:
+        """Compute the missing phone tracks, ``workers`` pocketsphinx processes at a time."""
+        jobs = [self._phone_job(clip) for clip in self.clips]
+        jobs = [(target, job) for target, job in jobs if _load_cached(target) is None]
+        if workers <= 1 or len(jobs) <= 1:
+            for target, job in jobs:
+                _save_phone_track(target, job)
+            return
+        context = multiprocessing.get_context("spawn")  # pocketsphinx in fresh processes, not torch's forks
+        audios, frames, texts = zip(*(job for _, job in jobs), strict=True)
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            tracks = pool.map(clip_phone_track, audios, frames, [VIDEO_FPS] * len(jobs), texts, chunksize=4)
+            for (target, _), track in zip(jobs, tracks, strict=True):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_npy_atomic(target, track, fsync=False)
 
     def samples(self, clip: Clip) -> np.ndarray:
         """The clip's decoded (N,) float32 audio at the front end's rate (cached; used by augmentation)."""
@@ -370,13 +403,13 @@ class CoeffSequenceDataset(Dataset):
             save_npy_atomic(target, samples, fsync=False)
         return samples
 
-    def warm_cache(self) -> int:
-        """Compute every cache entry this dataset will read (call once before spawning workers or ranks).
-        Returns the number of clips."""
+    def warm_cache(self, workers: int | None = None) -> int:
+        """Compute every cache entry this dataset will read (call once before spawning workers or ranks);
+        the phone tracks in ``workers`` processes (default: one per CPU). Returns the number of clips."""
+        if self.phones:
+            self._warm_phones(os.cpu_count() or 1 if workers is None else workers)
         for clip in self.clips:
             self.features(clip)
-            if self.phones:
-                self.phone_track(clip)
             if self.augment is not None:
                 self.samples(clip)
         return len(self.clips)

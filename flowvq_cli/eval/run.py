@@ -224,11 +224,13 @@ def inception_extractor(path: Path) -> tuple[FeatureExtractor | None, str]:
     try:
         import torch
         import torchvision
-        from safetensors.torch import load_file
     except ImportError:
         return None, "FID needs torchvision for the Inception-v3 network: pip install torchvision"
     model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
-    state = {k: v for k, v in load_file(str(path)).items() if not k.startswith(("AuxLogits.", "fc."))}
+    from flowvq_cli.modeling import load_safetensors  # torch: evaluate's other figures run without it
+
+    state = {k: v for k, v in load_safetensors(path, what="FID weights").items()
+             if not k.startswith(("AuxLogits.", "fc."))}
     model.fc = torch.nn.Identity()
     model.load_state_dict(state, strict=True)
     model.eval()

@@ -19,7 +19,8 @@ import torch
 
 from flowvq_cli.face import canonical
 from flowvq_cli.face.reader import BlendshapeReader
-from flowvq_cli.face.rig import ARKIT_NAMES, CANONICAL_TO_IMAGE, N_EXP
+from flowvq_cli.face.rig import ARKIT_NAMES, CALIBRATED_RIG, CANONICAL_TO_IMAGE, N_EXP
+from flowvq_cli.modeling import load_safetensors
 
 UNREAD = (
     "jawForward", "mouthClose", "mouthFunnel", "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft",
@@ -161,9 +162,5 @@ def neutralize(
 def load_iris_model(path: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A calibrated rig's iris fields (52, 10, 3) and neutral iris offset (10, 3), read once per file
     (``rig.CALIBRATED_RIG`` by default; treat them as read-only)."""
-    from safetensors.torch import load_file
-
-    from flowvq_cli.face.rig import CALIBRATED_RIG
-
-    tensors = load_file(str(path or CALIBRATED_RIG))
+    tensors = load_safetensors(path or CALIBRATED_RIG, what="the calibrated rig")
     return tensors["iris_basis"].float(), tensors["iris_offset"].float()

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from flowvq_cli.face.rig import ARKIT_NAMES, N_EXP
+from flowvq_cli.modeling import load_safetensors
 
 LANDMARK_SUBSET: tuple[int, ...] = (
     0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54, 55, 58, 61, 63, 65, 66,
@@ -159,10 +160,9 @@ class BlendshapeReader(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path = WEIGHTS_FILE) -> BlendshapeReader:
         """The shipped reader (weights from the safetensors file written by the conversion script)."""
-        from safetensors.torch import load_file
-
         reader = cls(ReaderConfig())
-        reader.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        tensors = load_safetensors(path, what="the Blendshape V2 reader")
+        reader.load_state_dict({k: v.float() for k, v in tensors.items()})
         return reader.eval().requires_grad_(False)
 
 

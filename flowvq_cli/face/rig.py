@@ -684,9 +684,10 @@ def procedural_basis() -> np.ndarray:
 def expression_basis() -> np.ndarray:
     """The 52 deformation fields, (52, 468, 3) float32, canonical cm at weight 1 (read-only, cached):
     :func:`procedural_basis` calibrated to the expression reader (:data:`CALIBRATED_RIG`)."""
-    from safetensors.numpy import load_file
+    from flowvq_cli.modeling import load_safetensors  # torch: this module is numpy-only until the fields are read
 
-    basis = np.ascontiguousarray(load_file(str(CALIBRATED_RIG))["basis"], dtype=np.float32)
+    tensors = load_safetensors(CALIBRATED_RIG, what="the calibrated rig")
+    basis = np.ascontiguousarray(tensors["basis"].float().numpy(), dtype=np.float32)
     if basis.shape != (N_EXP, canonical.N_VERTICES, 3):
         raise ValueError(f"{CALIBRATED_RIG} holds fields of shape {basis.shape}; rerun scripts/calibrate_rig.py")
     basis.setflags(write=False)

@@ -19,13 +19,18 @@ POSE_DIM = N_POSE
 __all__ = ["COEFF_LAYOUT_VERSION", "EXP_DIM", "FACE_MODEL_VERSION", "POSE_DIM"]
 
 
+PHONE_SOURCES = ("text", "speech")
+"""Where a training clip's phones come from: aligned to its text, or recognised from its speech."""
+
+
 @dataclass(frozen=True)
 class FlowConfig(ConfigMixin):
     """Architecture shared by ExpFlow and PoseFlow (``to_dict``/``from_dict``: :class:`ConfigMixin`).
 
     audio_dim: log-mel features per video frame (F); phone_dim: phone features per video frame after them
-    (0: none; :data:`flowvq_cli.audio.phone_track.N_PHONES`: pocketsphinx's phones); audio_context: the model
-    sees audio frames t-k..t+k;
+    (0: none; :data:`flowvq_cli.audio.phone_track.N_PHONES`: pocketsphinx's phones); phone_source: where the
+    training clips' phones come from: "text" (aligned to each clip's text) or "speech" (recognised, as
+    ``generate`` hears them when no ``--text`` is given); audio_context: the model sees audio frames t-k..t+k;
     audio_layers / audio_hidden: convolutions (and their width) of the audio encoder over that window (1 = one
     linear map, as bundles made before this field existed);
     n_history: previous frames L in the context; n_steps: Glow steps; d_cond: width of the per-frame
@@ -38,6 +43,7 @@ class FlowConfig(ConfigMixin):
 
     audio_dim: int = 320
     phone_dim: int = 0
+    phone_source: str = "text"
     audio_context: int = 2
     audio_layers: int = 1
     audio_hidden: int = 128
@@ -62,6 +68,8 @@ class FlowConfig(ConfigMixin):
                 raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
         if self.phone_dim < 0:
             raise ValueError(f"phone_dim must be >= 0, got {self.phone_dim}")
+        if self.phone_source not in PHONE_SOURCES:
+            raise ValueError(f"phone_source must be one of {', '.join(PHONE_SOURCES)}, got {self.phone_source!r}")
         if self.audio_context < 0:
             raise ValueError(f"audio_context must be >= 0, got {self.audio_context}")
         if self.d_model % self.n_heads:

@@ -194,7 +194,7 @@ class _RunSpec(RunSpec):
         return CoeffSequenceDataset(data or self.data, split, self.window_frames,
                                     AudioFeatureConfig(**self.audio_config), audio_context=config.audio_context,
                                     n_history=config.n_history, hop=self.hop, augment=aug, seed=seed, source=source,
-                                    phones=config.phone_dim > 0)
+                                    phones=config.phone_dim > 0, phones_from=config.phone_source)
 
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:

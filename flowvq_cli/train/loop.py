@@ -71,13 +71,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from flowvq_cli import stops
 from flowvq_cli.errors import FlowVQError, OutputError, UsageError
-from flowvq_cli.modeling import resolve_device
+from flowvq_cli.modeling import check_device_name, resolve_device
 from flowvq_cli.training_state import latest_training_state, load_training_state, save_training_state
 
 LOG_NAME = "train_log.jsonl"
 CHECKPOINT_DIRNAME = "checkpoints"
 PRECISIONS = ("fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 SEED_BITS = 63
 
 LossFn = Callable[..., Mapping[str, Tensor]]
@@ -135,8 +134,7 @@ class TrainConfig:
             raise UsageError(f"need lr > 0 and 0 <= final_lr_ratio <= 1, got {self.lr}, {self.final_lr_ratio}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise UsageError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device_name(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

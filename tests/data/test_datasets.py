@@ -191,3 +191,29 @@ def test_phone_features_follow_the_log_mels_and_the_clips_text(tmp_path: Path) -
     augmented = CoeffSequenceDataset(root, "train", T, AUDIO, audio_context=K, n_history=L, phones=True,
                                      augment=AugmentConfig(), seed=3)
     assert augmented[0].audio.shape == (T + 2 * K, heard.feature_dim)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
+                    reason="needs pocketsphinx (pip install '.[phones]')")
+def test_phones_heard_from_the_speech_are_what_generation_hears(tmp_path: Path) -> None:
+    from flowvq_cli.audio.phone_track import clip_phone_track
+
+    root = make_dataset(tmp_path / "data")
+    clips = [c for c in read_manifest(root) if c.split == "train"][:2]
+    speech = Path(__file__).resolve().parents[2] / "examples" / "speech3.wav"
+    for clip in clips:
+        audio = clip.path(root, "audio")
+        audio.write_bytes(speech.read_bytes())
+        (audio.parent / "text.txt").write_text("Bob put the maps by my bike, but Pam bought plum jam.\n")
+    heard = CoeffSequenceDataset(root, "train", T, AUDIO, audio_context=K, n_history=L, phones=True,
+                                 phones_from="speech")
+    heard.warm_cache(workers=2)  # pocketsphinx in two worker processes, cached
+    aligned = CoeffSequenceDataset(root, "train", T, AUDIO, audio_context=K, n_history=L, phones=True)
+    for clip in clips:
+        audio, frames = clip.path(root, "audio"), heard.clip_frames(clip)
+        recognised = clip_phone_track(audio, frames, 25.0)  # no text: the recogniser, in this process
+        np.testing.assert_array_equal(heard.phone_track(clip), recognised)
+        assert heard._phone_job(clip)[0] != aligned._phone_job(clip)[0]  # cached apart from the aligned track
+        assert aligned._phone_job(clip)[1][2] == "Bob put the maps by my bike, but Pam bought plum jam."
+    with pytest.raises(ValueError, match="phones_from"):
+        CoeffSequenceDataset(root, "train", T, AUDIO, phones=True, phones_from="video")
