@@ -131,12 +131,13 @@ class FlowVQ:
         return self.expflow.config.phone_dim > 0
 
     def speech_phones(self, audio: str | Path, text: str | None = None) -> list:
-        """pocketsphinx's phones of the speech: aligned to ``text`` (what it says), else recognised; none when
-        the recogniser hears no speech (:mod:`flowvq_cli.audio.phones`)."""
+        """pocketsphinx's phones of the speech: aligned to ``text`` (what it says), else recognised with the
+        narrow search ExpFlow's corpus phones were recognised with; none when the recogniser hears no speech
+        (:mod:`flowvq_cli.audio.phones`)."""
         from flowvq_cli.audio.phones import AlignmentError, phones_of
 
         try:
-            return phones_of(audio, text)
+            return phones_of(audio, text, fast=True)
         except AlignmentError:
             if text is not None:
                 raise

@@ -30,7 +30,7 @@ PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH",
 """pocketsphinx en-us's phone set (the CMU dictionary's 39 ARPAbet phones) and silence; noise and filler
 labels (``+NSN+``, ``+SPN+``, …) count as silence."""
 N_PHONES = len(PHONES)
-PHONE_TRACK_VERSION = 1
+PHONE_TRACK_VERSION = 2
 """Bumped whenever the track changes, so that caches made by older code are not reused."""
 _INDEX = {p: i for i, p in enumerate(PHONES)}
 
@@ -59,15 +59,16 @@ def phone_track(phones: Sequence[Phone], n_frames: int, fps: float) -> np.ndarra
 
 
 def speech_phone_track(audio: str | Path, n_frames: int, fps: float, text: str | None = None) -> np.ndarray:
-    """:func:`phone_track` of the speech in ``audio``: aligned to ``text`` when given, else recognised; where
-    pocketsphinx finds no speech, silence throughout.
+    """:func:`phone_track` of the speech in ``audio``: aligned to ``text`` when given, else recognised (the
+    narrow search, :data:`flowvq_cli.audio.phones.FAST_SEARCH`); where pocketsphinx finds no speech, silence
+    throughout.
 
     Raises:
         PhonesUnavailableError: pocketsphinx is not installed.
         AlignmentError: ``text`` holds a word pocketsphinx does not know, or it could not align it.
     """
     try:
-        phones = phones_of(audio, text)
+        phones = phones_of(audio, text, fast=True)
     except AlignmentError:
         if text is not None:
             raise

@@ -40,9 +40,10 @@ def test_forced_alignment_finds_every_bilabial_of_the_text_in_order() -> None:
 
 
 def test_recognition_without_text_gives_arpabet_phones_end_to_end() -> None:
-    phones = recognise_phones(SPEECH3)
-    _contiguous(phones, 4.32)
-    assert sum(p.label != "SIL" for p in phones) >= 10
+    for fast in (False, True):  # the full search (evaluate) and the narrow one (ExpFlow's phones)
+        phones = recognise_phones(SPEECH3, fast=fast)
+        _contiguous(phones, 4.32)
+        assert sum(p.label != "SIL" for p in phones) >= 10
 
 
 def test_a_word_outside_the_dictionary_is_named() -> None:
