@@ -9,6 +9,7 @@
 #   bash scripts/train_mini.sh vqig-prior [WORK_DIR]    fine-tunes onto the mesh-warp motion: ~30 min
 #   bash scripts/train_mini.sh vqig-frame [WORK_DIR]    composes on the mesh-warp frame, bundles: ~30 min
 #   bash scripts/train_mini.sh flows-real [WORK_DIR]    the front-end comparison of issue 22 (not shipped): ~2 h
+#   bash scripts/train_mini.sh flows-heard [WORK_DIR]   ExpFlow on the phones generation hears (not shipped): ~1 h 45
 #
 # The flows stage rewrites its components in weights/flowvq-mini and keeps the others (and the model card).
 # The codebook stage trains and measures on a face the training never saw (examples/face2.png), but does
@@ -25,7 +26,7 @@
 # the same way) and its figures differ a little. The `mini` ExpFlow preset is ±6 audio frames through 3 convolutions,
 # consistency loss on the mouth (λ = 2).
 set -euo pipefail
-stage=${1:?usage: train_mini.sh flows|flows-real|codebook|vqig|vqig-compose|vqig-prior|vqig-frame [WORK_DIR]}
+stage=${1:?usage: train_mini.sh flows|flows-real|flows-heard|codebook|vqig|vqig-compose|vqig-prior|vqig-frame [WORK_DIR]}
 work=${2:-work}
 bundle=weights/flowvq-mini
 mkdir -p "$work"
@@ -79,6 +80,25 @@ case "$stage" in
         --expflow "$work/runs/expflow-$variant" --poseflow "$work/runs/poseflow-real" \
         --codebook "$bundle/codebook" --vqig "$bundle/vqig" --default-renderer warp
     done
+    ;;
+  flows-heard)
+    # the real-speaker voices of flows-real with all 800 espeak-ng clips of the flows stage; ExpFlow's phones
+    # recognised from each clip's speech by the narrow search generation uses (phone_source=speech), not
+    # aligned to its text; corpora ~47 min, the tracks by 2 pocketsphinx workers ~16 min, ExpFlow ~40 min
+    flowvq synth "$work/synth-real" --clips 480 --seed 10 --no-frames --workers 2 --voices flite,kokoro -q
+    flowvq synth "$work/synth-motion" --clips 800 --seed 0 --no-frames --workers 2 -q
+    flowvq merge "$work/synth-heard" "$work/synth-real" "$work/synth-motion" --force
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 flowvq train expflow "$work/synth-heard" --config mini \
+      --set phone_dim=40 --set phone_source=speech --out "$work/runs/expflow-heard" --steps 6000 --eval-every 1000 \
+      --save-every 500 --warmup 300 -q &
+    exp_pid=$!
+    sleep 60  # PoseFlow after the phone tracks have started
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 flowvq train poseflow "$work/synth-heard" --config mini \
+      --out "$work/runs/poseflow-heard" --steps 3000 --eval-every 500 --save-every 500 --warmup 200 -q
+    wait "$exp_pid"
+    flowvq train bundle "$work/bundle-heard" --name flowvq-mini-heard --force \
+      --expflow "$work/runs/expflow-heard" --poseflow "$work/runs/poseflow-heard" \
+      --codebook "$bundle/codebook" --vqig "$bundle/vqig" --default-renderer warp
     ;;
   codebook)
     flowvq synth "$work/frames" --clips 120 --seed 1 --workers 2 -q
