@@ -33,6 +33,7 @@ def job_dir(tmp_path: Path, face_png: Path, speech_wav: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_four_jobs_one_bad_row(job_dir: Path, tiny_bundle: Path) -> None:
     report = job_dir / "report.json"
     proc = run_cli("batch", str(job_dir / "jobs.csv"), "--weights", str(tiny_bundle), "--out", str(job_dir / "out"),
@@ -49,6 +50,7 @@ def test_four_jobs_one_bad_row(job_dir: Path, tiny_bundle: Path) -> None:
     assert "3 skipped" in again.stderr
 
 
+@pytest.mark.slow
 def test_rows_are_independent_of_position_and_shards_split(job_dir: Path, tiny_bundle: Path) -> None:
     model = FlowVQ.from_pretrained(tiny_bundle, device="cpu")
     jobs = [j for j in read_jobs(job_dir / "jobs.csv") if j.emotion != "bored"]

@@ -45,6 +45,7 @@ def test_help_ends_with_examples() -> None:
     assert "flowvq analyze examples/face.png" in proc.stdout
 
 
+@pytest.mark.slow
 def test_analyze_photo_json(face_png: Path) -> None:
     proc = run_cli("analyze", str(face_png), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -55,6 +56,7 @@ def test_analyze_photo_json(face_png: Path) -> None:
     assert "warning" not in proc.stderr  # exactly one face
 
 
+@pytest.mark.slow
 def test_analyze_writes_outputs_and_refuses_overwrite(face_png: Path, tmp_path: Path) -> None:
     npz, csv_path, png = tmp_path / "sub" / "a.npz", tmp_path / "a.csv", tmp_path / "a_mesh.png"
     proc = run_cli("analyze", str(face_png), "--out", str(npz), "--csv", str(csv_path), "--overlay", str(png))

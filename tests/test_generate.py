@@ -57,6 +57,7 @@ def test_seeds_are_reproducible_and_distinct(model: FlowVQ, face_png: Path, spee
     assert np.ptp(still.coeffs[:, 52:], axis=0).max() == 0.0
 
 
+@pytest.mark.slow
 def test_eyes_auto_changes_only_the_eyes(model: FlowVQ, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
     from flowvq_cli.flow.eyes import EYE_INDICES, GAZE_INDICES
 
@@ -72,6 +73,7 @@ def test_eyes_auto_changes_only_the_eyes(model: FlowVQ, face_png: Path, speech_w
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.slow
 def test_cli_writes_a_playable_mp4(tiny_bundle: Path, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
     proc = run_cli("generate", str(face_png), str(speech_wav), "--emotion", "angry", "--seed", "3",
                    "--weights", str(tiny_bundle), "--out", str(tmp_path) + "/", "--json",
@@ -95,6 +97,7 @@ def test_cli_writes_a_playable_mp4(tiny_bundle: Path, face_png: Path, speech_wav
     assert_one_line_error(again, "already exists", "--force")
 
 
+@pytest.mark.slow
 def test_crop_only_and_num_samples(tiny_bundle: Path, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
     proc = run_cli("generate", str(face_png), str(speech_wav), "-e", "happy", "-n", "2", "--crop-only",
                    "--pose", "still", "--weights", str(tiny_bundle), "--out", str(tmp_path / "many"), "-q")
@@ -154,6 +157,7 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> d
         ("missing_out_folder", ("does not exist",)),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_clear_line(case: str, needles: tuple[str, ...], bad_inputs: dict[str, Path],
                                      tiny_bundle: Path, face_png: Path, speech_wav: Path) -> None:
     d = bad_inputs["dir"]
@@ -187,6 +191,7 @@ def test_bad_input_is_one_clear_line(case: str, needles: tuple[str, ...], bad_in
     assert not list(out.parent.glob(".*partial*")) if out.parent.exists() else True
 
 
+@pytest.mark.slow
 def test_transfer_from_a_reference_clip(model: FlowVQ, face_png: Path, speech_wav: Path, face_rgb: np.ndarray,
                                         tmp_path: Path) -> None:
     """A reference video with speech: its coefficients → latents (forward pass) → reused for new audio."""
@@ -209,6 +214,7 @@ def test_transfer_from_a_reference_clip(model: FlowVQ, face_png: Path, speech_wa
     np.testing.assert_array_equal(result.coeffs, again.coeffs)  # latents come from the clip, not the seed
 
 
+@pytest.mark.slow
 def test_vqig_renderer_path(tiny_renderer_bundle: Path, tiny_bundle: Path, face_png: Path, speech_wav: Path,
                             tmp_path: Path) -> None:
     """The learned renderer end to end (tiny, untrained codebook + VQIG: the plumbing, not the quality)."""
@@ -263,6 +269,7 @@ def test_vqig_on_the_mesh_prior_renders_close_to_the_mesh_warp(tiny_prior_bundle
     assert close < 4.0 and close < 0.3 * swapped
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_a_generated_video(model: FlowVQ, face_png: Path, speech_wav: Path,
                                                tmp_path: Path) -> None:
     video = tmp_path / "face_speech_happy_s1.mp4"
@@ -279,6 +286,7 @@ def test_evaluate_command_on_a_generated_video(model: FlowVQ, face_png: Path, sp
     assert not metrics["FID"]["available"] and metrics["FID"]["reason"]  # no GT here: says what it needs
 
 
+@pytest.mark.slow
 def test_several_faces_warn_and_face_index_picks(tiny_bundle: Path, face_rgb: np.ndarray, speech_wav: Path,
                                                 tmp_path: Path) -> None:
     big = Image.fromarray(face_rgb)

@@ -81,6 +81,7 @@ def test_generate_with_text_shuts_the_lips_on_every_bilabial_and_leaves_the_rest
 @pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
                     reason="the phones come from pocketsphinx: pip install '.[phones]'")
 @pytest.mark.parametrize(("text", "code", "needle"), [("!!!", 2, "holds no words"), ("Bob xqzzyq", 1, "xqzzyq")])
+@pytest.mark.slow
 def test_text_that_cannot_be_aligned_is_one_clear_line(text: str, code: int, needle: str, tiny_bundle: Path,
                                                         face_png: Path, tmp_path: Path) -> None:
     """No words at all is a usage error (exit 2); a word pocketsphinx does not know is named (exit 1)."""

@@ -96,6 +96,7 @@ def short_wav(tmp_path: Path, speech_wav: Path) -> Path:
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
+@pytest.mark.slow
 def test_signal_stops_generate_cleanly(sig: int, code: int, tmp_path: Path, face_png: Path,
                                        long_wav: Path) -> None:
     out = tmp_path / "out"
@@ -112,6 +113,7 @@ def test_signal_stops_generate_cleanly(sig: int, code: int, tmp_path: Path, face
     assert processes_mentioning(str(tmp_path)) == []  # ffmpeg was stopped too
 
 
+@pytest.mark.slow
 def test_sigterm_stops_batch_cleanly(tmp_path: Path, face_png: Path, short_wav: Path,
                                                                long_wav: Path) -> None:
     (tmp_path / "jobs.csv").write_text(f"face,audio,seed\n{face_png},{short_wav},1\n{face_png},{long_wav},2\n")
@@ -128,6 +130,7 @@ def test_sigterm_stops_batch_cleanly(tmp_path: Path, face_png: Path, short_wav: 
     assert info.n_frames == 40 and info.has_audio
 
 
+@pytest.mark.slow
 def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, face_png: Path, short_wav: Path,
                                                      long_wav: Path) -> None:
     (tmp_path / "jobs.csv").write_text(f"face,audio,seed\n{face_png},{short_wav},1\n{face_png},{long_wav},2\n")
@@ -278,6 +281,7 @@ def test_atomic_write_on_a_full_disk_is_one_line(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ffmpeg_failing_to_write_on_a_full_disk_is_one_line(tmp_path: Path, face_png: Path,
                                                             short_wav: Path) -> None:
     from flowvq_cli.video import ffmpeg_exe
@@ -316,6 +320,7 @@ def tiny_tmpfs(tmp_path: Path):
 
 
 @pytest.mark.parametrize("command", ["generate", "batch"])
+@pytest.mark.slow
 def test_writing_into_a_full_filesystem_is_one_line(command: str, tiny_tmpfs: Path, tmp_path: Path, face_png: Path,
                                                     short_wav: Path) -> None:
     if command == "generate":
@@ -335,6 +340,7 @@ def test_writing_into_a_full_filesystem_is_one_line(command: str, tiny_tmpfs: Pa
 # --------------------------------------------------------------------------------- two runs, one folder
 
 
+@pytest.mark.slow
 def test_two_batches_on_one_folder_write_every_file_once_and_whole(tmp_path: Path, face_png: Path,
                                                                    short_wav: Path) -> None:
     rows = "".join(f"{face_png},{short_wav},{seed}\n" for seed in range(2))

@@ -55,6 +55,7 @@ def short_speech(speech_wav: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
+@pytest.mark.slow
 def test_a_photo_without_a_face_shows_the_clis_one_line(client: Client, tiny_bundle: Path, short_speech: Path,
                                                          tmp_path: Path) -> None:
     from skimage import data
@@ -73,6 +74,7 @@ def test_a_photo_without_a_face_shows_the_clis_one_line(client: Client, tiny_bun
                        api_name="/generate")
 
 
+@pytest.mark.slow
 def test_a_generate_job_returns_playable_mp4s_csvs_and_plots(client: Client, face_png: Path,
                                                              short_speech: Path) -> None:
     """After the errors above, the same server makes videos: two samples, each stage reported as it runs."""
@@ -110,6 +112,7 @@ def test_a_generate_job_returns_playable_mp4s_csvs_and_plots(client: Client, fac
 
 @pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None and not REQUIRED,
                     reason="the text box needs pocketsphinx: pip install -e '.[ui]'")
+@pytest.mark.slow
 def test_what_the_speech_says_shuts_the_lips_on_its_bilabials(client: Client, face_png: Path) -> None:
     """The page's text box reaches generate: the 15 p/b/m of speech3.wav's sentence are found and shut."""
     speech = Path(__file__).resolve().parents[1] / "examples" / "speech3.wav"
@@ -122,6 +125,7 @@ def test_what_the_speech_says_shuts_the_lips_on_its_bilabials(client: Client, fa
 
 
 @pytest.mark.skipif(NO_BROWSER is not None and not REQUIRED, reason=str(NO_BROWSER))
+@pytest.mark.slow
 def test_the_page_in_headless_chromium(server: Server, face_png: Path, speech_wav: Path, tmp_path: Path) -> None:
     from skimage import data
 

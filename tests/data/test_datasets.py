@@ -195,6 +195,7 @@ def test_phone_features_follow_the_log_mels_and_the_clips_text(tmp_path: Path) -
 
 @pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
                     reason="needs pocketsphinx (pip install '.[phones]')")
+@pytest.mark.slow
 def test_phones_heard_from_the_speech_are_what_generation_hears(tmp_path: Path) -> None:
     from flowvq_cli.audio.phone_track import clip_phone_track
 

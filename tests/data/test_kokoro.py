@@ -47,6 +47,7 @@ def test_without_the_packages_the_corpus_says_how_to_get_them(monkeypatch: pytes
 
 
 @needs_kokoro
+@pytest.mark.slow
 def test_a_kokoro_speaker_says_the_text_intelligibly_with_aligned_phones() -> None:
     from pocketsphinx import Decoder
 

@@ -279,6 +279,7 @@ def test_interrupted_run_resumes_without_redoing_done_clips(tmp_path: Path, medi
     assert forced.done == ["a"] and forced.skipped == [] and marker_mtimes(out)["a"] > stamps["a"]
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_on_hdtf(tmp_path: Path, media: Media) -> None:
     root = tmp_path / "HDTF"
     place(media.talk, root / "WRA_KellyAyotte_000.mp4")

@@ -88,6 +88,7 @@ def known_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_with_text_reports_the_known_answers(known_clip: Path, tmp_path: Path) -> None:
     report = tmp_path / "metrics.json"
     proc = subprocess.run([sys.executable, "-m", "flowvq_cli", "evaluate", "--pred", str(known_clip), "--text", TEXT2,

@@ -105,6 +105,7 @@ def test_offset_of_a_mouth_five_frames_late(speech_wav: Path) -> None:
     assert all(not r.available and "audio" in (r.reason or "") for r in run.sync_results(mouth, None))
 
 
+@pytest.mark.slow
 def test_seed_folder_gives_diversity_and_plots(tmp_path: Path, face_rgb: np.ndarray, speech_wav: Path) -> None:
     """Two seeds of one job in a folder (different head motion) → diversity > 0, trace map written."""
     for seed, amplitude in ((0, 2.0), (1, 6.0)):
