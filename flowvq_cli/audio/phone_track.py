@@ -83,7 +83,7 @@ def clip_text(audio: Path) -> str | None:
     if not text_file.is_file():
         return None
     lines = text_file.read_text(encoding="utf-8").splitlines()
-    return lines[0].strip() or None if lines else None
+    return (lines[0].strip() or None) if lines else None
 
 
 def clip_phone_track(audio: Path, n_frames: int, fps: float, text: str | None = None) -> np.ndarray:

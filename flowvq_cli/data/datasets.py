@@ -407,7 +407,7 @@ class CoeffSequenceDataset(Dataset):
         """Compute every cache entry this dataset will read (call once before spawning workers or ranks);
         the phone tracks in ``workers`` processes (default: one per CPU). Returns the number of clips."""
         if self.phones:
-            self._warm_phones(os.cpu_count() or 1 if workers is None else workers)
+            self._warm_phones((os.cpu_count() or 1) if workers is None else workers)
         for clip in self.clips:
             self.features(clip)
             if self.augment is not None:

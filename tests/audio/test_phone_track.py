@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowvq_cli.audio.phone_track import N_PHONES, PHONES, phone_track, speech_phone_track
+from flowvq_cli.audio.phone_track import N_PHONES, PHONES, clip_text, phone_track, speech_phone_track
 from flowvq_cli.audio.phones import Phone
 
 FPS = 25.0
@@ -47,3 +47,11 @@ def test_the_track_of_a_recording_has_its_bilabials_where_the_aligner_puts_them(
     assert PHONES[int(spoken[0].argmax())] == "B"  # "Bob ..."
     recognised = speech_phone_track(wav, 100, FPS)
     assert recognised.shape == (100, N_PHONES) and np.allclose(recognised.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_clips_text_is_the_first_line_of_its_text_file(tmp_path: Path) -> None:
+    audio = tmp_path / "audio.wav"
+    assert clip_text(audio) is None  # no text.txt
+    for written, expected in (("", None), ("  \nvoice\n", None), ("Bob put the maps.\nvoice\n", "Bob put the maps.")):
+        (tmp_path / "text.txt").write_text(written, encoding="utf-8")
+        assert clip_text(audio) == expected
