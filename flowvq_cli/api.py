@@ -134,14 +134,9 @@ class FlowVQ:
         """pocketsphinx's phones of the speech: aligned to ``text`` (what it says), else recognised with the
         narrow search ExpFlow's corpus phones were recognised with; none when the recogniser hears no speech
         (:mod:`flowvq_cli.audio.phones`)."""
-        from flowvq_cli.audio.phones import AlignmentError, phones_of
+        from flowvq_cli.audio.phones import heard_phones
 
-        try:
-            return phones_of(audio, text, fast=True)
-        except AlignmentError:
-            if text is not None:
-                raise
-            return []
+        return heard_phones(audio, text)
 
     def audio_features(self, audio: str | Path, fps: float, *, text: str | None = None,
                        phones: list | None = None) -> tuple[np.ndarray, float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowvq_cli.audio.phones import SILENCE, AlignmentError, Phone, phones_of
+from flowvq_cli.audio.phones import SILENCE, AlignmentError, Phone, heard_phones
 
 PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
           "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW",
@@ -32,6 +32,8 @@ labels (``+NSN+``, ``+SPN+``, …) count as silence."""
 N_PHONES = len(PHONES)
 PHONE_TRACK_VERSION = 2
 """Bumped whenever the track changes, so that caches made by older code are not reused."""
+PHONE_SOURCES = ("text", "speech")
+"""Where a training clip's phones come from: aligned to its text, or recognised from its speech."""
 _INDEX = {p: i for i, p in enumerate(PHONES)}
 
 
@@ -67,13 +69,7 @@ def speech_phone_track(audio: str | Path, n_frames: int, fps: float, text: str |
         PhonesUnavailableError: pocketsphinx is not installed.
         AlignmentError: ``text`` holds a word pocketsphinx does not know, or it could not align it.
     """
-    try:
-        phones = phones_of(audio, text, fast=True)
-    except AlignmentError:
-        if text is not None:
-            raise
-        phones = []  # the recogniser heard no speech
-    return phone_track(phones, n_frames, fps)
+    return phone_track(heard_phones(audio, text), n_frames, fps)
 
 
 def clip_text(audio: Path) -> str | None:

@@ -68,7 +68,13 @@ from flowvq_cli.audio.features import (
     frames_for,
 )
 from flowvq_cli.audio.load import load_audio
-from flowvq_cli.audio.phone_track import N_PHONES, PHONE_TRACK_VERSION, clip_phone_track, clip_text
+from flowvq_cli.audio.phone_track import (
+    N_PHONES,
+    PHONE_SOURCES,
+    PHONE_TRACK_VERSION,
+    clip_phone_track,
+    clip_text,
+)
 from flowvq_cli.audio.phones import check_pocketsphinx
 from flowvq_cli.data.image_augment import ImageAugmentConfig, apply_image_augment, sample_image_params
 from flowvq_cli.data.manifest import Clip, read_manifest
@@ -128,10 +134,8 @@ def _load_cached(target: Path) -> np.ndarray | None:
         return None
 
 
-def _save_phone_track(target: Path, job: tuple[Path, int, str | None]) -> np.ndarray:
-    """Compute one clip's phone track from (audio, frames, text or None) and cache it at ``target``."""
-    audio, frames, text = job
-    track = clip_phone_track(audio, frames, VIDEO_FPS, text)
+def _cache_phone_track(target: Path, track: np.ndarray) -> np.ndarray:
+    """Write one clip's phone track to the cache entry ``target``; returns it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     save_npy_atomic(target, track, fsync=False)
     return track
@@ -296,8 +300,8 @@ class CoeffSequenceDataset(Dataset):
                  n_history: int = 8, hop: int | None = None, augment: AugmentConfig | None = None, seed: int = 0,
                  source: SourceMode = "random", cache_dir: str | os.PathLike[str] | None = None,
                  phones: bool = False, phones_from: str = "text"):
-        if phones_from not in ("text", "speech"):
-            raise ValueError(f"phones_from must be 'text' or 'speech', got {phones_from!r}")
+        if phones_from not in PHONE_SOURCES:
+            raise ValueError(f"phones_from must be one of {', '.join(PHONE_SOURCES)}, got {phones_from!r}")
         if window_frames < 1 or audio_context < 0 or n_history < 1:
             raise ValueError(f"need window_frames >= 1, audio_context >= 0, n_history >= 1; got {window_frames}, "
                              f"{audio_context}, {n_history}")
@@ -362,10 +366,10 @@ class CoeffSequenceDataset(Dataset):
 
     def phone_track(self, clip: Clip) -> np.ndarray:
         """The clip's (T, N_PHONES) phone features at 25 fps (pocketsphinx once, then read from the cache)."""
-        target, job = self._phone_job(clip)
+        target, (audio, frames, text) = self._phone_job(clip)
         track = _load_cached(target)
         if track is None:
-            track = _save_phone_track(target, job)
+            track = _cache_phone_track(target, clip_phone_track(audio, frames, VIDEO_FPS, text))
         return track
 
     def _phone_job(self, clip: Clip) -> tuple[Path, tuple[Path, int, str | None]]:
@@ -380,17 +384,20 @@ class CoeffSequenceDataset(Dataset):
         """Compute the missing phone tracks, ``workers`` pocketsphinx processes at a time."""
         jobs = [self._phone_job(clip) for clip in self.clips]
         jobs = [(target, job) for target, job in jobs if _load_cached(target) is None]
-        if workers <= 1 or len(jobs) <= 1:
-            for target, job in jobs:
-                _save_phone_track(target, job)
+        if not jobs:
+            return
+        targets, (audios, frames, texts) = [t for t, _ in jobs], zip(*(job for _, job in jobs), strict=True)
+        fps = [VIDEO_FPS] * len(jobs)
+        if workers <= 1 or len(jobs) == 1:
+            tracks = map(clip_phone_track, audios, frames, fps, texts)
+            for target, track in zip(targets, tracks, strict=True):
+                _cache_phone_track(target, track)
             return
         context = multiprocessing.get_context("spawn")  # pocketsphinx in fresh processes, not torch's forks
-        audios, frames, texts = zip(*(job for _, job in jobs), strict=True)
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            tracks = pool.map(clip_phone_track, audios, frames, [VIDEO_FPS] * len(jobs), texts, chunksize=4)
-            for (target, _), track in zip(jobs, tracks, strict=True):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                save_npy_atomic(target, track, fsync=False)
+            for target, track in zip(targets, pool.map(clip_phone_track, audios, frames, fps, texts, chunksize=4),
+                                     strict=True):
+                _cache_phone_track(target, track)
 
     def samples(self, clip: Clip) -> np.ndarray:
         """The clip's decoded (N,) float32 audio at the front end's rate (cached; used by augmentation)."""

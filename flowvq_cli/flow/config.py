@@ -11,16 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 # Coefficient layout (docs/design.md §2): exp[0:52] (ARKit blendshapes in [0, 1]), pose[52:58].
+from flowvq_cli.audio.phone_track import PHONE_SOURCES
 from flowvq_cli.face.rig import COEFF_LAYOUT_VERSION, FACE_MODEL_VERSION, N_EXP, N_POSE
 from flowvq_cli.modeling import ConfigMixin
 
 EXP_DIM = N_EXP
 POSE_DIM = N_POSE
 __all__ = ["COEFF_LAYOUT_VERSION", "EXP_DIM", "FACE_MODEL_VERSION", "POSE_DIM"]
-
-
-PHONE_SOURCES = ("text", "speech")
-"""Where a training clip's phones come from: aligned to its text, or recognised from its speech."""
 
 
 @dataclass(frozen=True)
