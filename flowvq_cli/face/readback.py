@@ -28,8 +28,10 @@ UNREAD = (
     "tongueOut",
 )  # fmt: skip
 """Blendshapes the reader does not see in the rig's landmarks: on the canonical face it reads them at most
-0.02 however far (up to 3 times) their fields move, and it has no tongueOut. Their fields cannot be
-calibrated to it, and a neutral face is not corrected along them (``scripts/calibrate_rig.py``)."""
+0.02 however far (up to 3 times) their fields move, and it has no tongueOut. Their fields are not
+calibrated to it, and a neutral face is not corrected along them (``scripts/calibrate_rig.py``).
+``benchmarks/reader_reach.py``: free landmark moves of a few mm make it read mouthFrown, mouthDimple and
+mouthFunnel (not cheekPuff, cheekSquint, noseSneer, jawForward), smooth corrections of the fields do not."""
 NOT_REMOVED = tuple(n for n in ARKIT_NAMES if n.startswith(("eyeBlink", "eyeLook")))
 """Kept in a neutral face: a blink is rebuilt per identity, not subtracted, and where the eyes look is
 not part of the face's shape (the rig's irises are derived points)."""

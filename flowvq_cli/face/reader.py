@@ -62,6 +62,8 @@ READER_NAMES: tuple[str, ...] = (
 
 UNREAD = ("tongueOut",)
 """FlowVQ blendshapes the reader has no output for (read as 0)."""
+UNREAD_LOGIT = -20.0
+"""Their logit (:meth:`BlendshapeReader.read` with ``logits=True``): a score of 2e-9."""
 
 WEIGHTS_FILE = Path(__file__).resolve().parents[1] / "assets" / "blendshape_v2.safetensors"
 
@@ -137,7 +139,7 @@ class BlendshapeReader(nn.Module):
         order = [READER_NAMES.index(n) if n in READER_NAMES else -1 for n in ARKIT_NAMES]
         self.register_buffer("to_arkit", torch.tensor(order), persistent=False)
 
-    def forward(self, points: torch.Tensor) -> torch.Tensor:
+    def forward(self, points: torch.Tensor, logits: bool = False) -> torch.Tensor:
         centred = points - points.mean(1, keepdim=True)  # (B, P, 2)
         spread = centred.norm(dim=-1).mean(1, keepdim=True).unsqueeze(-1)  # (B, 1, 1)
         x = centred / spread * self.config.input_scale
@@ -146,15 +148,19 @@ class BlendshapeReader(nn.Module):
         x = torch.cat([self.extra_token.expand(len(x), -1, -1), x], dim=1)  # (B, 97, 64)
         for block in self.blocks:
             x = block(x)
-        return torch.sigmoid(self.head(x[:, 0]))  # (B, 52)
+        head = self.head(x[:, 0])  # (B, 52)
+        return head if logits else torch.sigmoid(head)
 
-    def read(self, landmarks: torch.Tensor) -> torch.Tensor:
+    def read(self, landmarks: torch.Tensor, logits: bool = False) -> torch.Tensor:
         """FaceMesh landmarks (B, 478, >=2) in image pixels -> (B, 52) in ``ARKIT_NAMES`` order.
 
-        Only x and y are used; blendshapes in :data:`UNREAD` read 0. Differentiable.
+        Only x and y are used; blendshapes in :data:`UNREAD` read 0. Differentiable. ``logits``: the scores
+        before the sigmoid (:data:`UNREAD_LOGIT` for :data:`UNREAD`), whose gradient does not vanish where a
+        score sits at 0 or 1 (``scripts/calibrate_rig.py`` learns from them).
         """
-        scores = self(landmarks[:, self.subset, :2])
-        padded = torch.cat([scores, scores.new_zeros(len(scores), 1)], dim=1)  # index -1 -> 0
+        scores = self(landmarks[:, self.subset, :2], logits=logits)
+        pad = UNREAD_LOGIT if logits else 0.0
+        padded = torch.cat([scores, scores.new_full((len(scores), 1), pad)], dim=1)  # index -1 -> pad
         return padded[:, self.to_arkit]
 
     @classmethod

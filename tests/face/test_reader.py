@@ -11,6 +11,7 @@ import torch
 from flowvq_cli.face.reader import (
     LANDMARK_SUBSET,
     READER_NAMES,
+    UNREAD_LOGIT,
     BlendshapeReader,
     ReaderConfig,
     default_reader,
@@ -62,6 +63,24 @@ def test_gradients_reach_the_landmarks() -> None:
     grad = pts.grad[:, list(LANDMARK_SUBSET), :2]
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert pts.grad[:, 2, :].abs().sum() == 0  # landmark 2 is not read
+
+
+def test_logits_are_the_scores_before_the_sigmoid() -> None:
+    """read(logits=True) gives what the sigmoid squashes; a score saturated at 0 (the photo's mouthFrown, its
+    logit far below 0) still passes a gradient through its logit, where the score's own has vanished."""
+    pts = torch.from_numpy(np.load(PARITY)["points"][:1]).requires_grad_(True)
+    reader = default_reader()
+    logits = reader.read(pts, logits=True)
+    scores = reader.read(pts)
+    tongue = ARKIT_NAMES.index("tongueOut")
+    read = [k for k in range(len(ARKIT_NAMES)) if k != tongue]
+    torch.testing.assert_close(torch.sigmoid(logits[:, read]), scores[:, read])
+    assert float(logits[0, tongue]) == UNREAD_LOGIT and float(scores[0, tongue]) == 0.0
+    frown = ARKIT_NAMES.index("mouthFrownLeft")
+    assert float(logits[0, frown]) < -5.0  # the smiling example photo does not frown
+    (grad_score,) = torch.autograd.grad(scores[0, frown], pts, retain_graph=True)
+    (grad_logit,) = torch.autograd.grad(logits[0, frown], pts)
+    assert grad_logit.abs().sum() > 1000 * grad_score.abs().sum() > 0
 
 
 def test_tiny_config_trains() -> None:
