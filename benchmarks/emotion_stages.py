@@ -20,7 +20,6 @@ rig's rise that the video keeps, over all key groups.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -31,19 +30,11 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, run
-from eval_emotion import EMOTIONS, KEYS, default_faces, mean_reading
-
-ROOT = Path(__file__).resolve().parents[1]
+from eval_emotion import EMOTIONS, KEYS, default_faces, mean_reading, video_args
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", type=Path, default=ROOT / "weights" / "flowvq-mini")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--face", type=Path, action="append")
-    ap.add_argument("--speech", type=Path, default=ROOT / "examples" / "speech2.wav")
-    ap.add_argument("--out", type=Path, default=Path("runs/emotion-stages"))
-    args = ap.parse_args()
+    args = video_args(__doc__.splitlines()[0], seeds=[0], out="runs/emotion-stages")
 
     import torch
 

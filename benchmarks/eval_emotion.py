@@ -68,14 +68,19 @@ def mean_reading(landmarks: np.ndarray, names: tuple[str, ...]) -> float:
     return float(np.nanmean(scores[:, [ARKIT_NAMES.index(n) for n in names]]))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def video_args(description: str, *, seeds: list[int], out: str) -> argparse.Namespace:
+    """The options of the per-emotion video benchmarks: weights, seeds, faces, speech, output folder."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--weights", type=Path, default=ROOT / "weights" / "flowvq-mini")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=seeds)
     ap.add_argument("--face", type=Path, action="append")
     ap.add_argument("--speech", type=Path, default=ROOT / "examples" / "speech2.wav")
-    ap.add_argument("--out", type=Path, default=Path("runs/eval-emotion"))
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=Path(out))
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = video_args(__doc__.splitlines()[0], seeds=[0, 1], out="runs/eval-emotion")
 
     from flowvq_cli.api import FlowVQ
     from flowvq_cli.eval.run import evaluate_clip, load_extras, load_source

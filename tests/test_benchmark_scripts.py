@@ -56,3 +56,23 @@ def test_bench_paste_times_both_ways_back_into_the_photo() -> None:
     figures = dict(re.findall(r"  (WarpPaste|PasteBack): [\d.]+ ms per frame, sharpness ([\d.]+) of the photo's", out))
     assert set(figures) == {"WarpPaste", "PasteBack"}, out
     assert float(figures["WarpPaste"]) > float(figures["PasteBack"])  # face2's face is larger than the crop
+
+
+def test_reader_reach_free_moves_read_a_frown_smooth_fields_do_not() -> None:
+    out = run_script("benchmarks/reader_reach.py", "--names", "mouthFrownLeft", "cheekPuff", "--steps", "150")
+    rows = {m[0]: [float(x) for x in m[1:]] for m in re.findall(
+        r"^(\w+) +([\d.]+) \| ([\d.]+), .*\| ([\d.]+), ", out, flags=re.MULTILINE)}
+    assert set(rows) == {"mouthFrownLeft", "cheekPuff"}, out
+    field, free, smooth = rows["mouthFrownLeft"]
+    assert free > 0.5 > smooth and field < 0.5  # the reader can read a frown, the rig's smooth field barely
+    assert max(rows["cheekPuff"]) < 0.1  # no landmark move reads as a puffed cheek
+    assert re.search(r"read >= 0.5: free moves 1 of 2, smooth fields 0 of 2", out), out
+
+
+def test_emotion_stages_follows_the_key_blendshapes(tmp_path: Path) -> None:
+    out = run_script("benchmarks/emotion_stages.py", "--face", "examples/face2.png", "--speech", "examples/speech.wav",
+                     "--out", str(tmp_path))
+    assert len(re.findall(r"^face2.png s0 \w+ +\S+ +coefficients [-+][\d.]+  rig [-+][\d.]+  video [-+][\d.]+$", out,
+                          flags=re.MULTILINE)) == 7, out
+    shares = re.findall(r"share of the (?:coefficients' rise the rig reads|rig's rise the video keeps): ([\d.]+)", out)
+    assert len(shares) == 2 and all(0.0 < float(s) < 2.0 for s in shares), out
