@@ -13,8 +13,9 @@ the frames before the encode.
 
 Per face, ``--out``/``<face>_mouth_eyes.png`` is one sheet: the photo's own mouth, then the mouth in the 3
 widest-open frames (the largest inner-lip gap of the frame's landmarks, ``canonical.lip_gap``); the photo's
-eyes, then the eyes in the 2 most-closed frames (the generated eyeBlink, left and right averaged), each
-zoomed to the same tile height (Lanczos).
+eyes, then the eyes in the 2 most-closed frames (the generated eyeBlink, left and right averaged); and,
+when the emotion widens the eyes (``--emotion surprised``: the generated eyeWide reaches 0.2), the eyes in
+the 2 widest-open frames. Each is zoomed to the same tile height (Lanczos).
 
 Measured:
 
@@ -145,12 +146,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model = FlowVQ.from_pretrained(args.weights)
     blink = [rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight")]
+    wide = [rig.ARKIT_NAMES.index("eyeWideLeft"), rig.ARKIT_NAMES.index("eyeWideRight")]
     pooled = {"l": [], "b": [], "shut": 0, "closed": 0}
     for face in [*FACES, *args.face]:
         source = model.prepare_face(face)
         feats, _ = model.audio_features(args.speech, DEFAULT_FPS)
         feats = feats[: round(args.seconds * DEFAULT_FPS)]
-        frames, labels, points, read, analysed, gen_blink = [], [], [], [], [], []
+        frames, labels, points, read, analysed, gen_blink, gen_wide = [], [], [], [], [], [], []
         for seed in args.seeds:
             coeffs = model.motion(source, feats, emotion=args.emotion, intensity=2, seed=seed)
             clip = list(model.render(source, coeffs))
@@ -167,7 +169,9 @@ def main() -> None:
             read.append(read_blendshapes(pts)[:, blink].mean(axis=1))  # NaN where lost
             analysed.append(np.where(analysis.valid, analysis.coeffs[:, blink].mean(axis=1), np.nan))
             gen_blink.append(coeffs[:, blink])
-        points, read, analysed, gen_blink = (np.concatenate(v) for v in (points, read, analysed, gen_blink))
+            gen_wide.append(coeffs[:, wide].mean(axis=1))
+        points, read, analysed, gen_blink, gen_wide = (np.concatenate(v) for v in
+                                                       (points, read, analysed, gen_blink, gen_wide))
         found = np.isfinite(points[:, 0, 0])
         photo_points = landmarks_image(source.image, source=str(face)).points
         gap = np.where(found, lip_gap(np.nan_to_num(points[:, :468, :2])), -1.0)
@@ -203,6 +207,11 @@ def main() -> None:
                 + [crop_tile(frames[i], points[i], EYES, 0.12, 2.6,
                              f"{labels[i]} blink {gen_blink[i].mean():.2f} read {analysed[i]:.2f}")
                    for i in most_closed]]
+        if gen_wide.max() >= 0.2:  # an emotion that widens the eyes: its widest-open frames
+            widest_eyes = np.argsort(-np.where(found, gen_wide, -1.0))[:2]
+            rows.append([crop_tile(source.image, photo_points, EYES, 0.12, 2.6, "photo")]
+                        + [crop_tile(frames[i], points[i], EYES, 0.12, 2.6, f"{labels[i]} eyeWide {gen_wide[i]:.2f}")
+                           for i in widest_eyes])
         out = args.out / f"{Path(face).stem}_mouth_eyes.png"
         cv2.imwrite(str(out), cv2.cvtColor(sheet(rows), cv2.COLOR_RGB2BGR))
 

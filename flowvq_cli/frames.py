@@ -28,7 +28,12 @@ def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
     crop = source.crop if crop is None else crop
     scale = crop.shape[0] / rig.CROP_SIZE
     source_mesh = source.mesh * scale
-    return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0])), scale
+    iris = None
+    landmarks = source.analysis.landmarks
+    if landmarks is not None and landmarks.shape[-2] >= 478 and np.isfinite(landmarks[0, 468:478, :2]).all():
+        m = np.asarray(source.crop_matrix, np.float64)  # photo → crop pixels
+        iris = (landmarks[0, 468:478, :2] @ m[:, :2].T + m[:, 2]) * scale
+    return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0]), iris=iris), scale
 
 
 def mesh_motion(source: SourceFace, crop: np.ndarray, *, frame: bool = False):

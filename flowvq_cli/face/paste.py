@@ -231,6 +231,7 @@ class WarpPaste:
             elif np.any(mouth_paint > 0):
                 face = self.painter.paint_mouth(face, tgt2d, to_image=p.to_box)
             face = self.painter.paint_lip_line(face, tgt2d, to_image=p.to_box)
+            face = self.painter.paint_eyes(face, tgt2d, to_image=p.to_box)
             x0, y0, x1, y1 = p.box  # the lids' skin from the photo itself, at its resolution
             face = self.painter.paint_lids(face, tgt2d, to_image=p.to_box, source=p.image[y0:y1, x0:x1])
         elif np.any(paint > 0):

@@ -23,6 +23,16 @@ matched in colour to the skin around the eye. A soft lash line in the photo's la
 crease are darkened in along its edges. The lower lid rises by itself: the rig's eyeBlink meets the lids a
 fifth of the way up from the lower one.
 
+The *eyeball* does not stretch with the lids. The face mesh spans the eye opening with triangles between
+the lid contours, so lids that open wider (eyeWide, or a smiling photo's squint relaxed) would stretch the
+iris into a tall smear, revealing no white. Where the target's lids are further apart than the photo's,
+each pixel inside the opening samples the photo through the eye's rigid motion instead (the similarity that
+carries the photo's eye corners onto the target's): the eyeball moves with the head, the lids slide over
+it. Where that reaches past what the photo's opening shows, the eyeball is drawn: the photo's opening
+continued from its nearest pixels, the iris as a disc (FaceMesh's iris landmarks give its centre and
+radius), darker at its rim, and the sclera around it in the photo's own colours, shaded under the lid.
+Lids that close still squeeze the eye, and the closing lid is drawn over it (below).
+
 Outputs are the frames, the dense backward flow (for every output pixel, the source pixel it samples:
 what the VQIG warping network is warm-started on) and the mouth-interior mask.
 
@@ -92,6 +102,15 @@ class MeshWarpConfig:
     lid_shade: float = 0.1  # the lid darker towards the lash line by this much (it turns under, over the eye)
     lash_opacity: float = 0.7  # lash line opacity in the middle (in the photo's lash colour), half at the corners
     lash_width: float = 0.6  # lash line sigma, crop pixels
+    # The eyeball inside the lids' opening: carried rigidly by the eye's corners; drawn where it shows more
+    # than the photo's opening (less ``eye_inset``, which leaves its lash line out).
+    eye_inset: float = 0.75  # crop pixels
+    eye_widen: float = 0.1  # lids this much further apart (a share of the photo's opening) carry it fully rigidly
+    eye_feather: float = 1.0  # the drawn eyeball fades in over this far from a pixel past the photo's opening
+    iris_edge: float = 0.7  # the iris disc's soft edge, crop pixels
+    limbus_shade: float = 0.35  # the iris this much darker at its rim (the limbal ring)
+    sclera_shade: float = 0.88  # revealed sclera, in the lid's shadow, this share of the photo's sclera light
+    iris_radius: float = 0.2  # eye widths (corner to corner): the iris radius when no iris landmarks are given
     lash_past: float = 0.06  # the lash line runs this far (eye widths) past the corners
     crease_shade: float = 0.04  # darkening along the crease in the middle, none at the corners
     crease_width: float = 1.0  # crease line sigma, crop pixels
@@ -139,6 +158,28 @@ class _Eye:
     fold: np.ndarray  # the next ring of vertices above the upper contour (the lid crease)
     below: np.ndarray  # the next ring of vertices below the lower contour
     brow: np.ndarray  # the brow's lower contour
+
+
+@dataclass(frozen=True)
+class _Eyeball:
+    """One eye of the source crop, for drawing its eyeball where the target's lids open wider."""
+
+    corners: np.ndarray  # (2, 2) the eye's corners, crop pixels
+    outside: np.ndarray  # (S, S) float32: crop pixels outside the photo's opening, 0 in it
+    padded: np.ndarray  # (S, S, 3) uint8: the photo, and past its opening (less eye_inset) that's nearest pixel
+    iris: np.ndarray  # (2,) the iris centre, crop pixels
+    radius: float  # the iris radius, crop pixels
+    sclera_rgb: np.ndarray  # (3,) float32
+    iris_rgb: np.ndarray  # (3,) float32
+
+
+def _corner_map(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3) similarity carrying two points ``src`` (2, 2) exactly onto ``dst`` (2, 2)."""
+    a, b = complex(*src[0]), complex(*src[1])
+    c, d = complex(*dst[0]), complex(*dst[1])
+    k = (d - c) / (b - a) if b != a else 1.0 + 0.0j
+    t = c - k * a
+    return np.array([[k.real, -k.imag, t.real], [k.imag, k.real, t.imag]], np.float64)
 
 
 @cache
@@ -475,7 +516,10 @@ class MeshWarpRenderer:
     source_rgb: (H, W, 3) uint8 aligned crop; source_mesh: (468, 3) crop pixels (x, y, z).
     """
 
-    def __init__(self, source_rgb: np.ndarray, source_mesh: np.ndarray, config: MeshWarpConfig | None = None):
+    def __init__(self, source_rgb: np.ndarray, source_mesh: np.ndarray, config: MeshWarpConfig | None = None,
+                 iris: np.ndarray | None = None):
+        """``iris``: FaceMesh's iris landmarks (10, 2) (its points 468-477) in crop pixels, when known: the
+        eyeballs' iris discs; else each is estimated from the eye's darkest pixels."""
         self.config = config or MeshWarpConfig()
         self.source = np.ascontiguousarray(source_rgb)
         self.source_mesh = np.asarray(source_mesh, np.float64)
@@ -496,6 +540,7 @@ class MeshWarpRenderer:
         self.eye_gap = [self._eye_gap(self.source_mesh[:, :2], eye) for eye in self.eyes]
         self.lash_rgb = [self._lash_colour(eye) for eye in self.eyes]
         self.lid_room = [self._lid_room(eye) for eye in self.eyes]
+        self.eyeballs = [self._eyeball(eye, iris) for eye in self.eyes]
 
     # -- control points -------------------------------------------------------------------------
     def _ring_points(self, mesh2d: np.ndarray) -> np.ndarray:
@@ -560,6 +605,7 @@ class MeshWarpRenderer:
         ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
         a = aff[np.maximum(ids, 0)]  # (H, W, 2, 3)
         flow = a[..., 0] * xs[..., None] + a[..., 1] * ys[..., None] + a[..., 2]  # (H, W, 2)
+        self._eyeball_flow(flow, tgt2d)
         frame = cv2.remap(self.source, flow[..., 0], flow[..., 1], INTERPOLATIONS[self.config.interpolation],
                           borderMode=cv2.BORDER_REPLICATE)
         seam = flow_jumps(flow - np.stack([xs, ys], axis=-1)) > FLOW_JUMP  # closed lips' meeting line
@@ -572,6 +618,7 @@ class MeshWarpRenderer:
             ys, xs = np.nonzero(alpha > 0)
             frame = self._blend_mouth(frame, tgt2d, ys, xs, xs, ys, alpha[ys, xs])
         frame = self.paint_lip_line(frame, tgt2d, paint)
+        frame = self.paint_eyes(frame, tgt2d, paint)
         frame = self.paint_lids(frame, tgt2d, paint)
         return RenderedFrame(frame, flow, mouth, paint, alpha)
 
@@ -621,6 +668,161 @@ class MeshWarpRenderer:
         """Batch of target meshes (B, 468, 3) → :class:`WarpResult` with B frames."""
         outs = [self.render_one(m) for m in np.asarray(target_meshes)]
         return WarpResult(*(np.stack(field) for field in zip(*outs, strict=True)))
+
+    # -- the eyeballs ---------------------------------------------------------------------------
+    @staticmethod
+    def _opening(pts: np.ndarray, eye: _Eye) -> np.ndarray:
+        """(N, 2) the eye's opening as a polygon: the upper lid contour, then the lower one back."""
+        return np.vstack([pts[eye.upper], pts[eye.lower][::-1]])
+
+    def _eyeball(self, eye: _Eye, iris: np.ndarray | None) -> _Eyeball:
+        """The source's eyeball for ``eye``: its corners, the photo's opening, iris disc and colours."""
+        c, s = self.config, self.config.size
+        src = self.source_mesh[:, :2]
+        poly = self._opening(src, eye)
+        inside = np.zeros((s, s), np.uint8)
+        cv2.fillPoly(inside, [np.round(poly * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                     shift=SUBPIXEL_BITS)
+        shown = cv2.distanceTransform(inside, cv2.DIST_L2, 3) > c.eye_inset  # the opening less its lash line
+        if not shown.any():
+            shown = inside > 0
+        _, labels = cv2.distanceTransformWithLabels((~shown).astype(np.uint8), cv2.DIST_L2, 3,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        outside = cv2.distanceTransform((inside == 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        nearest = np.zeros(int(labels.max()) + 1, np.int64)  # label -> flat index of that opening pixel
+        nearest[labels[shown]] = np.flatnonzero(shown.ravel())
+        padded = self.source.reshape(-1, 3)[nearest[labels]].reshape(self.source.shape)
+        width = float(np.hypot(*(src[eye.upper[-1]] - src[eye.upper[0]])))
+        ys, xs = np.nonzero(shown)
+        pixels = self.source[ys, xs].astype(np.float32)
+        luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32) if len(pixels) else np.zeros(0, np.float32)
+        centre = poly.mean(axis=0)
+        if iris is not None:
+            rings = np.asarray(iris, np.float64).reshape(2, 5, 2)
+            ring = rings[int(np.argmin(np.linalg.norm(rings[:, 0] - centre, axis=1)))]
+            centre, radius = ring[0], float(np.linalg.norm(ring[1:] - ring[0], axis=1).mean())
+        else:
+            if len(pixels) >= 4:  # the iris: the darkest quarter of the opening
+                dark = luma <= np.quantile(luma, 0.25)
+                centre = np.array([xs[dark].mean(), ys[dark].mean()], np.float64)
+            radius = c.iris_radius * width
+        radius = float(np.clip(radius, 0.1 * width, 0.3 * width)) if width > 0 else max(radius, 1.0)
+        dist = np.hypot(xs - centre[0], ys - centre[1]) / max(radius, 1e-6)
+        # the sclera: the lighter half of the opening beside the iris (the rest is lashes, lid shadow, corners)
+        white = (dist > 1.15) & (luma >= np.median(luma[dist > 1.15])) if (dist > 1.15).sum() >= 4 else None
+        sclera = np.median(pixels[white], axis=0) if white is not None and white.sum() >= 2 else None
+        ring = (dist > 0.45) & (dist < 0.85)
+        iris_rgb = np.median(pixels[ring], axis=0) if ring.sum() >= 2 else None
+        if sclera is None:  # no white shows in the photo: about as light as the surrounding skin, cooler
+            skin = np.median(self.source[int(centre[1]) : int(centre[1]) + 2, int(centre[0]) : int(centre[0]) + 2]
+                             .reshape(-1, 3), axis=0).astype(np.float32)
+            sclera = np.clip(skin * np.array([0.95, 0.95, 1.0], np.float32) + 25.0, 0.0, 255.0)
+        if iris_rgb is None:
+            iris_rgb = np.array([70.0, 50.0, 40.0], np.float32)
+        return _Eyeball(corners=src[[eye.upper[0], eye.upper[-1]]].copy(), outside=outside.astype(np.float32),
+                        padded=np.ascontiguousarray(padded),
+                        iris=np.asarray(centre, np.float64), radius=radius,
+                        sclera_rgb=np.asarray(sclera, np.float32), iris_rgb=np.asarray(iris_rgb, np.float32))
+
+    def _widening(self, tgt2d: np.ndarray) -> list[float]:
+        """Per eye, how far (0 to 1) the eyeball is carried rigidly rather than warped with the lids: 1 once the
+        target's lids are ``eye_widen`` further apart than the photo's (relative to its width), 0 where they are
+        no further apart: lids that close squeeze the eye as before (and are drawn over it)."""
+        out = []
+        for eye, gap in zip(self.eyes, self.eye_gap, strict=True):
+            width = max(float(np.hypot(*(tgt2d[eye.upper[-1]] - tgt2d[eye.upper[0]]))), 1e-6)
+            src_width = max(float(np.hypot(*(self.source_mesh[eye.upper[-1], :2]
+                                             - self.source_mesh[eye.upper[0], :2]))), 1e-6)
+            ratio = (self._eye_gap(tgt2d, eye) / width) / max(gap / src_width, 1e-6)
+            out.append(float(np.clip((ratio - 1.0) / self.config.eye_widen, 0.0, 1.0)))
+        return out
+
+    def _eyeball_flow(self, flow: np.ndarray, tgt2d: np.ndarray) -> None:
+        """Inside each eye's target opening, ``flow`` (H, W, 2) becomes the eye's rigid motion (in place), as far
+        as the lids open wider than the photo's (:meth:`_widening`)."""
+        s = self.config.size
+        for eye, ball, rigid in zip(self.eyes, self.eyeballs, self._widening(tgt2d), strict=True):
+            if rigid <= 0.0:
+                continue
+            poly = self._opening(tgt2d, eye)
+            x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
+            x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, s)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                         shift=SUBPIXEL_BITS)
+            ys, xs = np.nonzero(mask)
+            if len(ys) == 0:
+                continue
+            m = _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners)  # target → source
+            pts = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
+            warped = flow[ys + y0, xs + x0]
+            # faded in over the opening's outermost pixel, so the lash line does not alternate with eyeball
+            depth = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1][ys, xs]
+            weight = (rigid * np.clip(depth - 0.5, 0.0, 1.0))[:, None].astype(np.float32)
+            flow[ys + y0, xs + x0] = warped + weight * (_affine(pts, m).astype(np.float32) - warped)
+
+    def paint_eyes(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
+                   to_image: np.ndarray | None = None) -> np.ndarray:
+        """``image`` (H, W, 3) uint8 with the eyeballs drawn where the target's lids (``tgt2d`` (468, 2), frame
+        pixels) open past what the photo's opening shows: the iris disc continued, darker at its rim, and the
+        sclera, in the photo's colours; each eye's opacity max-ed into ``paint`` (H, W) when given.
+        ``to_image``: (2, 3) similarity frame → image pixels (``face.paste.WarpPaste``: the photo's)."""
+        c = self.config
+        to_image = np.asarray(to_image, np.float64) if to_image is not None else None
+        scale = float(np.hypot(*to_image[:, 0])) if to_image is not None else 1.0  # image pixels per frame pixel
+        h, w = image.shape[:2]
+        out = None
+        for eye, ball, rigid in zip(self.eyes, self.eyeballs, self._widening(tgt2d), strict=True):
+            if rigid <= 0.0:
+                continue
+            poly = self._opening(tgt2d, eye)
+            if to_image is not None:
+                poly = _affine(poly, to_image)
+            x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
+            x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, [w, h])
+            if x1 <= x0 or y1 <= y0:
+                continue
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                         shift=SUBPIXEL_BITS)
+            ys, xs = np.nonzero(mask)
+            if len(ys) == 0:
+                continue
+            pts = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
+            frame_pts = _affine(pts, _invert(to_image)) if to_image is not None else pts
+            src = _affine(frame_pts, _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners))
+            beyond = _sample(ball.outside[..., None], src[:, 0], src[:, 1])[:, 0]
+            alpha = rigid * np.clip((beyond - 1.0) / c.eye_feather, 0.0, 1.0)  # from a pixel past the opening's edge
+            # and faded out over the target opening's outermost crop pixel: the warped lash line shows through
+            depth = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1][ys, xs]
+            alpha = alpha * np.clip(depth / scale - 0.5, 0.0, 1.0)
+            keep = alpha > 0
+            if not keep.any():
+                continue
+            ys, xs, src, alpha, beyond = ys[keep], xs[keep], src[keep], alpha[keep], beyond[keep]
+            # The photo's opening continued: each pixel takes the nearest pixel it shows, but the iris is a disc:
+            # within it the iris (darker at its rim), outside it what is darker than the sclera becomes sclera.
+            near = _sample(ball.padded, src[:, 0], src[:, 1])
+            dist = np.hypot(*(src - ball.iris).T)  # crop pixels from the iris centre
+            in_iris = np.clip((ball.radius - dist) / c.iris_edge + 0.5, 0.0, 1.0)[:, None]
+            rim = np.clip((dist / ball.radius - 0.75) / 0.25, 0.0, 1.0)[:, None]
+            light = (near @ np.array([0.299, 0.587, 0.114], np.float32))[:, None]
+            sclera_light = float(ball.sclera_rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+            iris = np.where(light < sclera_light, near, ball.iris_rgb[None]) * (1.0 - c.limbus_shade * rim)
+            sclera = np.where(light < 0.9 * sclera_light, ball.sclera_rgb[None], near)
+            # the sclera darker towards the lid that uncovered it (its shadow): the farther past the photo's opening
+            shade = 1.0 - (1.0 - c.sclera_shade) * np.clip((beyond - c.eye_feather) / 3.0, 0.0, 1.0)[:, None]
+            colour = in_iris * iris + (1.0 - in_iris) * shade * sclera
+            if out is None:
+                out = image.copy()
+            under = out[ys + y0, xs + x0].astype(np.float32)
+            out[ys + y0, xs + x0] = np.clip(alpha[:, None] * colour + (1.0 - alpha[:, None]) * under + 0.5,
+                                            0, 255).astype(np.uint8)
+            if paint is not None:
+                paint[ys + y0, xs + x0] = np.maximum(paint[ys + y0, xs + x0], alpha.astype(np.float32))
+        return image if out is None else out
 
     # -- closed eyelids -------------------------------------------------------------------------
     @staticmethod

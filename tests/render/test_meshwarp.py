@@ -239,3 +239,39 @@ def test_closed_lips_over_parted_ones_meet_in_a_line_that_facemesh_reads_closed(
         assert redness(unlined) >= redness(plain.render_one(mesh).frame) + 4.0
     assert lip_gap(analyze_rgb(renderer.render_one(mesh).frame).landmarks)[0] < 0.06
     assert lip_gap(analyze_rgb(unlined).landmarks)[0] > 0.1
+
+
+def test_lids_that_open_wider_slide_over_a_round_iris(face_png: Path) -> None:
+    """eyeWide at 1.0 opens the lids about 1.6 times as far: the iris keeps its size and shape (the eyeball is
+    carried rigidly by the eye's corners, its iris a disc from FaceMesh's iris landmarks) and what the lids
+    uncover is lighter than the iris, where stretching the eye with the lids drew the iris 12-13 px tall, a
+    third taller than wide (measured on face.png before the change)."""
+    import cv2
+
+    from flowvq_cli.face.source import prepare_face
+    from flowvq_cli.frames import mesh_renderer
+    from flowvq_cli.render.meshwarp import _eyes
+
+    src = prepare_face(face_png)
+    renderer, _ = mesh_renderer(src)
+    coeffs = np.repeat(src.coeffs[None], 2, axis=0)
+    coeffs[:, : rig.N_EXP] = 0.0
+    coeffs[1, [rig.ARKIT_NAMES.index("eyeWideLeft"), rig.ARKIT_NAMES.index("eyeWideRight")]] = 1.0
+    meshes = rig.synthesize(src.identity, coeffs)
+    frames = renderer.render(meshes).frames
+    for eye, ball in zip(_eyes(), renderer.eyeballs, strict=True):
+        runs, openings = [], []
+        for frame, mesh in zip(frames, meshes, strict=True):
+            poly = np.vstack([mesh[eye.upper, :2], mesh[eye.lower, :2][::-1]])
+            inside = np.zeros(frame.shape[:2], np.uint8)
+            cv2.fillPoly(inside, [np.round(poly).astype(np.int32)], 1)
+            inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
+            luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            cut = 0.5 * (np.percentile(luma[inside], 10) + np.percentile(luma[inside], 90))
+            dark = (luma < cut) & inside
+            runs.append(int(dark.sum(0).max()))
+            openings.append(int(inside.sum(0).max()))
+            if len(runs) == 2:
+                assert luma[inside & ~dark].mean() > luma[dark].mean() + 30  # uncovered white, not more iris
+        assert openings[1] >= 1.4 * openings[0]
+        assert runs[1] <= 2 * ball.radius + 1.0 and runs[1] <= runs[0] + 2, (runs, openings, ball.radius)
