@@ -173,6 +173,16 @@ class _Eyeball:
     iris_rgb: np.ndarray  # (3,) float32
 
 
+def _edge_distance(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(N,) distance of points (N, 2) to the closed polygon ``poly`` (M, 2)'s outline (sub-pixel, unsigned)."""
+    a, b = poly, np.roll(poly, -1, axis=0)  # (M, 2) edges a -> b
+    ab = b - a
+    t = np.clip(((points[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12)[None],
+                0.0, 1.0)  # (N, M)
+    nearest = a[None] + t[..., None] * ab[None]
+    return np.sqrt(((points[:, None] - nearest) ** 2).sum(-1)).min(axis=1)
+
+
 def _corner_map(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(2, 3) similarity carrying two points ``src`` (2, 2) exactly onto ``dst`` (2, 2)."""
     a, b = complex(*src[0]), complex(*src[1])
@@ -708,8 +718,9 @@ class MeshWarpRenderer:
             radius = c.iris_radius * width
         radius = float(np.clip(radius, 0.1 * width, 0.3 * width)) if width > 0 else max(radius, 1.0)
         dist = np.hypot(xs - centre[0], ys - centre[1]) / max(radius, 1e-6)
-        # the sclera: the lighter half of the opening beside the iris (the rest is lashes, lid shadow, corners)
-        white = (dist > 1.15) & (luma >= np.median(luma[dist > 1.15])) if (dist > 1.15).sum() >= 4 else None
+        # the sclera: the lightest quarter of the opening beside the iris (the rest is lashes, lid shadow, corners)
+        white = ((dist > 1.15) & (luma >= np.quantile(luma[dist > 1.15], 0.75))
+                 if (dist > 1.15).sum() >= 4 else None)
         sclera = np.median(pixels[white], axis=0) if white is not None and white.sum() >= 2 else None
         ring = (dist > 0.45) & (dist < 0.85)
         iris_rgb = np.median(pixels[ring], axis=0) if ring.sum() >= 2 else None
@@ -758,8 +769,9 @@ class MeshWarpRenderer:
             m = _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners)  # target → source
             pts = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
             warped = flow[ys + y0, xs + x0]
-            # faded in over the opening's outermost pixel, so the lash line does not alternate with eyeball
-            depth = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1][ys, xs]
+            # faded in over the opening's outermost pixel (its outline's distance, not the rasterised
+            # staircase), so the lash line does not alternate with eyeball along a sloping lid
+            depth = _edge_distance(pts + 0.0, poly)
             weight = (rigid * np.clip(depth - 0.5, 0.0, 1.0))[:, None].astype(np.float32)
             flow[ys + y0, xs + x0] = warped + weight * (_affine(pts, m).astype(np.float32) - warped)
 
@@ -796,8 +808,7 @@ class MeshWarpRenderer:
             beyond = _sample(ball.outside[..., None], src[:, 0], src[:, 1])[:, 0]
             alpha = rigid * np.clip((beyond - 1.0) / c.eye_feather, 0.0, 1.0)  # from a pixel past the opening's edge
             # and faded out over the target opening's outermost crop pixel: the warped lash line shows through
-            depth = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1][ys, xs]
-            alpha = alpha * np.clip(depth / scale - 0.5, 0.0, 1.0)
+            alpha = alpha * np.clip(_edge_distance(pts, poly) / scale - 0.5, 0.0, 1.0)
             keep = alpha > 0
             if not keep.any():
                 continue
@@ -811,7 +822,7 @@ class MeshWarpRenderer:
             light = (near @ np.array([0.299, 0.587, 0.114], np.float32))[:, None]
             sclera_light = float(ball.sclera_rgb @ np.array([0.299, 0.587, 0.114], np.float32))
             iris = np.where(light < sclera_light, near, ball.iris_rgb[None]) * (1.0 - c.limbus_shade * rim)
-            sclera = np.where(light < 0.9 * sclera_light, ball.sclera_rgb[None], near)
+            sclera = np.where(light < sclera_light, ball.sclera_rgb[None], near)
             # the sclera darker towards the lid that uncovered it (its shadow): the farther past the photo's opening
             shade = 1.0 - (1.0 - c.sclera_shade) * np.clip((beyond - c.eye_feather) / 3.0, 0.0, 1.0)[:, None]
             colour = in_iris * iris + (1.0 - in_iris) * shade * sclera

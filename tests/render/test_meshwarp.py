@@ -243,9 +243,9 @@ def test_closed_lips_over_parted_ones_meet_in_a_line_that_facemesh_reads_closed(
 
 def test_lids_that_open_wider_slide_over_a_round_iris(face_png: Path) -> None:
     """eyeWide at 1.0 opens the lids about 1.6 times as far: the iris keeps its size and shape (the eyeball is
-    carried rigidly by the eye's corners, its iris a disc from FaceMesh's iris landmarks) and what the lids
-    uncover is lighter than the iris, where stretching the eye with the lids drew the iris 12-13 px tall, a
-    third taller than wide (measured on face.png before the change)."""
+    carried rigidly by the eye's corners, its iris a disc from FaceMesh's iris landmarks: the lids may uncover
+    its top, no more) and what they uncover is lighter than the iris, where stretching the eye with the lids
+    drew the iris 12-13 px tall for a disc 9 px across (measured on face.png before the change)."""
     import cv2
 
     from flowvq_cli.face.source import prepare_face
@@ -274,4 +274,4 @@ def test_lids_that_open_wider_slide_over_a_round_iris(face_png: Path) -> None:
             if len(runs) == 2:
                 assert luma[inside & ~dark].mean() > luma[dark].mean() + 30  # uncovered white, not more iris
         assert openings[1] >= 1.4 * openings[0]
-        assert runs[1] <= 2 * ball.radius + 1.0 and runs[1] <= runs[0] + 2, (runs, openings, ball.radius)
+        assert runs[1] <= 2 * ball.radius + 1.0, (runs, openings, ball.radius)  # at most the whole disc shows
