@@ -183,6 +183,19 @@ def _edge_distance(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None] - nearest) ** 2).sum(-1)).min(axis=1)
 
 
+def _polygon_pixels(poly: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N, 2) float64 x, y of the pixels of a ``width`` × ``height`` image inside the polygon (M, 2)."""
+    x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, [width, height])
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 2))
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                 shift=SUBPIXEL_BITS)
+    ys, xs = np.nonzero(mask)
+    return np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
+
+
 def _corner_map(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(2, 3) similarity carrying two points ``src`` (2, 2) exactly onto ``dst`` (2, 2)."""
     a, b = complex(*src[0]), complex(*src[1])
@@ -756,24 +769,16 @@ class MeshWarpRenderer:
             if rigid <= 0.0:
                 continue
             poly = self._opening(tgt2d, eye)
-            x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
-            x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, s)
-            if x1 <= x0 or y1 <= y0:
-                continue
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                         shift=SUBPIXEL_BITS)
-            ys, xs = np.nonzero(mask)
-            if len(ys) == 0:
+            pts = _polygon_pixels(poly, s, s)
+            if len(pts) == 0:
                 continue
             m = _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners)  # target → source
-            pts = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
-            warped = flow[ys + y0, xs + x0]
+            xs, ys = pts.astype(np.intp).T
+            warped = flow[ys, xs]
             # faded in over the opening's outermost pixel (its outline's distance, not the rasterised
             # staircase), so the lash line does not alternate with eyeball along a sloping lid
-            depth = _edge_distance(pts + 0.0, poly)
-            weight = (rigid * np.clip(depth - 0.5, 0.0, 1.0))[:, None].astype(np.float32)
-            flow[ys + y0, xs + x0] = warped + weight * (_affine(pts, m).astype(np.float32) - warped)
+            weight = (rigid * np.clip(_edge_distance(pts, poly) - 0.5, 0.0, 1.0))[:, None].astype(np.float32)
+            flow[ys, xs] = warped + weight * (_affine(pts, m).astype(np.float32) - warped)
 
     def paint_eyes(self, image: np.ndarray, tgt2d: np.ndarray, paint: np.ndarray | None = None,
                    to_image: np.ndarray | None = None) -> np.ndarray:
@@ -792,17 +797,10 @@ class MeshWarpRenderer:
             poly = self._opening(tgt2d, eye)
             if to_image is not None:
                 poly = _affine(poly, to_image)
-            x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 1, 0)
-            x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 2, [w, h])
-            if x1 <= x0 or y1 <= y0:
+            pts = _polygon_pixels(poly, w, h)
+            if len(pts) == 0:
                 continue
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                         shift=SUBPIXEL_BITS)
-            ys, xs = np.nonzero(mask)
-            if len(ys) == 0:
-                continue
-            pts = np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
+            xs, ys = pts.astype(np.intp).T
             frame_pts = _affine(pts, _invert(to_image)) if to_image is not None else pts
             src = _affine(frame_pts, _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners))
             beyond = _sample(ball.outside[..., None], src[:, 0], src[:, 1])[:, 0]
@@ -828,11 +826,11 @@ class MeshWarpRenderer:
             colour = in_iris * iris + (1.0 - in_iris) * shade * sclera
             if out is None:
                 out = image.copy()
-            under = out[ys + y0, xs + x0].astype(np.float32)
-            out[ys + y0, xs + x0] = np.clip(alpha[:, None] * colour + (1.0 - alpha[:, None]) * under + 0.5,
-                                            0, 255).astype(np.uint8)
+            under = out[ys, xs].astype(np.float32)
+            out[ys, xs] = np.clip(alpha[:, None] * colour + (1.0 - alpha[:, None]) * under + 0.5, 0, 255
+                                  ).astype(np.uint8)
             if paint is not None:
-                paint[ys + y0, xs + x0] = np.maximum(paint[ys + y0, xs + x0], alpha.astype(np.float32))
+                paint[ys, xs] = np.maximum(paint[ys, xs], alpha.astype(np.float32))
         return image if out is None else out
 
     # -- closed eyelids -------------------------------------------------------------------------
