@@ -165,7 +165,7 @@ class _Eyeball:
     """One eye of the source crop, for drawing its eyeball where the target's lids open wider."""
 
     corners: np.ndarray  # (2, 2) the eye's corners, crop pixels
-    outside: np.ndarray  # (S, S) float32: crop pixels outside the photo's opening, 0 in it
+    outside: np.ndarray  # (S, S) float32: crop pixels outside the photo's opening less its lash line, 0 in it
     padded: np.ndarray  # (S, S, 3) uint8: the photo, and past its opening (less eye_inset) that's nearest pixel
     iris: np.ndarray  # (2,) the iris centre, crop pixels
     radius: float  # the iris radius, crop pixels
@@ -711,7 +711,7 @@ class MeshWarpRenderer:
             shown = inside > 0
         _, labels = cv2.distanceTransformWithLabels((~shown).astype(np.uint8), cv2.DIST_L2, 3,
                                                     labelType=cv2.DIST_LABEL_PIXEL)
-        outside = cv2.distanceTransform((inside == 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        outside = cv2.distanceTransform((~shown).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         nearest = np.zeros(int(labels.max()) + 1, np.int64)  # label -> flat index of that opening pixel
         nearest[labels[shown]] = np.flatnonzero(shown.ravel())
         padded = self.source.reshape(-1, 3)[nearest[labels]].reshape(self.source.shape)
@@ -804,7 +804,9 @@ class MeshWarpRenderer:
             frame_pts = _affine(pts, _invert(to_image)) if to_image is not None else pts
             src = _affine(frame_pts, _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners))
             beyond = _sample(ball.outside[..., None], src[:, 0], src[:, 1])[:, 0]
-            alpha = rigid * np.clip((beyond - 1.0) / c.eye_feather, 0.0, 1.0)  # from a pixel past the opening's edge
+            # from just past what the photo's opening shows (its lash line too: carried rigidly into the wider
+            # opening, it would show as a dark streak across the eyeball)
+            alpha = rigid * np.clip((beyond - 0.25) / c.eye_feather, 0.0, 1.0)
             # and faded out over the target opening's outermost crop pixel: the warped lash line shows through
             alpha = alpha * np.clip(_edge_distance(pts, poly) / scale - 0.5, 0.0, 1.0)
             keep = alpha > 0
@@ -812,14 +814,18 @@ class MeshWarpRenderer:
                 continue
             ys, xs, src, alpha, beyond = ys[keep], xs[keep], src[keep], alpha[keep], beyond[keep]
             # The photo's opening continued: each pixel takes the nearest pixel it shows, but the iris is a disc:
-            # within it the iris (darker at its rim), outside it what is darker than the sclera becomes sclera.
+            # within it the iris (darker at its rim), outside it what is darker than the sclera (lashes, the
+            # lid's shadow, iris) becomes sclera.
             near = _sample(ball.padded, src[:, 0], src[:, 1])
             dist = np.hypot(*(src - ball.iris).T)  # crop pixels from the iris centre
             in_iris = np.clip((ball.radius - dist) / c.iris_edge + 0.5, 0.0, 1.0)[:, None]
             rim = np.clip((dist / ball.radius - 0.75) / 0.25, 0.0, 1.0)[:, None]
             light = (near @ np.array([0.299, 0.587, 0.114], np.float32))[:, None]
             sclera_light = float(ball.sclera_rgb @ np.array([0.299, 0.587, 0.114], np.float32))
-            iris = np.where(light < sclera_light, near, ball.iris_rgb[None]) * (1.0 - c.limbus_shade * rim)
+            iris_light = float(ball.iris_rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+            # the photo's iris where the nearest pixel is iris-like; lashes (darker) and white give the iris colour
+            like = (light > 0.6 * iris_light) & (light < sclera_light)
+            iris = np.where(like, near, ball.iris_rgb[None]) * (1.0 - c.limbus_shade * rim)
             sclera = np.where(light < sclera_light, ball.sclera_rgb[None], near)
             # the sclera darker towards the lid that uncovered it (its shadow): the farther past the photo's opening
             shade = 1.0 - (1.0 - c.sclera_shade) * np.clip((beyond - c.eye_feather) / 3.0, 0.0, 1.0)[:, None]
