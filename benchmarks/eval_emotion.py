@@ -12,7 +12,8 @@ synthetic corpus never uses) and measured:
 - the expression reader (Blendshape V2, ``flowvq_cli.face.reader``) on the video's FaceMesh landmarks: the
   mean reading of each emotion's key blendshapes, against the neutral video of the same face and seed
   (angry browDown, happy mouthSmile, sad browInnerUp + mouthFrown, surprised browOuterUp / eyeWide / jawOpen),
-  and the neutral video's mouthSmile against the photo's own;
+  and the neutral video's mouthSmile against the photo's own (with its browDown and eyeSquint, and the angry
+  video's browDown: the baseline angry's rise is measured from);
 - no regressions: dlib identity distance, sharpness ratio (output / photo), the energy lip-sync figure
   (`evaluate`'s best-offset correlation), seconds of compute per second of video.
 
@@ -48,6 +49,7 @@ KEYS = {  # emotion -> blendshape groups whose reading must rise above the neutr
     "surprised": (("browOuterUpLeft", "browOuterUpRight"), ("eyeWideLeft", "eyeWideRight"), ("jawOpen",)),
 }
 SMILE = ("mouthSmileLeft", "mouthSmileRight")
+SQUINT = ("eyeSquintLeft", "eyeSquintRight")  # with the neutral video's browDown: what angry rises from
 
 
 def metric(report, name: str) -> float:
@@ -109,7 +111,7 @@ def main() -> None:
                 report, _, _ = evaluate_clip(video, audio=args.speech, source=source, emotion_label=emotion,
                                              extras=extras)
                 lm = analyze(video).landmarks
-                groups = [g for e in KEYS for g in KEYS[e]] + [SMILE]
+                groups = [g for e in KEYS for g in KEYS[e]] + [SMILE, SQUINT]
                 readings[emotion] = {g: mean_reading(lm, g) for g in groups}
                 fer[emotion].append(metric(report, "emotion accuracy"))
                 others["identity"].append(metric(report, "identity distance"))
@@ -126,7 +128,9 @@ def main() -> None:
             drop = photo_smile - readings["neutral"][SMILE]
             others["smile drop"].append(drop)
             print(f"{photo.name} s{seed} neutral video's mouthSmile {readings['neutral'][SMILE]:.3f} "
-                  f"(photo {photo_smile:.3f}, drop {drop:+.3f})")
+                  f"(photo {photo_smile:.3f}, drop {drop:+.3f}); its browDown "
+                  f"{readings['neutral'][KEYS['angry'][0]]:.3f}, eyeSquint {readings['neutral'][SQUINT]:.3f}, "
+                  f"angry video's browDown {readings['angry'][KEYS['angry'][0]]:.3f}")
     print("fer accuracy per emotion: " + ", ".join(f"{e} {np.nanmean(v):.2f}" for e, v in fer.items()))
     for emotion, groups in KEYS.items():
         r = np.mean(rises[emotion], axis=0)
