@@ -751,9 +751,13 @@ class MeshWarpRenderer:
     def _widening(self, tgt2d: np.ndarray) -> list[float]:
         """Per eye, how far (0 to 1) the eyeball is carried rigidly rather than warped with the lids: 1 once the
         target's lids are ``eye_widen`` further apart than the photo's (relative to its width), 0 where they are
-        no further apart: lids that close squeeze the eye as before (and are drawn over it)."""
+        no further apart: lids that close squeeze the eye as before (and are drawn over it). A photo whose eye is
+        shut (its lids under a pixel apart) shows no eyeball to carry: that eye is warped as before."""
         out = []
         for eye, gap in zip(self.eyes, self.eye_gap, strict=True):
+            if gap < 1.0:
+                out.append(0.0)
+                continue
             width = max(float(np.hypot(*(tgt2d[eye.upper[-1]] - tgt2d[eye.upper[0]]))), 1e-6)
             src_width = max(float(np.hypot(*(self.source_mesh[eye.upper[-1], :2]
                                              - self.source_mesh[eye.upper[0], :2]))), 1e-6)

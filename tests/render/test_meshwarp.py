@@ -275,3 +275,19 @@ def test_lids_that_open_wider_slide_over_a_round_iris(face_png: Path) -> None:
                 assert luma[inside & ~dark].mean() > luma[dark].mean() + 30  # uncovered white, not more iris
         assert openings[1] >= 1.4 * openings[0]
         assert runs[1] <= 2 * ball.radius + 1.0, (runs, openings, ball.radius)  # at most the whole disc shows
+
+
+def test_a_photo_with_shut_eyes_has_no_eyeball_to_carry(source) -> None:
+    """The photo's mesh with both eyes shut (eyeBlink 1): opening them is warped as before, nothing drawn."""
+    crop, identity, coeffs = source
+    blink = [rig.ARKIT_NAMES.index("eyeBlinkLeft"), rig.ARKIT_NAMES.index("eyeBlinkRight")]
+    shut = coeffs.copy()
+    shut[blink] = 1.0
+    renderer = MeshWarpRenderer(crop, rig.synthesize(identity, shut[None])[0])
+    assert max(renderer.eye_gap) < 1.0
+    opened = coeffs.copy()
+    opened[blink] = 0.0
+    target = rig.synthesize(identity, opened[None])[0]
+    assert renderer._widening(target[:, :2]) == [0.0, 0.0]
+    frame, *_ = renderer.render_one(target)
+    assert frame.shape == crop.shape
