@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, run
 from eval_emotion import EMOTIONS, KEYS, default_faces, mean_reading, video_args
+from rig_readback import load_rig
 
 
 def main() -> None:
@@ -40,14 +41,13 @@ def main() -> None:
 
     from flowvq_cli.api import FlowVQ
     from flowvq_cli.face.analyze import analyze
-    from flowvq_cli.face.readback import load_iris_model, read_rig
+    from flowvq_cli.face.readback import read_rig
     from flowvq_cli.face.reader import default_reader
-    from flowvq_cli.face.rig import ARKIT_NAMES, N_EXP, expression_basis
+    from flowvq_cli.face.rig import ARKIT_NAMES, N_EXP
 
     model = FlowVQ.from_pretrained(args.weights)
     reader = default_reader()
-    basis = torch.from_numpy(np.array(expression_basis(), np.float32))
-    iris_basis, iris_offset = load_iris_model()
+    basis, iris_basis, iris_offset = load_rig("calibrated")
     print(f"machine: {machine()}")
     print(f"weights: {args.weights}  renderer: {model.renderer}  speech: {args.speech.name}  seeds: {args.seeds}")
     groups = [(e, g) for e in KEYS for g in KEYS[e]]

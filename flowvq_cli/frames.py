@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from flowvq_cli.face import rig
+from flowvq_cli.face import align, rig
 from flowvq_cli.face.source import SourceFace
 
 RENDER_CHUNK = 25  # frames rendered and encoded per step (one second at 25 fps)
@@ -31,8 +31,8 @@ def mesh_renderer(source: SourceFace, crop: np.ndarray | None = None):
     iris = None
     landmarks = source.analysis.landmarks
     if landmarks is not None and landmarks.shape[-2] >= 478 and np.isfinite(landmarks[0, 468:478, :2]).all():
-        m = np.asarray(source.crop_matrix, np.float64)  # photo → crop pixels
-        iris = (landmarks[0, 468:478, :2] @ m[:, :2].T + m[:, 2]) * scale
+        to_crop = align.Alignment.from_matrix(source.crop_matrix)  # photo → crop pixels
+        iris = align.transform_landmarks(landmarks[0, 468:478, :2].astype(np.float64), to_crop) * scale
     return MeshWarpRenderer(crop, source_mesh, MeshWarpConfig(size=crop.shape[0]), iris=iris), scale
 
 

@@ -58,6 +58,7 @@ SUBPIXEL = 1 << SUBPIXEL_BITS
 MOUTH_MASK_ALPHA = 0.5  # painted-interior opacity above which a pixel counts as mouth interior
 MIN_OPEN_GAP = 0.02  # a photo whose lips part less than this (mouth widths, per column) has them closed
 MIN_TRIANGLE_AREA = 0.5  # px²: a face triangle collapsed below this (closed lips, lids) is not drawn
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luma (Rec. 601)
 
 
 @dataclass(frozen=True)
@@ -194,15 +195,6 @@ def _polygon_pixels(poly: np.ndarray, width: int, height: int) -> np.ndarray:
                  shift=SUBPIXEL_BITS)
     ys, xs = np.nonzero(mask)
     return np.stack([xs + x0, ys + y0], axis=1).astype(np.float64)
-
-
-def _corner_map(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(2, 3) similarity carrying two points ``src`` (2, 2) exactly onto ``dst`` (2, 2)."""
-    a, b = complex(*src[0]), complex(*src[1])
-    c, d = complex(*dst[0]), complex(*dst[1])
-    k = (d - c) / (b - a) if b != a else 1.0 + 0.0j
-    t = c - k * a
-    return np.array([[k.real, -k.imag, t.real], [k.imag, k.real, t.imag]], np.float64)
 
 
 @cache
@@ -564,6 +556,9 @@ class MeshWarpRenderer:
         self.lash_rgb = [self._lash_colour(eye) for eye in self.eyes]
         self.lid_room = [self._lid_room(eye) for eye in self.eyes]
         self.eyeballs = [self._eyeball(eye, iris) for eye in self.eyes]
+        self.eye_open = [gap / max(float(np.hypot(*(self.source_mesh[eye.upper[-1], :2]
+                                                   - self.source_mesh[eye.upper[0], :2]))), 1e-6)
+                         for eye, gap in zip(self.eyes, self.eye_gap, strict=True)]  # opening / width
 
     # -- control points -------------------------------------------------------------------------
     def _ring_points(self, mesh2d: np.ndarray) -> np.ndarray:
@@ -704,8 +699,8 @@ class MeshWarpRenderer:
         src = self.source_mesh[:, :2]
         poly = self._opening(src, eye)
         inside = np.zeros((s, s), np.uint8)
-        cv2.fillPoly(inside, [np.round(poly * SUBPIXEL).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                     shift=SUBPIXEL_BITS)
+        xs, ys = _polygon_pixels(poly, s, s).astype(np.intp).T
+        inside[ys, xs] = 1
         shown = cv2.distanceTransform(inside, cv2.DIST_L2, 3) > c.eye_inset  # the opening less its lash line
         if not shown.any():
             shown = inside > 0
@@ -718,7 +713,7 @@ class MeshWarpRenderer:
         width = float(np.hypot(*(src[eye.upper[-1]] - src[eye.upper[0]])))
         ys, xs = np.nonzero(shown)
         pixels = self.source[ys, xs].astype(np.float32)
-        luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32) if len(pixels) else np.zeros(0, np.float32)
+        luma = pixels @ LUMA if len(pixels) else np.zeros(0, np.float32)
         centre = poly.mean(axis=0)
         if iris is not None:
             rings = np.asarray(iris, np.float64).reshape(2, 5, 2)
@@ -754,14 +749,12 @@ class MeshWarpRenderer:
         no further apart: lids that close squeeze the eye as before (and are drawn over it). A photo whose eye is
         shut (its lids under a pixel apart) shows no eyeball to carry: that eye is warped as before."""
         out = []
-        for eye, gap in zip(self.eyes, self.eye_gap, strict=True):
+        for eye, gap, src_open in zip(self.eyes, self.eye_gap, self.eye_open, strict=True):
             if gap < 1.0:
                 out.append(0.0)
                 continue
             width = max(float(np.hypot(*(tgt2d[eye.upper[-1]] - tgt2d[eye.upper[0]]))), 1e-6)
-            src_width = max(float(np.hypot(*(self.source_mesh[eye.upper[-1], :2]
-                                             - self.source_mesh[eye.upper[0], :2]))), 1e-6)
-            ratio = (self._eye_gap(tgt2d, eye) / width) / max(gap / src_width, 1e-6)
+            ratio = (self._eye_gap(tgt2d, eye) / width) / max(src_open, 1e-6)
             out.append(float(np.clip((ratio - 1.0) / self.config.eye_widen, 0.0, 1.0)))
         return out
 
@@ -776,7 +769,7 @@ class MeshWarpRenderer:
             pts = _polygon_pixels(poly, s, s)
             if len(pts) == 0:
                 continue
-            m = _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners)  # target → source
+            m = _lsq_similarity(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners)  # target → source
             xs, ys = pts.astype(np.intp).T
             warped = flow[ys, xs]
             # faded in over the opening's outermost pixel (its outline's distance, not the rasterised
@@ -806,7 +799,7 @@ class MeshWarpRenderer:
                 continue
             xs, ys = pts.astype(np.intp).T
             frame_pts = _affine(pts, _invert(to_image)) if to_image is not None else pts
-            src = _affine(frame_pts, _corner_map(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners))
+            src = _affine(frame_pts, _lsq_similarity(tgt2d[[eye.upper[0], eye.upper[-1]]], ball.corners))
             beyond = _sample(ball.outside[..., None], src[:, 0], src[:, 1])[:, 0]
             # from just past what the photo's opening shows (its lash line too: carried rigidly into the wider
             # opening, it would show as a dark streak across the eyeball)
@@ -824,9 +817,9 @@ class MeshWarpRenderer:
             dist = np.hypot(*(src - ball.iris).T)  # crop pixels from the iris centre
             in_iris = np.clip((ball.radius - dist) / c.iris_edge + 0.5, 0.0, 1.0)[:, None]
             rim = np.clip((dist / ball.radius - 0.75) / 0.25, 0.0, 1.0)[:, None]
-            light = (near @ np.array([0.299, 0.587, 0.114], np.float32))[:, None]
-            sclera_light = float(ball.sclera_rgb @ np.array([0.299, 0.587, 0.114], np.float32))
-            iris_light = float(ball.iris_rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+            light = (near @ LUMA)[:, None]
+            sclera_light = float(ball.sclera_rgb @ LUMA)
+            iris_light = float(ball.iris_rgb @ LUMA)
             # the photo's iris where the nearest pixel is iris-like; lashes (darker) and white give the iris colour
             like = (light > 0.6 * iris_light) & (light < sclera_light)
             iris = np.where(like, near, ball.iris_rgb[None]) * (1.0 - c.limbus_shade * rim)
@@ -859,7 +852,7 @@ class MeshWarpRenderer:
         pixels = self.source[band > 0].astype(np.float32)
         if len(pixels) < 4:
             return np.array([40.0, 30.0, 25.0], np.float32)
-        luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma = pixels @ LUMA
         return np.median(pixels[luma <= np.quantile(luma, 0.1)], axis=0).astype(np.float32)
 
     def _lid_room(self, eye: _Eye) -> float:
@@ -877,7 +870,7 @@ class MeshWarpRenderer:
         sv = s_fold[None] - f[:, None] * (s_fold - s_brow)[None]  # (21, 7)
         x = origin[0] + u[None] * along[0] + sv * across[0]
         y = origin[1] + u[None] * along[1] + sv * across[1]
-        luma = _sample(self.source, x.ravel(), y.ravel()) @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma = _sample(self.source, x.ravel(), y.ravel()) @ LUMA
         light = luma.reshape(len(f), len(u)).mean(axis=1)
         peak = np.maximum.accumulate(light)
         dark = np.flatnonzero((f > 0.1) & (light < c.lid_dark * peak))
