@@ -176,6 +176,13 @@ LOUD_PERCENTILE = 95.0
 DOMINANCE_FLOOR = 1e-6
 """Added to the dominance sum, so a frame far from every phoneme does not divide by zero."""
 
+WINDOW_FRAMES = 500
+"""Long speech is blended this many video frames at a time (20 s at 25 fps), each with the phones near it."""
+
+REACH_S = 2.0
+"""Phones farther than this from a window are left out of it: beyond its plateau a phone's dominance has
+decayed by e^-30 or more (τ ≤ 0.06 s), and a bilabial's closure weight is nil."""
+
 
 @dataclass(frozen=True)
 class MouthTrack:
@@ -262,7 +269,18 @@ def dominance(times: np.ndarray, centres: np.ndarray, durations: np.ndarray, tau
 def closure_weight(times: np.ndarray, phones: Sequence[Phone], fps: float, core: float = CLOSURE_CORE,
                    min_frames: float = 0.5) -> np.ndarray:
     """Bilabial closure weight per time: (T,) float64 in [0, 1] (max over all /p b m/), full over ``core`` of
-    each one's duration either side of its centre, and at least ``min_frames`` frames."""
+    each one's duration either side of its centre, and at least ``min_frames`` frames. Long speech is taken
+    :data:`WINDOW_FRAMES` times at a time (:func:`_windows`)."""
+    out = np.zeros(times.size)
+    for window, near in _windows(times, phones):
+        out[window] = _closure_weight(times[window], near, fps, core, min_frames)
+    return out
+
+
+def _closure_weight(times: np.ndarray, phones: Sequence[Phone], fps: float, core: float,
+                    min_frames: float) -> np.ndarray:
+    if not phones:
+        return np.zeros(times.size)
     centres, durations, classes = _phone_arrays(phones)
     keep = classes == BILABIAL
     if not keep.any():
@@ -270,6 +288,19 @@ def closure_weight(times: np.ndarray, phones: Sequence[Phone], fps: float, core:
     half = np.maximum(core * durations[keep], min_frames / fps)  # (B,)
     outside = np.maximum(np.abs(times[:, None] - centres[keep][None, :]) - half[None, :], 0.0)  # (T, B)
     return np.exp(-np.square(outside / CLOSURE_FALLOFF_S)).max(axis=1)
+
+
+def _windows(times: np.ndarray, phones: Sequence[Phone]):
+    """(slice of ``times``, the phones within :data:`REACH_S` of it) for each run of :data:`WINDOW_FRAMES`
+    times: every phone–time matrix stays that size, so memory and time grow linearly with the speech's
+    length. A clip of at most that many frames is one window with every phone."""
+    for start in range(0, times.size, WINDOW_FRAMES):
+        window = slice(start, min(start + WINDOW_FRAMES, times.size))
+        if times.size <= WINDOW_FRAMES:
+            yield window, list(phones)
+            return
+        lo, hi = times[window][0] - REACH_S, times[window][-1] + REACH_S
+        yield window, [p for p in phones if p.end >= lo and p.start <= hi]
 
 
 def apply_closure(weights: np.ndarray, opening: np.ndarray, closure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -320,17 +351,30 @@ def mouth_track(
     if not phones or n_frames == 0:
         zeros = np.zeros(n_frames, dtype=np.float32)
         return MouthTrack(np.zeros((n_frames, n_exp), np.float32), zeros, zeros.astype(np.int8), zeros)
+    gain = None if energy_db is None else loudness_gain(energy_db)  # the utterance's loud level: all of it
+    blended = np.zeros((n_frames, n_exp + 1))
+    viseme = np.zeros(n_frames, np.int8)
+    for window, near in _windows(times, phones):
+        blended[window], viseme[window] = _blend(times[window], near, None if gain is None else gain[window])
+    closure = closure_weight(times, phones, fps)
+    exp, opening = apply_closure(blended[:, :n_exp], blended[:, n_exp], closure)
+    return MouthTrack(exp.astype(np.float32), opening.astype(np.float32), viseme, closure.astype(np.float32))
+
+
+def _blend(times: np.ndarray, phones: Sequence[Phone], gain: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The coarticulated targets (T, 53: 52 ARKit + opening) at ``times`` and the dominant class (T,) int8;
+    the jaw group times ``gain`` (T,) when given."""
+    n_exp = len(arkit_index())
+    if not phones:
+        return np.zeros((times.size, n_exp + 1)), np.full(times.size, SILENCE, np.int8)
     targets, alpha, tau = _class_tables()
     centres, durations, classes = _phone_arrays(phones)
     shape = dominance(times, centres, durations, tau[classes])  # (T, P)
     weights = shape[:, :, None] * alpha[classes][None, :, :]  # (T, P, C)
     blended = np.einsum("tpc,pc->tc", weights, targets[classes]) / (weights.sum(axis=1) + DOMINANCE_FLOOR)  # (T, C)
-    per_class = np.zeros((n_frames, len(VISEMES)))
+    per_class = np.zeros((times.size, len(VISEMES)))
     np.add.at(per_class.T, classes, shape.T * alpha[classes, 0][:, None])  # (K, T) total jaw dominance
-    if energy_db is not None:
+    if gain is not None:
         jaw = np.append([arkit_index()[n] for n in JAW_GROUP], n_exp)
-        blended[:, jaw] *= loudness_gain(energy_db)[:, None]
-    closure = closure_weight(times, phones, fps)
-    exp, opening = apply_closure(blended[:, :n_exp], blended[:, n_exp], closure)
-    return MouthTrack(exp.astype(np.float32), opening.astype(np.float32),
-                      per_class.argmax(axis=1).astype(np.int8), closure.astype(np.float32))
+        blended[:, jaw] *= gain[:, None]
+    return blended, per_class.argmax(axis=1).astype(np.int8)

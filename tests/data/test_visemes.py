@@ -85,3 +85,24 @@ def test_coarticulation_is_smooth() -> None:
     _, track = _track("We went over the old bridge.")
     assert np.abs(np.diff(track.weights[:, JAW])).max() < 0.5
     assert track.weights.dtype == np.float32 and track.weights.shape[1] == len(ARKIT_NAMES)
+
+
+def test_long_speech_is_blended_window_by_window_as_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """70 s of phones (some long pauses) over 1750 frames: taken 500 frames at a time, with the phones near
+    each window, the track equals the one computed in one piece (whose phone × frame matrices grow with the
+    square of the length)."""
+    rng = np.random.default_rng(0)
+    names = [*visemes.PHONEME_CLASSES, "_"]
+    phones, t = [], 0.0
+    while t < 70.0:
+        d = rng.uniform(0.04, 0.25) if rng.random() > 0.05 else rng.uniform(0.3, 3.0)
+        phones.append(Phone(t, t + d, names[rng.integers(len(names))]))
+        t += d
+    energy = rng.normal(-30.0, 8.0, 1750)
+    windowed = visemes.mouth_track(phones, 1750, 25.0, energy)
+    monkeypatch.setattr(visemes, "WINDOW_FRAMES", 10_000)
+    whole = visemes.mouth_track(phones, 1750, 25.0, energy)
+    np.testing.assert_allclose(windowed.weights, whole.weights, atol=1e-12)
+    np.testing.assert_array_equal(windowed.viseme, whole.viseme)
+    np.testing.assert_array_equal(windowed.closure, whole.closure)
+    np.testing.assert_array_equal(windowed.opening, whole.opening)
