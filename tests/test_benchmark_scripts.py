@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -76,3 +77,15 @@ def test_emotion_stages_follows_the_key_blendshapes(tmp_path: Path) -> None:
                           flags=re.MULTILINE)) == 7, out
     shares = re.findall(r"share of the (?:coefficients' rise the rig reads|rig's rise the video keeps): ([\d.]+)", out)
     assert len(shares) == 2 and all(0.0 < float(s) < 2.0 for s in shares), out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
+                    reason="the phones come from pocketsphinx: pip install '.[phones]'")
+def test_phone_recognition_compares_the_recognisers_on_speech_with_its_text() -> None:
+    out = run_script("benchmarks/phone_recognition.py", "--speech", "examples/speech3.wav",
+                     "Bob put the maps by my bike, but Pam bought plum jam.", "--lw", "1")
+    assert "1 recordings, 15 p/b/m" in out, out
+    line = r"^(.+): p/b/m found [\d.]+ \(\d+ of 15\), extra \d+, vowel openness ρ -?[\d.]+, CPU [\d.]+ s per s$"
+    names = re.findall(line, out, flags=re.MULTILINE)
+    assert names == ["word recogniser, narrow search", "phone recogniser, lw 1", "phone recogniser, lw 2 (shipped)"]
+    assert re.fullmatch(r"p/b/m found by the phone recogniser: [\d.]+", out.splitlines()[-1]), out

@@ -10,10 +10,14 @@ in the wheel; ``pip install '.[phones]'``, also part of ``[eval]``), at 10 ms.
   phones of its hypothesis are aligned the same way. On real voices its word error rate is about 0–0.2;
   on espeak-ng's it is about 0.9 (issue 22), so give the text for synthetic speech. ``fast=True`` narrows
   its beams (:data:`FAST_SEARCH`): about 0.1 s of CPU per second of real speech instead of 0.23 (0.2
-  instead of 0.6 on espeak-ng's), with more word errors; generation's phones for ExpFlow and the corpus
-  phones it learns from are recognised this way.
+  instead of 0.6 on espeak-ng's), with more word errors; ExpFlow's phone features (``phone_dim``) and the
+  corpus phones it learns from are recognised this way.
+- :func:`loop_phones`: no text, no words: pocketsphinx's phone recogniser (its ``allphone`` search over
+  en-us's phone language model, :data:`PHONE_LOOP`). What ``generate --phones`` hears: on real voices it
+  finds more of the p, b and m than the word recogniser, at a third of its cost
+  (``benchmarks/phone_recognition.py``).
 
-``generate --text`` / ``--phones`` shut the lips on their p, b and m (:mod:`flowvq_cli.flow.lips`); the
+``generate --text`` / ``--phones`` make the lips follow their phones (:mod:`flowvq_cli.flow.lips`); the
 phone-level lip-sync measures on these phones are in :mod:`flowvq_cli.eval.phone_sync`.
 """
 
@@ -43,6 +47,9 @@ _SEARCHES = (  # tried in turn; the lattice's best path (bestpath) loses the end
 )
 FAST_SEARCH = dict(fwdflat=False, bestpath=False, maxhmmpf=3000, beam=1e-40, pbeam=1e-40, wbeam=1e-25)
 """The recogniser's narrow search: first pass only, pruned beams, at most 3000 active HMMs per frame."""
+PHONE_LOOP = dict(bestpath=False, lw=2.0)
+"""The phone recogniser's search: its language-model weight 2 (pocketsphinx's default 6.5 lets the phone
+bigrams overrule the sound: fewer p, b and m found; ``benchmarks/phone_recognition.py --lw``)."""
 
 
 class Phone(NamedTuple):
@@ -154,6 +161,24 @@ def recognise_phones(audio: str | Path, fast: bool = False) -> list[Phone]:
     if decoder.hyp() is None or not decoder.hyp().hypstr.strip():
         raise AlignmentError(f"pocketsphinx recognised no speech in {Path(audio).name}")
     return _aligned(decoder, pcm)[1]
+
+
+def loop_phones(audio: str | Path) -> list[Phone]:
+    """The phones of whatever ``audio`` says, found one by one, without words: pocketsphinx's ``allphone``
+    search over en-us's phone bigram language model (``en-us-phone.lm.bin``, in the wheel), :data:`PHONE_LOOP`.
+    Silence and noise are ``SIL`` / ``+NSN+`` / ``+SPN+``; the phones cover the audio end to end.
+
+    Raises:
+        PhonesUnavailableError: pocketsphinx is not installed.
+    """
+    check_pocketsphinx()
+    from pocketsphinx import Decoder, get_model_path
+
+    language = Path(get_model_path()) / "en-us" / "en-us-phone.lm.bin"
+    decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", lm=None, allphone=str(language), **PHONE_LOOP)
+    _decode(decoder, _pcm(audio))
+    return [Phone(s.start_frame / FRAMES_PER_SECOND, (s.end_frame + 1) / FRAMES_PER_SECOND, s.word)
+            for s in decoder.seg() or [] if s.end_frame >= s.start_frame]
 
 
 def phones_of(audio: str | Path, text: str | None = None, fast: bool = False) -> list[Phone]:

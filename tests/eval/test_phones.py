@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("pocketsphinx", reason="the phone aligner is pocketsphinx: pip install '.[eval]'")
 
-from flowvq_cli.audio.phones import AlignmentError, Phone, align_phones, recognise_phones
+from flowvq_cli.audio.phones import AlignmentError, Phone, align_phones, loop_phones, recognise_phones
+from flowvq_cli.data.flite import flite_exe
 from flowvq_cli.eval.phone_sync import BILABIALS, OPENNESS, ROUNDED, frames_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -44,6 +45,33 @@ def test_recognition_without_text_gives_arpabet_phones_end_to_end() -> None:
         phones = recognise_phones(SPEECH3, fast=fast)
         _contiguous(phones, 4.32)
         assert sum(p.label != "SIL" for p in phones) >= 10
+
+
+def test_the_phone_recogniser_gives_arpabet_phones_end_to_end() -> None:
+    phones = loop_phones(SPEECH3)
+    _contiguous(phones, 4.32)
+    assert sum(p.label in OPENNESS for p in phones) >= 8
+
+
+@pytest.mark.skipif(flite_exe() is None,
+                    reason="flite's real-speaker voices are Debian's flite (docs/training.md; .ci/run installs it)")
+def test_on_a_real_speakers_voice_the_phone_recogniser_finds_the_bilabials_the_words_miss(tmp_path: Path) -> None:
+    """flite's awb (a recorded speaker, issue 22's held-out flite voice) saying speech3's sentence: of its 15 p,
+    b and m (aligned to the text), the phone recogniser finds at least 13 (14 when written), the word
+    recogniser fewer (9: it hears other words)."""
+    from flowvq_cli.audio.load import save_wav
+    from flowvq_cli.data import flite
+
+    wav = tmp_path / "awb.wav"
+    save_wav(wav, flite.synthesize(TEXT3, "flite:awb").samples)
+    said = [p for p in align_phones(wav, TEXT3) if p.label in BILABIALS]
+
+    def found(heard: list[Phone]) -> int:
+        guessed = [q for q in heard if q.label in BILABIALS]
+        return sum(any(min(p.end, q.end) - max(p.start, q.start) > -0.02 for q in guessed) for p in said)
+
+    assert len(said) == 15
+    assert found(loop_phones(wav)) >= 13 > found(recognise_phones(wav, fast=True))
 
 
 def test_a_word_outside_the_dictionary_is_named() -> None:
