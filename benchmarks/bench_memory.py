@@ -1,10 +1,11 @@
 """Peak memory of `flowvq generate` against audio length: it must stay flat (frames stream to ffmpeg).
 
-    python benchmarks/bench_memory.py [--weights BUNDLE] [--lengths 30 120 600]
+    python benchmarks/bench_memory.py [--weights BUNDLE] [--lengths 30 120 600] [--phones]
 
 Each length runs in a fresh Python process (examples/face.png, examples/speech.wav repeated); the figure is
 that process's peak resident set size (ffmpeg's own, constant memory is not included). Prints the ratio of
-the longest to the shortest.
+the longest to the shortest. ``--phones``: ``generate --phones`` (pocketsphinx's phone recogniser, then the
+phones lead the lips).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from common import REPO, machine, run
 CHILD = """
 import resource, sys
 from flowvq_cli.api import FlowVQ
-weights = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+weights = sys.argv[3] if sys.argv[3] != "-" else None
 fv = FlowVQ.from_pretrained(weights, device="cpu")
-r = fv.generate(sys.argv[1], sys.argv[2], emotion="happy", seed=0, out=sys.argv[2] + ".mp4")
+r = fv.generate(sys.argv[1], sys.argv[2], emotion="happy", seed=0, out=sys.argv[2] + ".mp4", phones=sys.argv[4] == "1")
 print(r.n_frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -34,13 +35,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None)
     ap.add_argument("--lengths", type=float, nargs="+", default=[30.0, 120.0, 600.0])
+    ap.add_argument("--phones", action="store_true", help="generate --phones (needs pocketsphinx)")
     args = ap.parse_args()
     peaks = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seconds in args.lengths:
             audio = long_audio(Path(tmp) / f"speech_{int(seconds)}.wav", seconds)
             out = subprocess.run([sys.executable, "-c", CHILD, str(REPO / "examples" / "face.png"), str(audio),
-                                  args.weights or "-"], capture_output=True, text=True, check=True)
+                                  args.weights or "-", "1" if args.phones else "0"], capture_output=True, text=True,
+                                 check=True)
             frames, kib = out.stdout.split()[-2:]
             peaks[seconds] = int(kib) / 1024
             print(f"{seconds:.0f} s of audio ({frames} frames): peak RSS {peaks[seconds]:.0f} MiB", flush=True)

@@ -2,16 +2,16 @@
 
     python benchmarks/lip_sync_phones.py [--weights weights/flowvq-mini] [--seeds 0 1]
         [--face examples/face.png --face examples/face2.png] [--speech WAV "ITS TEXT" ...]
-        [--emotion neutral] [--lips flow|text|phones] [--held-out] [--out runs/lip-sync-phones]
+        [--emotion neutral] [--lips flow|text|phones] [--lead 0.7] [--held-out] [--out runs/lip-sync-phones]
 
-One video per face, speech and seed is made with `generate`'s defaults (``FlowVQ.from_pretrained`` and
-``generate``, emotion neutral unless ``--emotion``; with ``--lips text`` also ``generate --text`` with the
-speech's text, with ``--lips phones`` ``generate --phones``: the speech's p/b/m shut the lips,
-``flowvq_cli.flow.lips``) and re-analysed (``flowvq_cli.face.analyze``: MediaPipe's
-FaceMesh landmarks per frame). The phones of the speech come from **pocketsphinx** 5.1.1 (PyPI, BSD; its
-en-us acoustic model and CMU dictionary ship in the wheel; ``pip install -e ".[eval]"``): forced alignment of
-the known text (``flowvq_cli.audio.phones.align_phones``), ARPAbet phones at 10 ms. One aligner for every voice,
-synthetic or recorded.
+One video per face, speech and seed is made with `generate`'s defaults (``FlowVQ.from_pretrained`` and ``generate``,
+emotion neutral unless ``--emotion``; with ``--lips text`` also ``generate --text`` with the speech's text, with
+``--lips phones`` ``generate --phones``: the speech's phones lead the mouth and its p/b/m shut the lips,
+``flowvq_cli.flow.lips``, ``--lead`` of the way) and re-analysed (``flowvq_cli.face.analyze``: MediaPipe's FaceMesh
+landmarks per frame). The phones of the speech come from **pocketsphinx** 5.1.1 (PyPI, BSD; its en-us acoustic model
+and CMU dictionary ship in the wheel; ``pip install -e ".[eval]"``): forced alignment of the known text
+(``flowvq_cli.audio.phones.align_phones``), ARPAbet phones at 10 ms. One aligner for every voice, synthetic or
+recorded.
 
 Default speech, both voices the training never heard (``flowvq_cli.data.speech`` draws the corpus's voices
 from ``LANGUAGE_VOICES`` × ``VOICE_VARIANTS``; the variants m5 and m6 are in neither), made by
@@ -115,6 +115,9 @@ def main() -> None:
     ap.add_argument("--lips", choices=("flow", "text", "phones"), default="flow",
                     help="flow: generate's defaults (the lips as ExpFlow samples them); text: generate --text "
                          "(the speech's p/b/m shut the lips); phones: generate --phones (recognised, no text)")
+    ap.add_argument("--lead", type=float, default=None,
+                    help="with --lips text/phones: how far the phones lead the mouth, 0 (the flow's) to 1 "
+                         "(default: flowvq_cli.flow.lips.LEAD)")
     ap.add_argument("--held-out", action="store_true",
                     help="instead of the example speech, the default sentences spoken by the voices no corpus uses: "
                          "Kokoro's jf_nezumi ([kokoro] extra) and flite's awb (Debian's flite), those installed")
@@ -142,9 +145,13 @@ def main() -> None:
         print(f"{wav.name}: {len(labels)} phones aligned in {time.perf_counter() - start:.1f} s, "
               f"{sum(x in BILABIALS for x in labels)} p/b/m, {sum(x in OPENNESS for x in labels)} vowels, "
               f"{sum(x in ROUNDED for x in labels)} uw/ow/w")
+    if args.lead is not None:
+        from flowvq_cli.flow import lips
+
+        lips.LEAD = args.lead  # what generate's follow_phones uses
     model = FlowVQ.from_pretrained(args.weights)
     print(f"weights: {args.weights}  renderer: {model.renderer}  emotion: {args.emotion}  seeds: {args.seeds}  "
-          f"lips: {args.lips}")
+          f"lips: {args.lips}" + (f" (lead {args.lead})" if args.lead is not None else ""))
     gaps, rhos, rounded, syncs = [], [], [], []
     for photo in faces:
         for wav, text in speech:

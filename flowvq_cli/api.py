@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ from flowvq_cli.job import (  # noqa: F401 (re-exported: part of the API)
 )
 from flowvq_cli.labels import check_emotion
 from flowvq_cli.modeling import resolve_device
+
+if TYPE_CHECKING:
+    from flowvq_cli.flow.lips import SpokenLips
 
 Renderer = Literal["auto", "vqig", "warp"]
 
@@ -159,7 +162,7 @@ class FlowVQ:
     def motion(self, source: SourceFace, feats: np.ndarray, *, emotion: str, intensity: int, seed: int,
                temperature: float = 1.0, pose: str | Path = "generated", pose_scale: float = 1.0,
                exp_latents: torch.Tensor | None = None, project: bool = False, eyes: str = "auto",
-               fps: float = DEFAULT_FPS, closure: np.ndarray | None = None) -> np.ndarray:
+               fps: float = DEFAULT_FPS, lips: SpokenLips | None = None) -> np.ndarray:
         """Coefficients (T, 58) at ``fps``: sampled expression + head motion relative to the photo's own pose.
 
         ``eyes``: ``auto`` tops the sampled blinks up to the emotion's natural rate and takes the gaze from
@@ -169,7 +172,8 @@ class FlowVQ:
         default: on the shipped weights it removes blinks (rare, tail-of-the-prior latents are pulled to
         their typical neighbours; see benchmarks/eval_flows.py --project).
 
-        ``closure`` (T,) in [0, 1]: shut the lips there (:meth:`lip_closure`)."""
+        ``lips``: the phones of the speech lead the mouth and shut it on p, b and m (:meth:`spoken_lips`,
+        :mod:`flowvq_cli.flow.lips`)."""
         n = len(feats)
         audio = torch.from_numpy(np.ascontiguousarray(feats, np.float32)).to(self.device)[None]  # (1, T, F)
         src = torch.from_numpy(source.coeffs[: rig.N_EXP].astype(np.float32)).to(self.device)[None]  # (1, 52)
@@ -181,26 +185,29 @@ class FlowVQ:
             delta = self._pose_delta(audio[..., : self.poseflow.config.audio_dim], n, gen, temperature, pose)
         coeffs = np.empty((n, rig.N_COEFFS), np.float32)
         exp = np.clip(exp, 0.0, 1.0)
-        if closure is not None:
-            from flowvq_cli.flow.lips import close_lips
+        if lips is not None:
+            from flowvq_cli.flow.lips import follow_phones
 
-            exp = close_lips(exp, closure)
+            exp = follow_phones(exp, lips)
         coeffs[:, : rig.N_EXP] = eye_motion(exp, fps, emotion, seed, eyes)
         coeffs[:, rig.N_EXP :] = source.coeffs[rig.N_EXP :] + pose_scale * delta
         return coeffs
 
-    def lip_closure(self, audio: str | Path, n_frames: int, fps: float, *, text: str | None = None
-                    ) -> tuple[np.ndarray, int]:
-        """Where the lips must shut, (T,) in [0, 1], and how many p/b/m phones: pocketsphinx's phones of the
-        speech, aligned to ``text`` (what it says) or, without it, recognised (:mod:`flowvq_cli.flow.lips`)."""
-        return self._closure(self.speech_phones(audio, text), n_frames, fps)
+    def spoken_lips(self, audio: str | Path, n_frames: int, fps: float, *, emotion: str, intensity: int,
+                    text: str | None = None, phones: list | None = None) -> SpokenLips:
+        """What the phones of the speech say the lips do over ``n_frames`` frames (:mod:`flowvq_cli.flow.lips`):
+        ``phones`` when given, else pocketsphinx's, aligned to ``text`` (what it says) or, without it, found by
+        its phone recogniser (:func:`flowvq_cli.audio.phones.loop_phones`)."""
+        from flowvq_cli.audio.energy import energy_envelope
+        from flowvq_cli.audio.load import load_audio
+        from flowvq_cli.audio.phones import align_phones, loop_phones
+        from flowvq_cli.flow.lips import spoken_lips
 
-    @staticmethod
-    def _closure(phones: list, n_frames: int, fps: float) -> tuple[np.ndarray, int]:
-        from flowvq_cli.audio.phones import BILABIALS
-        from flowvq_cli.flow.lips import bilabial_closure
-
-        return bilabial_closure(phones, n_frames, fps), sum(p.label in BILABIALS for p in phones)
+        if phones is None:
+            phones = loop_phones(audio) if text is None else align_phones(audio, text)
+        decoded = load_audio(audio)
+        energy = energy_envelope(decoded.samples, decoded.sr, n_frames, fps)
+        return spoken_lips(phones, energy, fps, emotion, intensity)
 
     def _pose_delta(self, audio: torch.Tensor, n: int, gen: torch.Generator, temperature: float,
                     pose: str | Path | np.ndarray) -> np.ndarray:
@@ -297,28 +304,34 @@ class FlowVQ:
                 progress(name, 0, 1)
             t0 = time.perf_counter()
             value = work()
-            timings[name] = time.perf_counter() - t0
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
             if progress is not None:
                 progress(name, 1, 1)
             return value
 
         source = stage("analysis", lambda: self.prepare_face(face, face_index=face_index))
-        heard = None  # pocketsphinx's phones, once, for the lips and for ExpFlow
-        if text is not None or phones or self.needs_phones:
+        heard = spoken = None  # pocketsphinx's phones: ExpFlow's (when it hears them), the lips' (text or phones)
+        if text is not None or self.needs_phones:
             heard = stage("phones", lambda: self.speech_phones(audio, text))
+        if text is not None:
+            spoken = heard
+        elif phones:
+            from flowvq_cli.audio.phones import loop_phones
+
+            spoken = stage("phones", lambda: loop_phones(audio))
         feats, duration = stage("audio_features", lambda: self.audio_features(audio, fps, phones=heard))
-        closure, bilabials = None, None
-        if text is not None or phones:
-            closure, bilabials = self._closure(heard, len(feats), fps)
+        lips = None
+        if spoken is not None:
+            lips = self.spoken_lips(audio, len(feats), fps, emotion=emotion, intensity=intensity, phones=spoken)
         coeffs = stage("motion", lambda: self.motion(source, feats, emotion=emotion, intensity=intensity, seed=seed,
                                                      temperature=temperature, pose=pose, pose_scale=pose_scale,
                                                      exp_latents=exp_latents, project=project, eyes=eyes,
-                                                     fps=fps, closure=closure))
+                                                     fps=fps, lips=lips))
         result = GenerationResult(path=path, coeffs=coeffs, fps=fps, seed=seed, emotion=emotion,
                                   intensity=intensity, duration=duration, renderer=self.renderer,
                                   weights=self.weights_id, timings=timings,
                                   precision=self.vqig.render_precision if self.vqig is not None else "float32",
-                                  bilabials=bilabials)
+                                  bilabials=None if lips is None else lips.bilabials)
         if path is not None:
             self._write_video(result, source, audio, path, paste_back=paste_back, force=force, progress=progress)
         if coeffs_out is not None:

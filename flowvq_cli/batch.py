@@ -18,7 +18,9 @@ from flowvq_cli.errors import DiskFullError, FlowVQError, InputError, OutputErro
 from flowvq_cli.job import DEFAULT_FPS, POSE_KINDS, GenerationResult, resolve_output
 
 JOB_FIELDS = ("face", "audio", "emotion", "intensity", "seed", "out", "pose", "pose_scale", "temperature", "ref",
-              "ref_emotion", "coeffs", "eyes", "text")
+              "ref_emotion", "coeffs", "eyes", "text", "phones")
+FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+"""How a yes/no column (``phones``) may be written, in any case; JSONL may also give a JSON boolean."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Job:
     ref_emotion: str = "neutral"
     coeffs: str | None = None
     eyes: str = "auto"
-    text: str | None = None  # what the speech says: the lips shut on its p, b and m
+    text: str | None = None  # what the speech says: its phones lead the lips
+    phones: bool = False  # without text: the phones pocketsphinx recognises lead the lips
 
 
 def read_jobs(path: str | Path) -> list[Job]:
@@ -84,9 +87,17 @@ def _job(path: Path, n: int, row: dict) -> Job:
                    pose=_job_pose(row.get("pose", "generated"), rel), pose_scale=float(row.get("pose_scale", 1.0)),
                    temperature=float(row.get("temperature", 1.0)), ref=rel(row.get("ref")),
                    ref_emotion=row.get("ref_emotion", "neutral"), coeffs=rel(row.get("coeffs")),
-                   eyes=row.get("eyes", "auto"), text=row.get("text") or None)
+                   eyes=row.get("eyes", "auto"), text=row.get("text") or None, phones=_flag(row.get("phones", False)))
     except ValueError as exc:
         raise InputError(f"{path}:{n}: {exc}") from None
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() not in FLAGS:
+        raise ValueError(f"phones must be yes or no (or true/false, 1/0), got {value!r}")
+    return FLAGS[str(value).strip().lower()]
 
 
 def _job_pose(pose: str, rel: Callable[[str], str | None]) -> str:
@@ -112,11 +123,11 @@ class Runner(Protocol):
 
     def generate(self, face: str, audio: str, *, emotion: str, intensity: int, seed: int, temperature: float,
                  pose: str, pose_scale: float, fps: float, out: Path, paste_back: bool, force: bool,
-                 coeffs_out: str | None, eyes: str, text: str | None) -> GenerationResult: ...
+                 coeffs_out: str | None, eyes: str, text: str | None, phones: bool) -> GenerationResult: ...
 
     def transfer(self, face: str, audio: str, ref: str, *, ref_emotion: str, seed: int, pose: str,
                  pose_scale: float, fps: float, out: Path, paste_back: bool, force: bool, coeffs_out: str | None,
-                 eyes: str, text: str | None) -> GenerationResult: ...
+                 eyes: str, text: str | None, phones: bool) -> GenerationResult: ...
 
 
 @dataclass
@@ -181,7 +192,8 @@ def _run_job(model: Runner, job: Job, target: Path, *, force: bool, paste_back: 
     if job.ref:
         return model.transfer(job.face, job.audio, job.ref, ref_emotion=job.ref_emotion, seed=job.seed, pose=job.pose,
                               pose_scale=job.pose_scale, fps=fps, out=target, paste_back=paste_back, force=force,
-                              coeffs_out=job.coeffs, eyes=job.eyes, text=job.text)
+                              coeffs_out=job.coeffs, eyes=job.eyes, text=job.text, phones=job.phones)
     return model.generate(job.face, job.audio, emotion=job.emotion, intensity=job.intensity, seed=job.seed,
                           temperature=job.temperature, pose=job.pose, pose_scale=job.pose_scale, fps=fps, out=target,
-                          paste_back=paste_back, force=force, coeffs_out=job.coeffs, eyes=job.eyes, text=job.text)
+                          paste_back=paste_back, force=force, coeffs_out=job.coeffs, eyes=job.eyes, text=job.text,
+                          phones=job.phones)

@@ -31,10 +31,10 @@ from flowvq_cli.errors import DEBUG_ENV, FlowVQError, UsageError, one_line
 if TYPE_CHECKING:
     from flowvq_cli.train import TrainConfig
 
-TEXT_HELP = ("What the speech says: its phones, aligned by pocketsphinx, shut the lips on every p, b and m "
-             "(needs pip install '.[phones]').")
-PHONES_HELP = ("Shut the lips on p, b and m where pocketsphinx recognises them, without --text (recorded voices; "
-               "needs pip install '.[phones]').")
+TEXT_HELP = ("What the speech says: its phones, aligned by pocketsphinx, lead the mouth: open with each vowel, "
+             "shut on every p, b and m (needs pip install '.[phones]').")
+PHONES_HELP = ("The phones pocketsphinx recognises lead the mouth, without --text: best for recorded voices, "
+               "give --text for synthetic ones (needs pip install '.[phones]').")
 FP32_HELP = ("VQIG renders in float32 where it would use bf16/fp16 (GPU, CPU with hardware bf16): slower, "
              "machine-independent frames.")
 
@@ -413,8 +413,8 @@ Examples:
   flowvq batch jobs.jsonl --shard 2/4 --skip-existing --report report.json
 
 Job columns: face, audio (required); emotion, intensity, seed, out, pose, pose_scale, temperature,
-ref and ref_emotion (a transfer job), coeffs, eyes, text (what the speech says: the lips shut on its p, b
-and m). Relative paths are relative to the job file.
+ref and ref_emotion (a transfer job), coeffs, eyes, text (what the speech says: its phones lead the lips),
+phones (yes: the phones pocketsphinx recognises lead them). Relative paths are relative to the job file.
 """
 
 

@@ -44,7 +44,7 @@ STAGES: dict[str, tuple[str, float]] = {
     "reference": ("reading the reference clip", 0.0),
     "analysis": ("analysing the photo", 0.3),
     "audio_features": ("reading the speech", 0.05),
-    "phones": ("finding the p, b and m in the speech", 0.0),
+    "phones": ("finding the phones of the speech", 0.0),
     "motion": ("sampling expression and head motion", 0.1),
     "render": ("rendering frames", 0.55),
 }
@@ -129,7 +129,8 @@ class JobRequest:
     temperature: float = 1.0
     eyes: str = "auto"
     crop_only: bool = False
-    text: str = ""  # what the speech says (optional): the lips shut on its p, b and m
+    text: str = ""  # what the speech says (optional): its phones lead the lips
+    phones: bool = False  # without text: the phones pocketsphinx recognises lead the lips (recorded voices)
 
 
 @dataclass
@@ -172,7 +173,7 @@ def run_job(models: Models, req: JobRequest, folder: Path, progress: Callable[[f
         report = _reporter(progress, k, samples)
         common = {"seed": seed, "pose": pose, "pose_scale": float(req.pose_scale), "out": video,
                   "coeffs_out": video.with_suffix(".csv"), "eyes": req.eyes, "paste_back": not req.crop_only,
-                  "text": (req.text or "").strip() or None, "progress": report}
+                  "text": (req.text or "").strip() or None, "phones": bool(req.phones), "progress": report}
         if transfer:
             report("reference", 0, 1)
             result = model.transfer(req.photo, req.speech, req.reference, ref_emotion=emotion, **common)
@@ -257,8 +258,9 @@ A reference clip (under *More options*) takes the emotion from that clip instead
 def build_app(models: Models, workdir: Path, *, jobs: int = 1):
     """The page (a ``gradio.Blocks``, queued ``jobs`` at a time). Its endpoint ``/generate`` takes the inputs by
     name (photo, speech, reference, emotion, intensity, seed, samples, pose, pose_scale, renderer, pose_file,
-    temperature, eyes, crop_only, text) and yields twice: the first video, the other samples, the downloads (MP4s and
-    CSVs), no plots yet and the summary, as soon as the videos are made; then the plots (the rest skipped)."""
+    temperature, eyes, crop_only, text, phones) and yields twice: the first video, the other samples, the
+    downloads (MP4s and CSVs), no plots yet and the summary, as soon as the videos are made; then the plots (the
+    rest skipped)."""
     from flowvq_cli.labels import EMOTIONS
 
     gr = gradio()
@@ -266,12 +268,12 @@ def build_app(models: Models, workdir: Path, *, jobs: int = 1):
 
     def generate(photo, speech, reference=None, emotion="neutral", intensity=2, seed=0, samples=1, pose="generated",
                  pose_scale=1.0, renderer="auto", pose_file=None, temperature=1.0, eyes="auto", crop_only=False,
-                 text="", progress=gr.Progress()):
+                 text="", phones=False, progress=gr.Progress()):
         _prune(workdir)
         req = JobRequest(photo=photo, speech=speech, reference=reference, emotion=emotion, intensity=intensity,
                          seed=seed, samples=samples, pose=pose, pose_file=pose_file, pose_scale=pose_scale,
                          renderer=renderer, temperature=temperature, eyes=eyes, crop_only=bool(crop_only),
-                         text=text or "")
+                         text=text or "", phones=bool(phones))
         folder = Path(tempfile.mkdtemp(prefix="job-", dir=workdir))
         report = lambda fraction, text: progress(fraction, desc=text)  # noqa: E731
         try:
@@ -298,7 +300,10 @@ def build_app(models: Models, workdir: Path, *, jobs: int = 1):
                 speech = gr.Audio(label="Speech", sources=["upload", "microphone"], type="filepath", format=None,
                                   elem_id="speech")
                 text = gr.Textbox(value="", lines=1, elem_id="text",
-                                  label="What the speech says (optional: the lips then shut on every p, b and m)")
+                                  label="What the speech says (optional: its phones then lead the lips, which "
+                                        "open with each vowel and shut on every p, b and m)")
+                phones = gr.Checkbox(False, elem_id="phones",
+                                     label="No text: the phones pocketsphinx hears lead the lips (recorded voices)")
                 with gr.Row():
                     emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="Emotion", elem_id="emotion")
                     intensity = gr.Slider(1, 3, value=2, step=1, label="Intensity")
@@ -330,7 +335,7 @@ def build_app(models: Models, workdir: Path, *, jobs: int = 1):
                 with gr.Accordion("Summary (as flowvq generate --json prints it)", open=False):
                     summary = gr.JSON(show_label=False)
         button.click(generate, inputs=[photo, speech, reference, emotion, intensity, seed, samples, pose, pose_scale,
-                                       renderer, pose_file, temperature, eyes, crop_only, text],
+                                       renderer, pose_file, temperature, eyes, crop_only, text, phones],
                      outputs=[video, others, downloads, plots, summary], api_name="generate", concurrency_limit=jobs)
     app.queue(default_concurrency_limit=jobs)
     return app

@@ -71,3 +71,13 @@ def test_bad_job_files(tmp_path: Path) -> None:
         read_jobs(tmp_path / "b.jsonl")
     with pytest.raises(UsageError, match="--shard"):
         parse_shard("5/4")
+
+
+def test_the_phones_column_is_yes_or_no(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("face,audio,phones\nx.png,y.wav,Yes\nx.png,y.wav,0\nx.png,y.wav,\n")
+    assert [j.phones for j in read_jobs(tmp_path / "a.csv")] == [True, False, False]
+    (tmp_path / "b.jsonl").write_text('{"face": "x.png", "audio": "y.wav", "phones": true}\n')
+    assert read_jobs(tmp_path / "b.jsonl")[0].phones is True
+    (tmp_path / "c.csv").write_text("face,audio,phones\nx.png,y.wav,maybe\n")
+    with pytest.raises(InputError, match=r"c\.csv:2: phones must be yes or no"):
+        read_jobs(tmp_path / "c.csv")

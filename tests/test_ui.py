@@ -114,7 +114,8 @@ def test_a_generate_job_returns_playable_mp4s_csvs_and_plots(client: Client, fac
                     reason="the text box needs pocketsphinx: pip install -e '.[ui]'")
 @pytest.mark.slow
 def test_what_the_speech_says_shuts_the_lips_on_its_bilabials(client: Client, face_png: Path) -> None:
-    """The page's text box reaches generate: the 15 p/b/m of speech3.wav's sentence are found and shut."""
+    """The page's text box reaches generate: the 15 p/b/m of speech3.wav's sentence are found and shut; so
+    does the phones checkbox, without text."""
     speech = Path(__file__).resolve().parents[1] / "examples" / "speech3.wav"
     job = client.submit(photo=handle_file(face_png), speech=handle_file(speech), crop_only=True,
                         text="Bob put the maps by my bike, but Pam bought plum jam.", api_name="/generate")
@@ -122,6 +123,11 @@ def test_what_the_speech_says_shuts_the_lips_on_its_bilabials(client: Client, fa
     summary = job.outputs()[0][4]  # with the videos; the plots come after
     WORKDIRS.append(Path(summary["output"]).parents[1])
     assert summary["bilabials"] == 15
+    heard = client.submit(photo=handle_file(face_png), speech=handle_file(speech), crop_only=True, phones=True,
+                          api_name="/generate")
+    heard.result(timeout=600)
+    summary = heard.outputs()[0][4]
+    assert "bilabials" in summary  # the checkbox reached generate: the recognised phones led the lips
 
 
 @pytest.mark.skipif(NO_BROWSER is not None and not REQUIRED, reason=str(NO_BROWSER))
